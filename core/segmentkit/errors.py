@@ -1,0 +1,109 @@
+"""One hierarchy of errors for everything segmentkit raises at users and hosts.
+
+Each error carries a stable ``code`` (used by the CLI's exit messages and by the
+IPC service's JSON-RPC error data) and a one-line message a person can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class SegmentkitError(Exception):
+    """Base class: a problem the user or the host can fix."""
+
+    code = "segmentkit_error"
+
+
+class UnknownModelError(SegmentkitError, LookupError):
+    """No installed plugin provides the requested model id."""
+
+    code = "unknown_model"
+
+    def __init__(
+        self, model_id: str, close_matches: Iterable[str] = (), role: str | None = None,
+        message: str | None = None,
+    ):
+        self.model_id = model_id
+        self.close_matches = list(close_matches)
+        what = f"model {model_id!r}" + (f" with role {role!r}" if role else "")
+        hint = f"; did you mean {', '.join(map(repr, self.close_matches))}?" if self.close_matches else ""
+        super().__init__(message or f"unknown {what}{hint} (`segmentkit models` lists installed models)")
+
+
+class DuplicateModelError(SegmentkitError):
+    """Two distributions register the same model id for the same role."""
+
+    code = "duplicate_model"
+
+
+class PluginLoadError(SegmentkitError):
+    """A plugin failed to import or to register its specs."""
+
+    code = "plugin_load_error"
+
+
+class SpecError(SegmentkitError, ValueError):
+    """A plugin returned an invalid model spec or card."""
+
+    code = "spec_error"
+
+
+class OptionsError(SegmentkitError, ValueError):
+    """Unknown or invalid per-model options."""
+
+    code = "invalid_options"
+
+
+class MissingDependencyError(SegmentkitError, ImportError):
+    """An optional package a model needs is not installed."""
+
+    code = "missing_dependency"
+
+    def __init__(self, package: str, install: str, purpose: str = ""):
+        self.package = package
+        self.install = install
+        why = f" for {purpose}" if purpose else ""
+        super().__init__(f"{package} is needed{why}; install it with: {install}")
+
+
+class WeightsUnavailableError(SegmentkitError):
+    """Weights for a model are neither cached nor downloadable, or are corrupt."""
+
+    code = "weights_unavailable"
+
+
+class ImageError(SegmentkitError, ValueError):
+    """An image could not be read: not an image, truncated, empty or unsupported."""
+
+    code = "bad_image"
+
+
+class ImageTooLargeError(ImageError):
+    """An image has more pixels than the configured limit."""
+
+    code = "image_too_large"
+
+
+class VideoError(SegmentkitError, ValueError):
+    """A video source could not be opened or read."""
+
+    code = "bad_video"
+
+
+class PromptError(SegmentkitError, ValueError):
+    """A prompt is malformed, not finite, or outside the image."""
+
+    code = "bad_prompt"
+
+
+class TaskError(SegmentkitError, ValueError):
+    """The model does not support the requested task."""
+
+    code = "unsupported_task"
+
+
+class SessionError(SegmentkitError):
+    """A tracking session is unknown, closed, over its limits or misused."""
+
+    code = "session_error"

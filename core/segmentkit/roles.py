@@ -1,0 +1,148 @@
+"""The roles a loaded model plays, as typing Protocols.
+
+The core never imports a plugin's classes: it loads the spec's loader class, calls
+``Class(card, options)`` and uses the object through these protocols. Images may be
+given as a path, bytes, a PIL image or an (H, W, 3) uint8 RGB array; implementations
+normalise them with :func:`segmentkit.io.load_image`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .cards import ModelCard, ModelOptions
+from .types import FrameMasks, Masks, Segmentation
+
+ImageInput = Any  # str | Path | bytes | np.ndarray | PIL.Image.Image
+VideoSource = Any  # str | Path (video file or frame directory) | sequence of images
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """An immutable handle to one image's features, reusable across predictions."""
+
+    model_id: str
+    image_size: tuple[int, int]
+    key: str = field(metadata={"doc": "content hash of the image"})
+    data: Any = field(repr=False, compare=False, default=None)
+
+
+@dataclass
+class Detections:
+    """Boxes found by a grounder: XYXY pixels, scores and the phrase each box matched."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: list[str]
+    image_size: tuple[int, int]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@runtime_checkable
+class Model(Protocol):
+    """Every loaded model keeps its card and the options it was loaded with."""
+
+    card: ModelCard
+    options: ModelOptions
+
+
+@runtime_checkable
+class Segmenter(Model, Protocol):
+    """Whole-image segmentation: semantic, instance, panoptic or automatic masks."""
+
+    def segment(self, image: ImageInput, *, task: str | None = None) -> Segmentation:
+        """Segment ``image``; ``task`` defaults to the card's first task."""
+        ...
+
+
+@runtime_checkable
+class Prompter(Model, Protocol):
+    """Prompt -> mask: embed an image once, predict for many prompt sets."""
+
+    def embed(self, image: ImageInput) -> Embedding:
+        """Compute (or fetch from cache) the image's embedding."""
+        ...
+
+    def predict(self, embedding: Embedding, prompts: Sequence[Any], *, multimask: bool = False) -> Masks:
+        """Masks for one object described by ``prompts``: 1 mask, or 3 with ``multimask``."""
+        ...
+
+    def predict_batch(
+        self, embedding: Embedding, prompt_sets: Sequence[Sequence[Any]], *, multimask: bool = False
+    ) -> list[Masks]:
+        """Masks for several objects, one prompt set each, in one call."""
+        ...
+
+
+@runtime_checkable
+class TrackingSession(Protocol):
+    """One video (file, frame folder or live stream) and the objects tracked in it."""
+
+    id: str
+
+    @property
+    def num_frames(self) -> int: ...
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None: ...
+
+    def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> FrameMasks:
+        """Prompt ``object_id`` on ``frame``; returns that frame's masks."""
+        ...
+
+    def propagate(
+        self, start: int | None = None, *, reverse: bool = False, max_frames: int | None = None
+    ) -> Iterator[FrameMasks]:
+        """Yield per-frame masks of every object, as they are computed."""
+        ...
+
+    def push_frame(self, image: ImageInput) -> FrameMasks:
+        """Append a live frame and return its masks (stream sessions)."""
+        ...
+
+    def remove_object(self, object_id: int) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "TrackingSession": ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+@runtime_checkable
+class Tracker(Model, Protocol):
+    """Starts tracking sessions; one set of weights serves many sessions."""
+
+    def start(self, source: VideoSource | None = None, *, stream: bool = False) -> TrackingSession:
+        """Open a session over ``source`` (file or frame folder), or a live one with ``stream``."""
+        ...
+
+
+@runtime_checkable
+class Grounder(Model, Protocol):
+    """Open-vocabulary detection: text phrases -> labelled boxes."""
+
+    def detect(self, image: ImageInput, text: str) -> Detections:
+        """Boxes for the phrases of ``text`` (phrases separated by '.')."""
+        ...
+
+
+ROLE_PROTOCOLS: dict[str, type] = {
+    "segmenter": Segmenter,
+    "prompter": Prompter,
+    "tracker": Tracker,
+    "grounder": Grounder,
+}
+
+__all__ = [
+    "Detections", "Embedding", "Grounder", "ImageInput", "Model", "Prompter", "ROLE_PROTOCOLS",
+    "Segmenter", "Tracker", "TrackingSession", "VideoSource",
+]

@@ -1,0 +1,1 @@
+"""pytest11 entry point: makes the conformance suite's fixtures available everywhere."""

@@ -1,0 +1,74 @@
+"""Weights: hub repos at pinned revisions in the standard Hugging Face cache, or local dirs.
+
+``resolve_weights`` never downloads when offline (``HF_HUB_OFFLINE=1`` or
+``SEGMENTKIT_OFFLINE=1``); any failure becomes one
+:class:`~segmentkit.errors.WeightsUnavailableError` naming the model, the repository,
+``segmentkit pull`` and the ``--weights DIR`` alternative.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from .cards import ModelCard
+from .errors import WeightsUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+def offline() -> bool:
+    """True when the hub must not be contacted."""
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("SEGMENTKIT_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def resolve_weights(card: ModelCard, local: str | Path | None = None, *, download: bool = True) -> Path:
+    """Directory holding ``card``'s weights: ``local`` if given, else the hub snapshot.
+
+    The cache is tried first; the hub is contacted only when ``download`` is true and
+    segmentkit is not offline.
+    """
+    if local is not None:
+        path = Path(local).expanduser()
+        if not path.is_dir():
+            raise WeightsUnavailableError(
+                f"weights for {card.id!r}: {path} is not a directory (pass the folder holding "
+                "config.json and the weight files)"
+            )
+        return path
+    source = card.weights
+    if source is None:
+        raise WeightsUnavailableError(f"model {card.id!r} has no hub weights; pass a local directory (--weights DIR)")
+    from huggingface_hub import snapshot_download  # deferred: keeps `import segmentkit` light
+
+    patterns = list(source.files) or None
+    try:
+        return Path(snapshot_download(source.repo_id, revision=source.revision, allow_patterns=patterns,
+                                      local_files_only=True))
+    except Exception as cached_exc:  # not (fully) in the cache
+        if not download or offline():
+            raise _unavailable(card, "not in the local cache and segmentkit is offline", cached_exc) from None
+    try:
+        log.info("downloading %s@%s", source.repo_id, source.revision)
+        return Path(snapshot_download(source.repo_id, revision=source.revision, allow_patterns=patterns))
+    except Exception as exc:
+        raise _unavailable(card, f"download failed ({type(exc).__name__}: {exc})", exc) from None
+
+
+def pull(card: ModelCard) -> Path:
+    """Fetch ``card``'s weights into the cache now (`segmentkit pull`)."""
+    if card.weights is None:
+        raise WeightsUnavailableError(f"model {card.id!r} needs no weights (nothing to pull)")
+    return resolve_weights(card, download=True)
+
+
+def _unavailable(card: ModelCard, why: str, exc: BaseException) -> WeightsUnavailableError:
+    src = card.weights
+    if src is None:
+        raise ValueError("weights source required")
+    return WeightsUnavailableError(
+        f"weights for {card.id!r} ({src.repo_id}@{src.revision[:12]}) are unavailable: {why}. "
+        f"Fetch them with `segmentkit pull {card.id}` on a connected machine, "
+        "or pass a local checkpoint directory with --weights DIR (weights=...)."
+    )
