@@ -1,0 +1,169 @@
+"""Registry: in-process plugins, queries, lookup errors, isolation of broken plugins."""
+
+import types
+
+import pytest
+
+from segmentkit import ModelCard, ModelOptions, ModelSpec, hookimpl
+from segmentkit.errors import (
+    DuplicateModelError,
+    MissingDependencyError,
+    OptionsError,
+    PluginLoadError,
+    SpecError,
+    UnknownModelError,
+)
+from segmentkit.registry import Registry
+
+
+class EchoModel:
+    """A loader class for tests: remembers what it was built with."""
+
+    def __init__(self, card, options):
+        self.card, self.options = card, options
+
+
+def card(model_id="toy-a", roles=("segmenter",), **kw):
+    base = dict(id=model_id, family="toy", roles=roles, tasks=("semantic",), license="MIT")
+    if "prompter" in roles:
+        base["prompt_kinds"] = ("point",)
+    base.update(kw)
+    return ModelCard(**base)
+
+
+class ToyOptions(ModelOptions):
+    threshold: float = 0.5
+
+
+def plugin(*specs_by_hook, name="toy"):
+    """A plugin namespace answering the given hooks with the given spec lists."""
+    ns = types.SimpleNamespace(__name__=name)
+    for hook, specs in specs_by_hook:
+        def impl(specs=specs):
+            if isinstance(specs, Exception):
+                raise specs
+            return specs
+        impl.__name__ = hook
+        setattr(ns, hook, hookimpl(impl))
+    return ns
+
+
+LOADER = f"{__name__}:EchoModel"
+
+
+@pytest.fixture
+def registry():
+    return Registry(entry_points=False)
+
+
+def test_register_query_and_load(registry):
+    seg = ModelSpec(card=card(roles=("segmenter", "prompter")), role="segmenter", loader=LOADER, options=ToyOptions)
+    pro = ModelSpec(card=card(roles=("segmenter", "prompter")), role="prompter", loader=LOADER)
+    registry.register(plugin(("segmentkit_segmenters", [seg]), ("segmentkit_prompters", [pro])))
+    infos = registry.models()
+    assert [i.card.id for i in infos] == ["toy-a"]
+    assert infos[0].roles == ("prompter", "segmenter") and infos[0].distribution == "<in-process>"
+    assert registry.models(role="tracker") == []
+    assert [i.card.id for i in registry.models(prompt_kind="point")] == ["toy-a"]
+    model = registry.load("toy-a", role="segmenter", threshold=0.8)
+    assert isinstance(model, EchoModel) and model.options.threshold == 0.8
+    assert registry.resolve("toy-a").spec.role == "prompter"  # prompter is preferred without a role
+
+
+def test_aliases_and_default_model(registry, monkeypatch):
+    spec = ModelSpec(card=card("classic", aliases=("grabcut",)), role="segmenter", loader=LOADER)
+    registry.register(plugin(("segmentkit_segmenters", [spec])))
+    assert registry.load("grabcut").card.id == "classic"
+    assert registry.load(None).card.id == "classic"
+    monkeypatch.setenv("SEGMENTKIT_DEFAULT_MODEL", "nope")
+    assert registry.load(None).card.id == "classic"  # the only segmenter
+
+
+def test_unknown_model_suggests_close_ids(registry):
+    spec = ModelSpec(card=card("sam2.1-hiera-tiny"), role="segmenter", loader=LOADER)
+    registry.register(plugin(("segmentkit_segmenters", [spec])))
+    with pytest.raises(UnknownModelError, match="did you mean 'sam2.1-hiera-tiny'"):
+        registry.load("sam2.1-hiera-tin")
+    with pytest.raises(UnknownModelError, match="role 'tracker'"):
+        registry.load("sam2.1-hiera-tiny", role="tracker")
+
+
+def test_no_default_model_is_a_clear_error(registry):
+    with pytest.raises(UnknownModelError, match="no default prompter model"):
+        registry.load(None, role="prompter")
+
+
+def test_unknown_and_invalid_options(registry):
+    registry.register(plugin(("segmentkit_segmenters", [ModelSpec(card=card(), role="segmenter", loader=LOADER, options=ToyOptions)])))
+    with pytest.raises(OptionsError, match="colour"):
+        registry.load("toy-a", colour="red")
+    with pytest.raises(OptionsError, match="threshold"):
+        registry.load("toy-a", threshold="high")
+    with pytest.raises(OptionsError, match="runs on torch, not 'onnxruntime'"):
+        registry.load("toy-a", runtime="onnxruntime")
+
+
+def test_duplicate_id_names_both_plugins_and_keeps_first(registry):
+    spec = ModelSpec(card=card(), role="segmenter", loader=LOADER)
+    registry.register(plugin(("segmentkit_segmenters", [spec]), name="first"))
+    registry.register(plugin(("segmentkit_segmenters", [spec]), name="second"))
+    assert [i.plugin for i in registry.models()] == ["first"]
+    problem = registry.problems[0]
+    assert problem.plugin == "second" and "first" in problem.error and "second" in problem.error
+    assert DuplicateModelError.__name__ in problem.error
+
+
+def test_raising_hook_is_isolated(registry):
+    good = ModelSpec(card=card("good"), role="segmenter", loader=LOADER)
+    registry.register(plugin(("segmentkit_segmenters", [good]), name="good"))
+    bad_spec = ModelSpec(card=card("half", roles=("segmenter", "prompter")), role="segmenter", loader=LOADER)
+    registry.register(plugin(("segmentkit_segmenters", [bad_spec]),
+                             ("segmentkit_prompters", RuntimeError("boom")), name="bad"))
+    assert [i.card.id for i in registry.models()] == ["good"]  # the broken plugin is dropped whole
+    assert [(p.plugin, p.stage) for p in registry.problems] == [("bad", "segmentkit_prompters")]
+    assert "RuntimeError: boom" in registry.problems[0].error
+
+
+def test_wrong_return_types_are_spec_errors(registry):
+    registry.register(plugin(("segmentkit_segmenters", ["not a spec"]), name="junk"))
+    registry.register(plugin(("segmentkit_prompters", [ModelSpec(card=card("x", roles=("segmenter",)), role="segmenter", loader=LOADER)]), name="misrouted"))
+    assert registry.models() == []
+    errors = {p.plugin: p.error for p in registry.problems}
+    assert SpecError.__name__ in errors["junk"] and "came from the prompter hook" in errors["misrouted"]
+
+
+def test_unknown_hook_name_is_refused(registry):
+    ns = types.SimpleNamespace(__name__="typo")
+    ns.segmentkit_segmentrs = hookimpl(lambda: [])
+    with pytest.raises(PluginLoadError, match="segmentkit_segmentrs"):
+        registry.register(ns)
+    assert registry.problems[0].stage == "register"
+
+
+def test_loader_import_failures(registry):
+    specs = [
+        ModelSpec(card=card("missing-dep"), role="segmenter", loader="not_installed_pkg_xyz.mod:Model"),
+        ModelSpec(card=card("no-attr"), role="segmenter", loader=f"{__name__}:Nope"),
+    ]
+    registry.register(plugin(("segmentkit_segmenters", specs)))
+    with pytest.raises(MissingDependencyError, match="pip install"):
+        registry.load("missing-dep")
+    with pytest.raises(PluginLoadError, match="no attribute 'Nope'"):
+        registry.load("no-attr")
+
+
+def test_card_and_spec_validation():
+    with pytest.raises(ValueError, match="lower-kebab"):
+        card("Bad_ID")
+    with pytest.raises(ValueError, match="prompt_kinds"):
+        ModelCard(id="p", family="f", roles=("prompter",), tasks=("prompt",), license="MIT")
+    with pytest.raises(ValueError, match="not in card.roles"):
+        ModelSpec(card=card(), role="tracker", loader=LOADER)
+    with pytest.raises(ValueError, match="package.module:Class"):
+        ModelSpec(card=card(), role="segmenter", loader="nocolon")
+
+
+def test_allow_list_env(monkeypatch):
+    monkeypatch.setenv("SEGMENTKIT_LOAD_PLUGINS", "only-this")
+    reg = Registry()
+    assert all(name == "only-this" for name, *_ in reg.plugins())
