@@ -33,12 +33,28 @@ class Embedding:
 
 @dataclass
 class Detections:
-    """Boxes found by a grounder: XYXY pixels, scores and the phrase each box matched."""
+    """Boxes found by a grounder: XYXY pixels, scores and the query phrase each box matched.
+
+    ``phrases`` lists the query's phrases and ``phrase_ids`` (N,) indexes them;
+    ``token_labels`` keeps the detector's raw token-level label text where it has one.
+    """
 
     boxes: np.ndarray
     scores: np.ndarray
     labels: list[str]
     image_size: tuple[int, int]
+    phrase_ids: np.ndarray | None = None
+    phrases: list[str] = field(default_factory=list)
+    token_labels: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        if not (len(self.boxes) == len(self.scores) == len(self.labels)):
+            raise ValueError(
+                f"detections need as many boxes ({len(self.boxes)}), scores ({len(self.scores)}) "
+                f"and labels ({len(self.labels)})"
+            )
 
     def __len__(self) -> int:
         return len(self.labels)
