@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Sequence
 
 import typer
 
@@ -15,10 +17,18 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on `app` when imported.
-COMMAND_MODULES = ("models",)
+COMMAND_MODULES = ("models", "segment", "prompt", "serve", "batch")
 
 
-def main() -> None:
+def load_commands() -> typer.Typer:
+    """Import every command module (each registers on ``app``) and return ``app``."""
     for name in COMMAND_MODULES:
         importlib.import_module(f"segmentkit.cli.{name}")
-    app()
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: run a command; exit 2 with one line on bad input, never a traceback."""
+    from .common import run_app
+
+    sys.exit(run_app(load_commands(), argv))

@@ -1,0 +1,120 @@
+"""`segmentkit models`, `segmentkit plugins` and `segmentkit pull`: what is installed.
+
+These commands read model cards only; they import no model code (no torch).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from .app import app
+from .common import JsonOpt, emit_json, guarded, stderr_console, stdout_console
+
+
+def _registry() -> Any:
+    from ..registry import default_registry
+
+    return default_registry()
+
+
+def model_record(info: Any) -> dict[str, Any]:
+    """One installed model as JSON: its card plus the roles and distribution serving it."""
+    card = info.card.model_dump(mode="json")
+    return {**card, "roles": list(info.roles), "plugin": info.plugin,
+            "distribution": info.distribution, "version": info.version}
+
+
+@app.command("models")
+@guarded
+def models_command(
+    role: Annotated[str | None, typer.Option("--role", help="Only models with this role.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only models performing this task.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List installed models (cards: roles, tasks, prompt kinds, weights, distribution)."""
+    from ..cards import ROLES
+
+    if role is not None and role not in ROLES:
+        raise typer.BadParameter(f"{role!r} is not a role; choose from {', '.join(ROLES)}",
+                                 param_hint="'--role'")
+    infos = _registry().models(role=role, task=task)
+    if json_out:
+        emit_json([model_record(info) for info in infos])
+        return
+    from rich.table import Table
+
+    table = Table(title="installed models", title_justify="left")
+    table.add_column("id", no_wrap=True)
+    for column in ("roles", "tasks", "prompts", "weights", "distribution"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        card = info.card
+        weights = f"{card.weights.repo_id}@{card.weights.revision[:12]}" if card.weights else "none"
+        table.add_row(card.id, ", ".join(info.roles), ", ".join(card.tasks),
+                      ", ".join(card.prompt_kinds) or "-", weights,
+                      f"{info.distribution} {info.version}".strip())
+    console = stdout_console()
+    if infos:
+        console.print(table)
+    else:
+        what = " matching the filters" if role or task else ""
+        console.print(f"no models installed{what} (install a plugin, e.g. pip install -e plugins/classic)")
+
+
+@app.command("plugins")
+@guarded
+def plugins_command(json_out: JsonOpt = False) -> None:
+    """List registered plugins with distribution and version, and plugins that failed to load."""
+    registry = _registry()
+    problems = registry.problems  # collects specs first, so hook failures are included
+    plugins = registry.plugins()
+    if json_out:
+        emit_json({
+            "plugins": [{"name": n, "distribution": d, "version": v} for n, d, v in plugins],
+            "problems": [{"plugin": p.plugin, "distribution": p.distribution, "stage": p.stage,
+                          "error": p.error} for p in problems],
+        })
+        return
+    from rich.table import Table
+
+    console = stdout_console()
+    table = Table(title="plugins", title_justify="left")
+    for column in ("name", "distribution", "version"):
+        table.add_column(column)
+    for name, dist, version in plugins:
+        table.add_row(name, dist, version)
+    console.print(table if plugins else "no plugins registered")
+    if problems:
+        bad = Table(title="plugins that failed to load", title_justify="left")
+        for column in ("plugin", "distribution", "stage", "error"):
+            bad.add_column(column, overflow="fold")
+        for p in problems:
+            bad.add_row(p.plugin, p.distribution, p.stage, p.error)
+        console.print(bad)
+
+
+@app.command("pull")
+@guarded
+def pull_command(
+    model: Annotated[str, typer.Argument(help="Model id whose weights to fetch into the cache.")],
+) -> None:
+    """Fetch a model's weights into the Hugging Face cache now (needs network)."""
+    from ..errors import WeightsUnavailableError
+    from ..weights import offline, pull
+
+    card = _registry().resolve(model).spec.card
+    if card.weights is None:
+        stderr_console().print(f"{card.id} needs no weights; nothing to pull")
+        return
+    source = f"{card.weights.repo_id}@{card.weights.revision[:12]}"
+    if offline():
+        raise WeightsUnavailableError(
+            f"cannot pull {card.id!r} ({source}): segmentkit is offline (SEGMENTKIT_OFFLINE or "
+            "HF_HUB_OFFLINE is set); run `segmentkit pull` on a connected machine, or use a local "
+            "checkpoint with --weights DIR"
+        )
+    with stderr_console().status(f"pulling {source} for {card.id} ..."):
+        path = pull(card)
+    typer.echo(str(path))

@@ -1,0 +1,73 @@
+"""`segmentkit segment IMAGE...`: whole-image segmentation with a segmenter model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .app import app
+from .common import (
+    DeviceOpt,
+    JsonOpt,
+    ModelOpt,
+    OutOpt,
+    PrecisionOpt,
+    RuntimeOpt,
+    WeightsOpt,
+    check_inputs,
+    deliver,
+    guarded,
+    load_model,
+    load_options,
+    output_dir,
+    parse_formats,
+    progress,
+    unique_stems,
+)
+
+FormatOpt = Annotated[
+    str, typer.Option("--format", "-f", help="Comma-separated: overlay, png, json, rle, coco, cutout."),
+]
+
+
+@app.command("segment")
+@guarded
+def segment_command(
+    images: Annotated[list[Path], typer.Argument(help="Image files.", show_default=False)],
+    model: ModelOpt = None,
+    task: Annotated[str | None, typer.Option("--task", "-t",
+                                             help="semantic, instance, panoptic or automatic "
+                                                  "(default: the model's first task).")] = None,
+    out: OutOpt = None,
+    formats: FormatOpt = "overlay,png,json",
+    json_out: JsonOpt = False,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = None,
+    runtime: RuntimeOpt = None,
+    precision: PrecisionOpt = None,
+) -> None:
+    """Segment whole images: label maps (semantic) or masks (instance, panoptic, automatic)."""
+    from ..errors import TaskError
+    from ..export import FORMATS, to_json
+    from ..io.image import load_image
+
+    chosen = parse_formats(formats, FORMATS)
+    check_inputs(images)
+    if out is not None:
+        output_dir(out)
+    segmenter = load_model(model, "segmenter",
+                           **load_options(weights=weights, device=device, runtime=runtime, precision=precision))
+    card = segmenter.card
+    if task is not None and task not in card.tasks:
+        raise TaskError(f"model {card.id!r} does not do {task!r} segmentation (it does: {', '.join(card.tasks)})")
+    with progress(len(images), f"segmenting with {card.id}") as advance:
+        for path, stem in zip(images, unique_stems(images)):
+            image = load_image(path)
+            result = segmenter.segment(image, task=task)
+            info = {"path": str(path)}
+            document = to_json(result, info, model=card.id)
+            deliver(document, stem=stem, image=image, result=result, out=out, formats=chosen,
+                    json_out=json_out)
+            advance()

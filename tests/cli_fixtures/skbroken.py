@@ -1,0 +1,3 @@
+"""A plugin that fails to import (for `segmentkit plugins` problem reporting)."""
+
+raise RuntimeError("skbroken is broken on purpose")
