@@ -179,13 +179,36 @@ OutOpt = Annotated[
                  help="Write overlay, masks and JSON per image into DIR."),
 ]
 
+OptionOpt = Annotated[
+    list[str] | None,
+    typer.Option("--option", "-O", metavar="KEY=VALUE",
+                 help="A model-specific option (repeatable), e.g. -O points_per_side=16; "
+                      "values are read as JSON when they parse, else as text."),
+]
+
+
+def parse_model_options(pairs: Sequence[str] | None) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``; the model's options class validates them."""
+    parsed: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"--option takes KEY=VALUE, got {pair!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        parsed[key.strip().replace("-", "_")] = value
+    return parsed
+
 
 def load_options(
     *, weights: Path | None = None, device: str | None = None, runtime: str | None = None,
-    precision: str | None = None, **extra: Any,
+    precision: str | None = None, option: Sequence[str] | None = None, **extra: Any,
 ) -> dict[str, Any]:
     """``registry.load`` keyword options from the common flags: only those the user set."""
-    given = {"weights": weights, "device": device, "runtime": runtime, "precision": precision, **extra}
+    given = {"weights": weights, "device": device, "runtime": runtime, "precision": precision,
+             **parse_model_options(option), **extra}
     return {key: value for key, value in given.items() if value is not None}
 
 

@@ -12,6 +12,7 @@ from .common import (
     DeviceOpt,
     JsonOpt,
     ModelOpt,
+    OptionOpt,
     OutOpt,
     PrecisionOpt,
     RuntimeOpt,
@@ -52,6 +53,7 @@ def prompt_command(
     device: DeviceOpt = None,
     runtime: RuntimeOpt = None,
     precision: PrecisionOpt = None,
+    option: OptionOpt = None,
 ) -> None:
     """Segment the object(s) described by clicks, a box or text."""
     import numpy as np
@@ -80,7 +82,8 @@ def prompt_command(
     for prompt_set in prompt_sets:
         validate_prompts(prompt_set, size)
     prompter = load_model(model, "prompter",
-                          **load_options(weights=weights, device=device, runtime=runtime, precision=precision))
+                          **load_options(weights=weights, device=device, runtime=runtime, precision=precision,
+                                       option=option))
     card = prompter.card
     kinds = {p.kind for prompt_set in prompt_sets for p in prompt_set}
     refused = sorted(kinds - set(card.prompt_kinds))

@@ -12,6 +12,7 @@ from .common import (
     DeviceOpt,
     JsonOpt,
     ModelOpt,
+    OptionOpt,
     OutOpt,
     PrecisionOpt,
     RuntimeOpt,
@@ -47,6 +48,7 @@ def segment_command(
     device: DeviceOpt = None,
     runtime: RuntimeOpt = None,
     precision: PrecisionOpt = None,
+    option: OptionOpt = None,
 ) -> None:
     """Segment whole images: label maps (semantic) or masks (instance, panoptic, automatic)."""
     from ..errors import TaskError
@@ -58,7 +60,8 @@ def segment_command(
     if out is not None:
         output_dir(out)
     segmenter = load_model(model, "segmenter",
-                           **load_options(weights=weights, device=device, runtime=runtime, precision=precision))
+                           **load_options(weights=weights, device=device, runtime=runtime, precision=precision,
+                                       option=option))
     card = segmenter.card
     if task is not None and task not in card.tasks:
         raise TaskError(f"model {card.id!r} does not do {task!r} segmentation (it does: {', '.join(card.tasks)})")
