@@ -1,0 +1,114 @@
+// Tracking a video the browser decoded, with a live tracker session.
+//
+// The service opens video files only by path, so a page streams its frames instead:
+// `segment_video_start({stream: true})`, then `push_frame` per frame, each answered with
+// every object's mask on it. A live session takes prompts on the newest frames only, so a
+// prompt on a frame behind the newest one restarts the session and replays the prompt
+// log up to that frame; `track()` then pushes the remaining frames (re-applying logged
+// corrections on the frames they were made on). No DOM here: frames come from a callback.
+
+export class StreamTracker {
+  /**
+   * @param {import("./vision-client.js").VisionClient} client
+   * @param {string} model  a tracker id
+   * @param {{frameCount: number, frameImage: (index: number) => Promise<object>}} frames
+   *   `frameImage(i)` resolves to the image param ({base64}) of frame i.
+   */
+  constructor(client, model, { frameCount, frameImage }) {
+    this.client = client;
+    this.model = model;
+    this.frameCount = frameCount;
+    this.frameImage = frameImage;
+    /** Masks per frame index, as the service sent them (MaskOut objects). */
+    this.results = new Map();
+    /** Frames pushed into the current session. */
+    this.pushed = 0;
+    this.session = null;
+    this._log = new Map(); // "frame:object" -> {frame, object, params}
+    this._queue = Promise.resolve();
+  }
+
+  /** Whether any prompt was given. */
+  get prompted() {
+    return this._log.size > 0;
+  }
+
+  /**
+   * Prompt `object` on `frame` with `params` (points | box | mask | text); the prompts
+   * replace earlier ones of this object on this frame. Resolves with the frame's masks.
+   */
+  prompt(frame, object, params, { onStatus } = {}) {
+    return this._serial(async () => {
+      const key = `${frame}:${object}`;
+      this._log.set(key, { frame, object, params });
+      if (!this.session || frame < this.pushed - 1) await this._restart();
+      for (const [f] of this.results) if (f > frame) this.results.delete(f); // tracked without this prompt
+      while (this.pushed <= frame) {
+        if (onStatus) onStatus(`Sending frame ${this.pushed + 1}/${frame + 1}…`);
+        await this._pushNext(key);
+      }
+      const result = await this.session.addPrompt(frame, object, params);
+      this._merge(result);
+      return this.results.get(frame);
+    });
+  }
+
+  /**
+   * Push the remaining frames: `onFrame(index, masks, done, total)` per frame. Stops early
+   * when `signal` aborts. Resolves with {framesDone, cancelled}.
+   */
+  track({ onFrame, signal } = {}) {
+    return this._serial(async () => {
+      if (!this.session || !this.prompted) throw new Error("prompt an object on a frame first (click on it)");
+      const first = this.pushed;
+      let done = 0;
+      while (this.pushed < this.frameCount) {
+        if (signal && signal.aborted) return { framesDone: done, cancelled: true };
+        const index = await this._pushNext(null);
+        done += 1;
+        if (onFrame) onFrame(index, this.results.get(index), done, this.frameCount - first);
+      }
+      return { framesDone: done, cancelled: false };
+    });
+  }
+
+  /** Close the session (the results stay). */
+  close() {
+    const session = this.session;
+    this.session = null;
+    return session ? session.close().catch(() => {}) : Promise.resolve();
+  }
+
+  async _restart() {
+    await this.close();
+    this.session = await this.client.startVideo({ stream: true, model: this.model });
+    this.pushed = 0;
+  }
+
+  // Push the next frame, then re-apply the logged prompts made on it (except `skip`).
+  async _pushNext(skip) {
+    const index = this.pushed;
+    const result = await this.session.pushFrame(await this.frameImage(index));
+    this.pushed = index + 1;
+    this.results.set(result.frame, result.masks);
+    for (const [key, entry] of this._log) {
+      if (key !== skip && entry.frame === index) {
+        this._merge(await this.session.addPrompt(entry.frame, entry.object, entry.params));
+      }
+    }
+    return result.frame;
+  }
+
+  // A prompt's answer replaces the masks of the objects it names, keeps the others.
+  _merge(result) {
+    const named = new Set(result.masks.map((m) => m.object_id));
+    const kept = (this.results.get(result.frame) || []).filter((m) => !named.has(m.object_id));
+    this.results.set(result.frame, [...kept, ...result.masks].sort((a, b) => a.object_id - b.object_id));
+  }
+
+  _serial(task) {
+    const run = this._queue.then(task);
+    this._queue = run.catch(() => {});
+    return run;
+  }
+}
