@@ -1,0 +1,11 @@
+"""Test helpers for segmentkit and its plugins (numpy only; no torch).
+
+- :func:`synthetic_scene` / :func:`synthetic_frames`: images with a known object mask.
+- :func:`iou` / :func:`best_iou`: compare masks.
+- :mod:`segmentkit.testing.conformance`: the contract classes a plugin's tests subclass.
+"""
+
+from .compare import best_iou, iou
+from .scenes import Scene, synthetic_frames, synthetic_scene
+
+__all__ = ["Scene", "best_iou", "iou", "synthetic_frames", "synthetic_scene"]

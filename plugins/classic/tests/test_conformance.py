@@ -1,0 +1,20 @@
+"""classic keeps the segmentkit contracts for both of its roles."""
+
+import pytest
+
+import segmentkit
+from segmentkit.testing.conformance import PrompterContract, SegmenterContract
+
+
+class TestClassicPrompter(PrompterContract):
+    @pytest.fixture(scope="class")
+    def model(self):
+        return segmentkit.load("classic", role="prompter")
+
+
+class TestClassicSegmenter(SegmenterContract):
+    task = "automatic"
+
+    @pytest.fixture(scope="class")
+    def model(self):
+        return segmentkit.load("classic", role="segmenter")
