@@ -105,3 +105,11 @@ def test_tiny_grounding_dino_end_to_end(dino_dir):
     assert (masks.scores > 0.9).all()
     with pytest.raises(PromptError, match="limit of 256"):
         model.prompt(image, text=". ".join(["a red square"] * 100))
+
+
+def test_with_tiny_sam2_prompter(with_scene_grounder, sam2_dir):
+    """With the real SAM 2 prompter (random weights): one full-size mask per detected box."""
+    model = sk.load("grounded-sam2", detector="scene-grounder", sam="sam2.1-hiera-tiny", sam_weights=sam2_dir)
+    masks = model.prompt(scene()[0], text="a red square. a blue disc.")
+    assert masks.masks.shape == (2, H, W) and masks.labels == ["a red square", "a blue disc"]
+    assert np.isfinite(masks.data["mask_score"]).all()

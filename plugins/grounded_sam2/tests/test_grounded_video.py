@@ -235,3 +235,30 @@ def test_closed_session_is_an_error(grounded):
     session.close()
     with pytest.raises(sk.SegmentkitError, match="closed"):
         session.add_prompts(0, 0, [sk.Text(TEXT)])
+
+
+def test_with_tiny_sam2_tracker(sam2_dir):
+    """The same composition with the real SAM 2 tracker: one mask per object per frame, stable ids."""
+    registry = default_registry()
+    name = registry.register(FakePlugin(), name="grounded-test-fakes")
+    try:
+        tracker = sk.load("grounded-sam2", role="tracker", detector="truth-grounder", sam="sam2.1-hiera-tiny",
+                          sam_weights=sam2_dir, detect_every=4)
+        with tracker.start([frame(t) for t in range(10)]) as session:
+            assert session.add_prompts(0, 0, [sk.Text(TEXT)]).object_ids == [1]
+            results = list(session.propagate())
+    finally:
+        registry.unregister(name)
+    assert [r.frame_index for r in results] == list(range(10))
+    # Random SAM 2 weights give arbitrary masks, so which detections match which track is not
+    # fixed; what must hold: ids only appear at detection frames, never vanish, keep their label.
+    seen, label_of = [], {}
+    for r in results:
+        assert r.masks.masks.shape == (len(r.object_ids), H, W)
+        assert r.object_ids[: len(seen)] == seen, "tracked objects stay, in order"
+        if r.frame_index not in (0, 4, 8):
+            assert r.object_ids == seen, f"new object outside a detection frame at {r.frame_index}"
+        seen = r.object_ids
+        for object_id, label in zip(r.object_ids, r.masks.labels):
+            assert label_of.setdefault(object_id, label) == label
+    assert set(label_of.values()) == {"a red square", "a blue disc"}
