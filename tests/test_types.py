@@ -87,6 +87,8 @@ def test_masks_validation_messages():
 def test_empty_mask_box_is_zero_and_concatenate():
     ms = Masks(np.zeros((1, 3, 3), bool))
     assert ms.boxes.tolist() == [[0, 0, 0, 0]]
+    none = Masks.empty((3, 4))
+    assert none.areas.shape == (0,) and none.boxes.shape == (0, 4) and none.to_coco_rle() == []
     both = Masks.concatenate([Masks(_two_masks(), class_ids=[1, 2]), Masks(_two_masks()[:1], class_ids=[5])])
     assert len(both) == 3 and both.class_ids.tolist() == [1, 2, 5]
 

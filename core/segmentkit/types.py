@@ -250,7 +250,7 @@ class Masks:
 
     @property
     def areas(self) -> np.ndarray:
-        return self.masks.reshape(len(self), -1).sum(axis=1, dtype=np.int64)
+        return self.masks.sum(axis=(1, 2), dtype=np.int64)
 
     @property
     def labels(self) -> list[str | None]:
