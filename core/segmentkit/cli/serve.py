@@ -1,0 +1,128 @@
+"""`segmentkit serve`: the JSON-RPC service on stdio, or on HTTP + WebSocket (127.0.0.1).
+
+stdio is for a host that spawns the process; HTTP prints its URL with the per-launch
+token on stderr (``--token-file`` writes it as JSON for scripts). See docs/ipc.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .app import app
+from .common import DeviceOpt, PrecisionOpt, RuntimeOpt, fail, guarded, load_options
+
+
+def _token_file(path: Path, url: str, port: int, tokens: dict[str, Any]) -> None:
+    """Write URL and tokens as JSON, readable by the user only."""
+    by_app = {a.id: t for t, a in tokens.items()}
+    document = {"url": url, "port": port, "token": next(iter(tokens)), "tokens": by_app}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(document, handle)
+
+
+def _weights(pairs: list[str]) -> dict[str, dict[str, Any]]:
+    """``["MODEL=DIR", ...]`` -> ``{model_id: {"weights": Path}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        model_id, sep, folder = pair.partition("=")
+        if not sep or not model_id or not folder:
+            raise typer.BadParameter(f"{pair!r} must be MODEL=DIR", param_hint="'--weights'")
+        out[model_id.strip()] = {"weights": Path(folder).expanduser()}
+    return out
+
+
+def _register_plugins(registry: Any, modules: list[str]) -> None:
+    for name in modules:
+        registry.register(importlib.import_module(name), name=name)
+
+
+@app.command("serve")
+@guarded
+def serve_command(
+    stdio: Annotated[bool, typer.Option("--stdio", help="Speak JSON-RPC on stdin / stdout (one message a line).")] = False,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="HTTP port (0: any free port).")] = 8765,
+    host: Annotated[str, typer.Option("--host", help="Interface to bind; keep the loopback default.")] = "127.0.0.1",
+    manifest: Annotated[
+        list[Path] | None,
+        typer.Option("--manifest", metavar="APP.JSON", help="App manifest (repeat for several apps; HTTP only)."),
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="Write {url, port, token, tokens} as JSON here (mode 600).")
+    ] = None,
+    plugin: Annotated[
+        list[str] | None, typer.Option("--plugin", metavar="MODULE", help="Also register this module as a plugin.")
+    ] = None,
+    max_request_mb: Annotated[float, typer.Option("--max-request-mb", min=0.001, help="Largest request.")] = 32.0,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Largest image, in pixels.")] = 40_000_000,
+    max_sessions: Annotated[int, typer.Option("--max-sessions", min=1, help="Open video sessions per app.")] = 8,
+    idle_timeout: Annotated[
+        float, typer.Option("--idle-timeout", min=0.001, help="Close sessions idle this many seconds.")
+    ] = 600.0,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Inference threads.")] = 4,
+    weights: Annotated[
+        list[str] | None,
+        typer.Option("--weights", metavar="MODEL=DIR", help="Load MODEL from a local checkpoint directory (repeat)."),
+    ] = None,
+    device: DeviceOpt = None,
+    runtime: RuntimeOpt = None,
+    precision: PrecisionOpt = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="Python logging level on stderr.")] = "warning",
+) -> None:
+    """Serve the models over JSON-RPC 2.0 to host apps (stdio, or HTTP + WebSocket on 127.0.0.1)."""
+    from ..ipc.limits import Limits
+    from ..ipc.manifest import apps_from_manifests
+    from ..ipc.service import Service
+    from ..registry import default_registry
+
+    logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    apps = apps_from_manifests(manifest or [])
+    if stdio and len(apps) > 1:
+        raise fail("--stdio serves one app; pass one --manifest")
+    registry = default_registry()
+    _register_plugins(registry, plugin or [])
+    limits = Limits(
+        max_request_bytes=int(max_request_mb * 2**20), max_pixels=max_pixels, max_sessions=max_sessions,
+        idle_timeout_s=idle_timeout, sweep_interval_s=min(30.0, max(0.05, idle_timeout / 4)), workers=workers,
+    )
+    options = load_options(device=device, runtime=runtime, precision=precision)
+    per_model = {registry.resolve(m).spec.card.id: o for m, o in _weights(weights or []).items()}
+    service = Service(registry, apps, limits=limits, load_options=options, model_options=per_model)
+    if stdio:
+        import asyncio
+
+        from ..ipc.stdio import serve_stdio
+
+        asyncio.run(serve_stdio(service, apps[0]))
+        return
+    try:
+        from ..ipc.http import serve_http
+    except ImportError as exc:
+        from ..errors import MissingDependencyError
+
+        raise MissingDependencyError(exc.name or "starlette", 'pip install "segmentkit[serve]"',
+                                     purpose="segmentkit serve over HTTP") from None
+    tokens = {secrets.token_urlsafe(32): a for a in apps}
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        sys.stderr.write(f"warning: serving on {host}, not loopback: anyone who can reach it and has a token "
+                         "can use the granted models and files\n")
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+
+    def ready(bound: int) -> None:
+        for token, a in tokens.items():
+            sys.stderr.write(f"segmentkit serve: app {a.id}: http://{shown}:{bound}/?token={token}\n")
+        sys.stderr.flush()
+        if token_file is not None:
+            _token_file(token_file, f"http://{shown}:{bound}/", bound, tokens)
+
+    serve_http(service, tokens, host=host, port=port, ready=ready)

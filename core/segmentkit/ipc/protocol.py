@@ -1,0 +1,163 @@
+"""JSON-RPC 2.0 framing: parse a message, validate it, dispatch it, build the response.
+
+Transport-independent: stdio, HTTP and WebSocket all hand raw message bytes to
+:meth:`Dispatcher.handle` and send back what it returns (``None``: nothing to send,
+the message held only notifications). Batches are supported; params are by name only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import ErrorCode, RpcError, from_exception, rpc_error
+from .manifest import App
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[str, dict[str, Any]], Awaitable[None]]
+Handler = Callable[[Any, "Call"], Awaitable[BaseModel]]
+_ENVELOPE = {"jsonrpc", "method", "params", "id"}
+_PARSE_OFF_LOOP = 1 << 20  # bytes
+_LEADING_ID = re.compile(rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,18}|"[^"\\]{0,128}")\s*,')
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler knows about the request besides its params."""
+
+    app: App
+    request_id: Any
+    notify: Notify | None  # None: the transport cannot stream (plain HTTP POST)
+
+
+def dumps(document: Any) -> str:
+    """Compact JSON, refusing NaN / Infinity (not JSON)."""
+    return json.dumps(document, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def error_response(request_id: Any, error: RpcError) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": error.to_json()}
+
+
+def notification(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": method, "params": params}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse(raw: bytes | str) -> Any:
+    return json.loads(raw, parse_constant=_reject_constant)
+
+
+class Dispatcher:
+    """Routes JSON-RPC messages to typed handlers."""
+
+    def __init__(self, methods: dict[str, tuple[type[BaseModel], Handler]], *, max_bytes: int, max_batch: int):
+        self.methods = methods
+        self.max_bytes = max_bytes
+        self.max_batch = max_batch
+
+    async def handle(self, raw: bytes | str, app: App, notify: Notify | None = None) -> Any:
+        """The response document for one message (object, batch array, or ``None``)."""
+        if len(raw) > self.max_bytes:
+            head = raw[:256] if isinstance(raw, bytes) else raw[:256].encode("utf-8")
+            return error_response(leading_id(head), too_large(len(raw), self.max_bytes))
+        try:
+            if len(raw) > _PARSE_OFF_LOOP:  # a big image: do not stall the other connections
+                message = await asyncio.get_running_loop().run_in_executor(None, _parse, raw)
+            else:
+                message = _parse(raw)
+        except (ValueError, RecursionError) as exc:
+            return error_response(None, rpc_error(ErrorCode.PARSE_ERROR, f"parse error: {exc}"))
+        if isinstance(message, list):
+            if not message:
+                return error_response(None, rpc_error(ErrorCode.INVALID_REQUEST, "empty batch"))
+            if len(message) > self.max_batch:
+                return error_response(None, rpc_error(
+                    ErrorCode.INVALID_REQUEST, f"batch of {len(message)} requests is over the limit of {self.max_batch}"
+                ))
+            answers = await asyncio.gather(*(self._one(m, app, notify) for m in message))
+            return [a for a in answers if a is not None] or None
+        return await self._one(message, app, notify)
+
+    async def _one(self, message: Any, app: App, notify: Notify | None) -> dict[str, Any] | None:
+        if not isinstance(message, dict):
+            return error_response(None, rpc_error(ErrorCode.INVALID_REQUEST, "a request must be a JSON object"))
+        request_id = message.get("id")
+        if not _valid_id(request_id):
+            return error_response(None, rpc_error(ErrorCode.INVALID_REQUEST, "id must be a string, a number or null"))
+        try:
+            handler, params = self._validate(message)
+            call = Call(app=app, request_id=request_id, notify=notify)
+            result = await handler(params, call)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = from_exception(exc)
+            if error.rpc_code == ErrorCode.INTERNAL_ERROR:
+                log.exception("internal error in %r", message.get("method"))
+            return error_response(request_id, error) if "id" in message else None
+        if "id" not in message:
+            return None
+        return {"jsonrpc": "2.0", "id": request_id, "result": result.model_dump(mode="json")}
+
+    def _validate(self, message: dict[str, Any]) -> tuple[Handler, Any]:
+        if message.get("jsonrpc") != "2.0":
+            raise rpc_error(ErrorCode.INVALID_REQUEST, 'the request must have "jsonrpc": "2.0"')
+        extra = sorted(set(message) - _ENVELOPE)
+        if extra:
+            raise rpc_error(ErrorCode.INVALID_REQUEST, f"unknown request member(s): {', '.join(extra)}")
+        method = message.get("method")
+        if not isinstance(method, str):
+            raise rpc_error(ErrorCode.INVALID_REQUEST, "method must be a string")
+        if method not in self.methods:
+            raise rpc_error(ErrorCode.METHOD_NOT_FOUND, f"method not found: {method!r}", method=method)
+        model, handler = self.methods[method]
+        params = message.get("params", {})
+        if not isinstance(params, dict):
+            raise rpc_error(ErrorCode.INVALID_PARAMS, "params must be an object (parameters by name)")
+        try:
+            return handler, model.model_validate(params)
+        except ValidationError as exc:
+            raise invalid_params(exc) from None
+
+
+def invalid_params(exc: ValidationError) -> RpcError:
+    """An ``invalid_params`` error listing where and why validation failed."""
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")).removeprefix("Value error, ")}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+    text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"] for e in errors)
+    return rpc_error(ErrorCode.INVALID_PARAMS, f"invalid params: {text}", errors=errors)
+
+
+def too_large(size: int, limit: int) -> RpcError:
+    return rpc_error(
+        ErrorCode.PAYLOAD_TOO_LARGE, f"request of {size:,} bytes is over the limit of {limit:,} bytes", limit=limit
+    )
+
+
+def leading_id(head: bytes) -> Any:
+    """The ``id`` of a message too large to parse, if it leads the message (else ``None``)."""
+    match = _LEADING_ID.match(head)
+    return None if match is None else json.loads(match.group(1))
+
+
+def _valid_id(value: Any) -> bool:
+    if value is None or isinstance(value, str):
+        return True
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))

@@ -1,0 +1,344 @@
+"""Params and results of every IPC method, as pydantic models.
+
+The service validates requests with these models and builds responses from them; the
+Python client parses responses with them; ``docs/ipc.schema.json`` is generated from
+them (:mod:`segmentkit.ipc.schema_doc`). Coordinates are pixels of the input image,
+boxes are XYXY, sizes are ``[height, width]``, masks are COCO compressed RLE.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from ..cards import ModelCard, Role, Task
+
+SegmentTask = Literal["semantic", "instance", "panoptic", "automatic"]
+RequestId = int | str | None
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+class PathRef(_In):
+    """A file (or, for videos, a frame folder) on the server's machine."""
+
+    path: str = Field(min_length=1, description="Path inside the app's granted files / folders.")
+
+
+class Base64Ref(_In):
+    """Image file bytes (PNG, JPEG, WebP, ...) in standard base64."""
+
+    base64: str = Field(min_length=1, description="Base64 of the file bytes; a 'data:' URL prefix is accepted.")
+
+
+class CameraRef(_In):
+    """A camera frame as base64 image bytes; needs the app's device.camera grant."""
+
+    camera: str = Field(min_length=1, description="Base64 of the encoded frame (PNG, JPEG, ...).")
+
+
+def _image_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return next((key for key in ("path", "base64", "camera") if key in value), None)
+    return {PathRef: "path", Base64Ref: "base64", CameraRef: "camera"}.get(type(value))
+
+
+ImageRef = Annotated[
+    Annotated[PathRef, Tag("path")] | Annotated[Base64Ref, Tag("base64")] | Annotated[CameraRef, Tag("camera")],
+    Discriminator(
+        _image_kind, custom_error_type="image_ref",
+        custom_error_message='an image is {"path": ...}, {"base64": ...} or {"camera": ...}',
+    ),
+]
+
+
+class PointIn(_In):
+    """A click at pixel (x, y); ``positive: false`` marks background."""
+
+    x: float = Field(description="Column in pixels.")
+    y: float = Field(description="Row in pixels.")
+    positive: bool = Field(default=True, description="Foreground (true) or background (false).")
+
+
+class BoxIn(_In):
+    """A box in XYXY pixels."""
+
+    x0: float = Field(description="Left edge.")
+    y0: float = Field(description="Top edge.")
+    x1: float = Field(description="Right edge (> x0).")
+    y1: float = Field(description="Bottom edge (> y0).")
+
+
+class RleIn(_In):
+    """A mask as COCO RLE: compressed (``counts`` a string) or uncompressed (a list)."""
+
+    size: tuple[int, int] = Field(description="[height, width].")
+    counts: str | list[int] = Field(description="Run lengths, column-major, starting with zeros.")
+
+
+class _Prompts(_In):
+    point: PointIn | None = Field(default=None, description="One click.")
+    points: list[PointIn] | None = Field(
+        default=None, min_length=1, max_length=1024, description="Several clicks, one object."
+    )
+    box: BoxIn | None = Field(default=None, description="A box around the object.")
+    text: str | None = Field(default=None, min_length=1, description="A text query (text-capable models).")
+
+    def _has_prompt(self) -> bool:
+        return any(getattr(self, name, None) is not None for name in ("point", "points", "box", "text", "mask"))
+
+
+class ModelsParams(_In):
+    """Filters for ``vision.models``."""
+
+    role: Role | None = Field(default=None, description="Only models serving this role.")
+    task: Task | None = Field(default=None, description="Only models performing this task.")
+
+
+class SegmentParams(_In):
+    """Segment a whole image."""
+
+    image: ImageRef
+    model: str | None = Field(default=None, description="Segmenter id; default: the app's first segmenter.")
+    task: SegmentTask | None = Field(default=None, description="Task; default: the model card's first.")
+    include_png: bool = Field(default=False, description="Add base64 PNGs of each mask and of the label map.")
+
+
+class MaskFromPromptParams(_Prompts):
+    """Masks for one object described by clicks, a box and / or text."""
+
+    image: ImageRef
+    model: str | None = Field(default=None, description="Prompter id; default: the app's first prompter.")
+    multimask: bool = Field(default=False, description="Return 3 candidate masks with scores instead of 1.")
+    include_png: bool = Field(default=False, description="Add a base64 PNG of each mask.")
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> MaskFromPromptParams:
+        if not self._has_prompt():
+            raise ValueError("give a prompt: point, points, box or text")
+        return self
+
+
+class VideoStartParams(_In):
+    """Open a tracking session over a video file / frame folder, or a live stream."""
+
+    source: PathRef | None = Field(default=None, description="Video file or folder of frames.")
+    stream: bool = Field(default=False, description="A live session fed by push_frame (needs device.camera).")
+    model: str | None = Field(default=None, description="Tracker id; default: the app's first tracker.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> VideoStartParams:
+        if (self.source is None) == (not self.stream):
+            raise ValueError("give exactly one of source or stream: true")
+        return self
+
+
+class VideoAddPromptParams(_Prompts):
+    """Prompt one object on one frame."""
+
+    session: str = Field(min_length=1, description="Session id from segment_video_start.")
+    frame: int = Field(ge=0, description="Frame index.")
+    object_id: int = Field(ge=0, description="Your id for the object; reuse it to refine the object.")
+    mask: RleIn | None = Field(default=None, description="A mask of the object on this frame.")
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> VideoAddPromptParams:
+        if not self._has_prompt():
+            raise ValueError("give a prompt: point, points, box, mask or text")
+        return self
+
+
+class VideoPushFrameParams(_In):
+    """Append a live frame to a stream session (needs device.camera)."""
+
+    session: str = Field(min_length=1)
+    image: ImageRef
+
+
+class VideoPropagateParams(_In):
+    """Track every prompted object through the video."""
+
+    session: str = Field(min_length=1)
+    start: int | None = Field(default=None, ge=0, description="First frame; default: the tracker's choice.")
+    reverse: bool = Field(default=False, description="Walk towards frame 0.")
+    max_frames: int | None = Field(default=None, ge=1, description="Stop after this many frames.")
+
+
+class SessionParams(_In):
+    """A session id."""
+
+    session: str = Field(min_length=1)
+
+
+class StatsParams(_In):
+    """No parameters."""
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+class RleOut(_Out):
+    """COCO compressed RLE (pycocotools-compatible)."""
+
+    size: tuple[int, int] = Field(description="[height, width].")
+    counts: str
+
+    def to_array(self) -> np.ndarray:
+        """The mask as a bool (H, W) array."""
+        from ..rle import decode
+
+        return decode(self.model_dump())
+
+
+class MaskOut(_Out):
+    """One mask with its box, score and labels."""
+
+    rle: RleOut
+    box: tuple[float, float, float, float] = Field(description="Tight XYXY box (x1, y1 exclusive).")
+    score: float | None = Field(description="Model score; null when not finite.")
+    area: int = Field(ge=0, description="Pixels in the mask.")
+    class_id: int | None = None
+    label: str | None = None
+    object_id: int | None = Field(default=None, description="Tracked object id (video).")
+    png: str | None = Field(default=None, description="Base64 PNG of the mask (0 / 255), if include_png.")
+
+    def to_array(self) -> np.ndarray:
+        """The mask as a bool (H, W) array."""
+        return self.rle.to_array()
+
+
+class LabelSegment(_Out):
+    """The pixels of one value of the label map."""
+
+    id: int = Field(description="Class id (semantic) or segment id (panoptic: masks[id - 1]).")
+    label: str | None = None
+    rle: RleOut
+
+
+class LabelMapOut(_Out):
+    """An (H, W) label map as one RLE per value present, optionally a PNG."""
+
+    size: tuple[int, int]
+    segments: list[LabelSegment]
+    png: str | None = Field(default=None, description="Base64 PNG (8-bit, or 16-bit over 255 ids).")
+
+
+class ModelEntry(_Out):
+    """An installed model the app may use."""
+
+    card: ModelCard
+    roles: list[Role]
+    plugin: str
+    distribution: str
+    version: str
+
+
+class ModelsResult(_Out):
+    models: list[ModelEntry]
+
+
+class SegmentResult(_Out):
+    model: str
+    kind: SegmentTask
+    image_size: tuple[int, int]
+    masks: list[MaskOut]
+    label_map: LabelMapOut | None = None
+
+
+class PromptResult(_Out):
+    model: str
+    image_size: tuple[int, int]
+    masks: list[MaskOut] = Field(description="1 mask, or 3 with multimask, best first as the model orders them.")
+
+
+class VideoStartResult(_Out):
+    session: str
+    model: str
+    stream: bool
+    num_frames: int = Field(description="Frames so far (grows with push_frame).")
+    frame_size: tuple[int, int] | None = None
+
+
+class FrameResult(_Out):
+    """Masks of every tracked object on one frame (``object_id`` set on each)."""
+
+    frame: int
+    masks: list[MaskOut]
+
+
+class VideoProgress(_Out):
+    """Params of the ``vision.segment_video_progress`` notification: one frame done."""
+
+    session: str
+    request_id: RequestId = Field(description="The id of the propagate request this belongs to.")
+    done: int = Field(description="Frames done so far, this one included.")
+    total: int | None = Field(description="Upper bound of frames this propagation visits, if known.")
+    frame: FrameResult
+
+
+class PropagateResult(_Out):
+    session: str
+    frames_done: int
+    cancelled: bool = Field(description="True when segment_video_cancel / close stopped it early.")
+    frames: list[FrameResult] | None = Field(
+        description="Every frame (plain HTTP); null where frames went out as progress notifications."
+    )
+
+
+class CancelResult(_Out):
+    session: str
+    cancelled: bool = Field(description="True if a running propagation was stopped.")
+
+
+class CloseResult(_Out):
+    session: str
+    closed: bool
+
+
+class LoadedModel(_Out):
+    model: str
+    role: Role
+    loads: int = Field(description="Times this model was loaded since the server started (1 when shared).")
+    calls: int
+
+
+class StatsResult(_Out):
+    app: str
+    loaded: list[LoadedModel]
+    sessions: int = Field(description="Open sessions of this app.")
+
+
+# --------------------------------------------------------------------------- the method table
+
+METHODS: dict[str, tuple[type[BaseModel], type[BaseModel], str]] = {
+    "vision.models": (ModelsParams, ModelsResult, "Cards of the installed models this app may use."),
+    "vision.segment": (SegmentParams, SegmentResult, "Whole-image segmentation: masks and label map."),
+    "vision.mask_from_prompt": (MaskFromPromptParams, PromptResult, "Masks of one prompted object."),
+    "vision.segment_video_start": (VideoStartParams, VideoStartResult, "Open a tracking session."),
+    "vision.segment_video_add_prompt": (VideoAddPromptParams, FrameResult, "Prompt an object on a frame."),
+    "vision.segment_video_push_frame": (VideoPushFrameParams, FrameResult, "Append a live frame."),
+    "vision.segment_video_propagate": (
+        VideoPropagateParams, PropagateResult,
+        ("Track the objects; frames stream as vision.segment_video_progress notifications "
+         "(stdio, WebSocket) or come back together (HTTP POST)."),
+    ),
+    "vision.segment_video_cancel": (SessionParams, CancelResult, "Stop a running propagation cleanly."),
+    "vision.segment_video_close": (SessionParams, CloseResult, "Close a session and free its memory."),
+    "vision.stats": (StatsParams, StatsResult, "Loaded models and open sessions (diagnostics)."),
+}
+
+PROGRESS = "vision.segment_video_progress"
+NOTIFICATIONS: dict[str, tuple[type[BaseModel], str]] = {
+    PROGRESS: (VideoProgress, "One frame of a running segment_video_propagate."),
+}

@@ -1,0 +1,199 @@
+"""The IPC service: the ``vision.*`` methods over one registry, for any number of apps.
+
+Transport-independent; :mod:`.stdio` and :mod:`.http` feed it raw messages. Decoding,
+inference and encoding run in a thread pool, never on the event loop. Models are loaded
+once and shared by every client (:class:`~.cache.ModelCache`); each app gets its own
+session table, so apps never see each other's sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from ..cards import ModelCard
+from ..errors import TaskError, UnknownModelError
+from .cache import ModelCache
+from .errors import ErrorCode, rpc_error
+from .inputs import check_prompts, load_ref, to_prompts
+from .limits import Limits
+from .manifest import App
+from .outputs import masks_out, segmentation_out
+from .protocol import Call, Dispatcher, Notify
+from .schemas import (
+    METHODS,
+    LoadedModel,
+    MaskFromPromptParams,
+    ModelEntry,
+    ModelsParams,
+    ModelsResult,
+    PromptResult,
+    SegmentParams,
+    SegmentResult,
+    StatsParams,
+    StatsResult,
+)
+from .video import VideoMethods
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Service:
+    """Answers JSON-RPC messages for the apps it was given (by app id)."""
+
+    def __init__(
+        self,
+        registry: Any = None,
+        apps: Sequence[App] = (),
+        *,
+        limits: Limits | None = None,
+        load_options: dict[str, Any] | None = None,
+        model_options: dict[str, dict[str, Any]] | None = None,
+    ):
+        if registry is None:
+            from ..registry import default_registry
+
+            registry = default_registry()
+        self.registry = registry
+        self.limits = limits or Limits()
+        self.apps = {app.id: app for app in (apps or [App.local()])}
+        self.cache = ModelCache(registry, load_options, model_options)
+        self.executor = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="segmentkit-ipc")
+        # A propagation holds a thread for its whole run (a tracker's generator stays on one
+        # thread); these threads are its own, so long videos never starve the other requests.
+        self.tracking = ThreadPoolExecutor(
+            self.limits.max_sessions * len(self.apps), thread_name_prefix="segmentkit-track"
+        )
+        self.video = VideoMethods(self)
+        handlers: dict[str, Callable[..., Any]] = {
+            "vision.models": self.models,
+            "vision.segment": self.segment,
+            "vision.mask_from_prompt": self.mask_from_prompt,
+            "vision.stats": self.stats,
+            **self.video.handlers(),
+        }
+        self.dispatcher = Dispatcher(
+            {name: (METHODS[name][0], handler) for name, handler in handlers.items()},
+            max_bytes=self.limits.max_request_bytes, max_batch=self.limits.max_batch,
+        )
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def handle(self, raw: bytes | str, app: App, notify: Notify | None = None) -> Any:
+        """The JSON-RPC response document for one raw message (``None``: no response)."""
+        return await self.dispatcher.handle(raw, app, notify)
+
+    async def start(self) -> None:
+        """Start the idle-session sweeper (call from the event loop that serves)."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(), name="segmentkit-session-sweeper")
+
+    async def aclose(self) -> None:
+        """Stop the sweeper, stop propagations, close every session, stop the threads."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        await self.video.close_all()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.tracking.shutdown(wait=False, cancel_futures=True)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.limits.sweep_interval_s)
+            try:
+                evicted = await self.run(self.video.evict_idle)
+            except Exception:  # the sweeper must outlive one bad close()
+                log.exception("idle session sweep failed")
+                continue
+            if evicted:
+                log.info("closed idle sessions: %s", ", ".join(evicted))
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking ``fn`` in the service's thread pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    # ------------------------------------------------------------------ model choice
+
+    def pick_model(self, app: App, requested: str | None, role: str) -> ModelCard:
+        """The card of the model a call uses: granted to ``app``, installed in ``role``."""
+        if requested is None:
+            return self._default_model(app, role)
+        if not app.allows_model([requested]):
+            try:
+                card = self.registry.resolve(requested).spec.card
+            except UnknownModelError:
+                card = None
+            if card is None or not app.allows_model([card.id, *card.aliases]):
+                raise rpc_error(
+                    ErrorCode.MODEL_DENIED,
+                    f"model {requested!r} is not in app {app.id!r}'s capabilities.models", model=requested,
+                )
+        return self.registry.resolve(requested, role).spec.card
+
+    def _default_model(self, app: App, role: str) -> ModelCard:
+        if app.models is None:
+            return self.registry.resolve(self.registry.default_model_id(role), role).spec.card
+        for name in app.models:
+            with contextlib.suppress(UnknownModelError):
+                return self.registry.resolve(name, role).spec.card
+        raise rpc_error(
+            ErrorCode.UNKNOWN_MODEL,
+            f"no installed {role} model is granted to app {app.id!r}; pass model= or extend capabilities.models",
+        )
+
+    # ------------------------------------------------------------------ methods
+
+    async def models(self, params: ModelsParams, call: Call) -> ModelsResult:
+        infos = self.registry.models(role=params.role, task=params.task)
+        return ModelsResult(models=[
+            ModelEntry(card=i.card, roles=list(i.roles), plugin=i.plugin, distribution=i.distribution,
+                       version=i.version)
+            for i in infos if call.app.allows_model([i.card.id, *i.card.aliases])
+        ])
+
+    async def segment(self, params: SegmentParams, call: Call) -> SegmentResult:
+        card = self.pick_model(call.app, params.model, "segmenter")
+        if params.task is not None and params.task not in card.tasks:
+            raise TaskError(f"model {card.id!r} does not do {params.task!r} (it does: {', '.join(card.tasks)})")
+
+        def job() -> SegmentResult:
+            image = load_ref(params.image, call.app, self.limits.max_pixels)
+            loaded = self.cache.get(card.id, "segmenter")
+            with loaded.use() as model:
+                seg = model.segment(image, task=params.task)
+            return segmentation_out(seg, card.id, params.include_png)
+
+        return await self.run(job)
+
+    async def mask_from_prompt(self, params: MaskFromPromptParams, call: Call) -> PromptResult:
+        card = self.pick_model(call.app, params.model, "prompter")
+        prompts = to_prompts(params, self.limits.max_pixels)
+        check_prompts(prompts, card, None)
+
+        def job() -> PromptResult:
+            image = load_ref(params.image, call.app, self.limits.max_pixels)
+            size = (int(image.shape[0]), int(image.shape[1]))
+            check_prompts(prompts, card, size)
+            loaded = self.cache.get(card.id, "prompter")
+            with loaded.use() as model:
+                masks = model.predict(model.embed(image), prompts, multimask=params.multimask)
+            return PromptResult(model=card.id, image_size=size, masks=masks_out(masks, params.include_png))
+
+        return await self.run(job)
+
+    async def stats(self, params: StatsParams, call: Call) -> StatsResult:
+        loaded = [
+            LoadedModel(model=m.model_id, role=m.role, loads=m.loads, calls=m.calls)  # type: ignore[arg-type]
+            for m in self.cache.stats() if call.app.allows_model([m.model_id])
+        ]
+        return StatsResult(app=call.app.id, loaded=loaded, sessions=self.video.count(call.app))

@@ -1,0 +1,294 @@
+"""The ``vision.segment_video_*`` methods: tracking sessions over IPC.
+
+A :class:`LiveSession` wraps a tracker's session with what the service needs: an
+unguessable id, the app that owns it, a lock serialising calls into it, and the state
+of a running propagation. Sessions live in one :class:`~segmentkit.sessions.SessionTable`
+per app (limits, idle eviction, ownership).
+
+Propagation runs frame by frame in a thread of its own (the service's ``tracking``
+pool, one thread per running propagation); each frame is handed to the event loop,
+which streams it as a ``vision.segment_video_progress`` notification (or collects it
+for a plain HTTP answer). At most a few frames wait unsent, so a slow reader slows the
+tracker instead of filling memory. Cancelling sets an event the worker checks
+between frames; the generator is then closed, and the answer says ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SessionError
+from ..sessions import SessionTable
+from .cache import Loaded
+from .errors import ErrorCode, rpc_error
+from .inputs import check_prompts, load_ref, to_prompts
+from .manifest import App
+from .outputs import frame_out
+from .protocol import Call
+from .schemas import (
+    PROGRESS,
+    CancelResult,
+    CloseResult,
+    FrameResult,
+    PropagateResult,
+    SessionParams,
+    VideoAddPromptParams,
+    VideoProgress,
+    VideoPropagateParams,
+    VideoPushFrameParams,
+    VideoStartParams,
+    VideoStartResult,
+)
+
+if TYPE_CHECKING:
+    from .service import Service
+
+_IN_FLIGHT = 4  # frames computed ahead of the reader
+_END = object()
+
+
+@dataclass(eq=False)
+class _Run:
+    """One running propagation."""
+
+    cancel: threading.Event = field(default_factory=threading.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(eq=False)
+class LiveSession:
+    """A tracking session as the service holds it (what the SessionTable stores)."""
+
+    id: str
+    app_id: str
+    model_id: str
+    loaded: Loaded
+    session: Any  # segmentkit.roles.TrackingSession
+    stream: bool
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    run: _Run | None = None
+    closed: bool = False
+
+    def close(self) -> None:
+        """Stop a propagation and close the tracker's session (idempotent, any thread)."""
+        if self.run is not None:
+            self.run.cancel.set()
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.session.close()
+
+    def step(self, fn: Callable[[Any], Any]) -> Any:
+        """Call ``fn(tracking_session)`` holding the session and the model."""
+        with self.lock:
+            if self.closed:
+                raise SessionError(f"session {self.id!r} was closed")
+            with self.loaded.use():
+                return fn(self.session)
+
+
+class VideoMethods:
+    """Session handlers of one :class:`~.service.Service`."""
+
+    def __init__(self, service: Service):
+        self.service = service
+        self.tables = {
+            app_id: SessionTable(max_sessions=service.limits.max_sessions, idle_timeout_s=service.limits.idle_timeout_s)
+            for app_id in service.apps
+        }
+
+    def handlers(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "vision.segment_video_start": self.start,
+            "vision.segment_video_add_prompt": self.add_prompt,
+            "vision.segment_video_push_frame": self.push_frame,
+            "vision.segment_video_propagate": self.propagate,
+            "vision.segment_video_cancel": self.cancel,
+            "vision.segment_video_close": self.close,
+        }
+
+    def count(self, app: App) -> int:
+        return len(self.tables[app.id])
+
+    def evict_idle(self) -> list[str]:
+        return [sid for table in self.tables.values() for sid in table.evict_idle()]
+
+    async def close_all(self) -> None:
+        """Close every session of every app (closing stops a running propagation first)."""
+        for table in self.tables.values():
+            await self.service.run(table.close_all)
+
+    def _get(self, app: App, session_id: str, *, idle: bool = True) -> LiveSession:
+        live: LiveSession = self.tables[app.id].get(session_id, owner=app.id)
+        if idle and live.run is not None:
+            raise rpc_error(
+                ErrorCode.SESSION_BUSY,
+                f"session {session_id!r} is propagating; wait for it or call segment_video_cancel",
+                session=session_id,
+            )
+        return live
+
+    # ------------------------------------------------------------------ methods
+
+    async def start(self, params: VideoStartParams, call: Call) -> VideoStartResult:
+        app = call.app
+        if params.stream:
+            app.check_camera("a live (stream) session")
+        card = self.service.pick_model(app, params.model, "tracker")
+        source = None if params.source is None else app.check_path(params.source.path)
+        table = self.tables[app.id]
+
+        def job() -> LiveSession:
+            table.evict_idle()
+            if len(table) >= table.max_sessions:
+                raise SessionError(
+                    f"app {app.id!r} has {len(table)} open sessions, the limit; close one first"
+                )
+            loaded = self.service.cache.get(card.id, "tracker")
+            with loaded.use() as tracker:
+                session = tracker.start(None if source is None else str(source), stream=params.stream)
+            live = LiveSession(secrets.token_urlsafe(16), app.id, card.id, loaded, session, params.stream)
+            try:
+                table.add(live, owner=app.id)
+            except BaseException:
+                live.close()
+                raise
+            return live
+
+        live = await self.service.run(job)
+        return VideoStartResult(
+            session=live.id, model=live.model_id, stream=live.stream,
+            num_frames=int(live.session.num_frames), frame_size=live.session.frame_size,
+        )
+
+    async def add_prompt(self, params: VideoAddPromptParams, call: Call) -> FrameResult:
+        live = self._get(call.app, params.session)
+        card = self.service.registry.resolve(live.model_id, "tracker").spec.card
+        prompts = to_prompts(params, self.service.limits.max_pixels)
+
+        def job() -> FrameResult:
+            def add(session: Any) -> Any:
+                check_prompts(prompts, card, session.frame_size)
+                return session.add_prompts(params.frame, params.object_id, prompts)
+
+            return frame_out(live.step(add))
+
+        return await self.service.run(job)
+
+    async def push_frame(self, params: VideoPushFrameParams, call: Call) -> FrameResult:
+        call.app.check_camera("segment_video_push_frame")
+        live = self._get(call.app, params.session)
+        if not live.stream:
+            raise SessionError(f"session {params.session!r} reads a video; push_frame needs stream: true")
+
+        def job() -> FrameResult:
+            image = load_ref(params.image, call.app, self.service.limits.max_pixels)
+            return frame_out(live.step(lambda session: session.push_frame(image)))
+
+        return await self.service.run(job)
+
+    async def propagate(self, params: VideoPropagateParams, call: Call) -> PropagateResult:
+        live = self._get(call.app, params.session)
+        run = live.run = _Run()
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        room = threading.Semaphore(_IN_FLIGHT)
+        total = _total(live.session.num_frames, params)
+
+        def put(item: Any) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def worker() -> None:
+            frames = live.step(lambda s: s.propagate(params.start, reverse=params.reverse,
+                                                     max_frames=params.max_frames))
+            try:
+                while not run.cancel.is_set():
+                    try:
+                        frame = live.step(lambda s: next(frames, _END))
+                    except SessionError:
+                        if run.cancel.is_set():  # closed while we ran
+                            break
+                        raise
+                    if frame is _END:
+                        break
+                    while not room.acquire(timeout=0.1):
+                        if run.cancel.is_set():
+                            return
+                    put(frame_out(frame))
+            finally:
+                with live.lock, contextlib.suppress(Exception):
+                    getattr(frames, "close", lambda: None)()
+
+        def finished(future: asyncio.Future[None]) -> None:
+            error = None if future.cancelled() else future.exception()
+            put(error if error is not None else _END)
+
+        notify = call.notify
+        table = self.tables[call.app.id]
+        collected: list[FrameResult] = []
+        done = 0
+        work = loop.run_in_executor(self.service.tracking, worker)
+        work.add_done_callback(finished)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                done += 1
+                room.release()
+                with contextlib.suppress(SessionError):
+                    table.get(live.id, owner=call.app.id)  # in use: not idle
+                if notify is None:
+                    collected.append(item)
+                    continue
+                progress = VideoProgress(session=live.id, request_id=call.request_id, done=done,
+                                         total=total, frame=item)
+                await notify(PROGRESS, progress.model_dump(mode="json"))
+        finally:
+            if not work.done():  # the reader went away (connection closed) or failed
+                run.cancel.set()
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(work)
+            live.run = None
+            run.finished.set()
+        return PropagateResult(session=live.id, frames_done=done, cancelled=run.cancel.is_set(),
+                               frames=collected if notify is None else None)
+
+    async def cancel(self, params: SessionParams, call: Call) -> CancelResult:
+        live = self._get(call.app, params.session, idle=False)
+        run = live.run
+        if run is None:
+            return CancelResult(session=live.id, cancelled=False)
+        run.cancel.set()
+        await run.finished.wait()
+        return CancelResult(session=live.id, cancelled=True)
+
+    async def close(self, params: SessionParams, call: Call) -> CloseResult:
+        live = self._get(call.app, params.session, idle=False)
+        run = live.run
+        if run is not None:
+            run.cancel.set()
+            await run.finished.wait()
+        await self.service.run(self.tables[call.app.id].close, params.session, call.app.id)
+        return CloseResult(session=live.id, closed=True)
+
+
+def _total(num_frames: int, params: VideoPropagateParams) -> int | None:
+    """Upper bound of frames a propagation visits (``None`` for an empty video)."""
+    if num_frames <= 0:
+        return None
+    if params.start is None:
+        remaining = num_frames
+    else:
+        remaining = params.start + 1 if params.reverse else num_frames - params.start
+    remaining = max(0, remaining)
+    return min(remaining, params.max_frames) if params.max_frames else remaining
+
