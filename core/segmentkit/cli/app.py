@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on `app` when imported.
-COMMAND_MODULES = ("models", "segment", "prompt", "serve", "batch")
+COMMAND_MODULES = ("models", "segment", "prompt", "serve", "batch", "track")
 
 
 def load_commands() -> typer.Typer:

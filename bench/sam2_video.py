@@ -1,0 +1,186 @@
+"""Benchmark: SAM 2 video tracking, segmentkit's tracker vs transformers' own, same run.
+
+1. Throughput and peak RSS. Full-size hiera-tiny (random weights, 1024 input, the
+   transformers default config) tracks one object through ``--frames`` frames of a
+   ``--height`` x ``--width`` synthetic clip: segmentkit (``tracker.start(frames)``,
+   ``add_prompts``, ``propagate``) against ``Sam2VideoModel`` + ``Sam2VideoInferenceSession``
+   as its docs use it (the whole clip preprocessed up front, then
+   ``propagate_in_video_iterator``). Each side runs in its own subprocess so that peak
+   RSS (VmHWM) is its own; frames/s excludes model loading.
+2. Memory on a long stream. The same architecture at a reduced input size
+   (``--stream-size``, default 256) is fed ``--stream-frames`` (default 1,000) frames one
+   at a time (``push_frame`` vs transformers' streaming ``model(frame=...)``); RSS is
+   sampled every 50 frames. The point is the growth curve.
+
+    python bench/sam2_video.py [--frames 24] [--stream-frames 1000] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+MODEL = "sam2.1-hiera-tiny"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def clip(count: int, height: int, width: int) -> list[Any]:
+    from segmentkit_sam2.video_testing import moving_frames
+
+    return moving_frames(count, (height, width), seed=0)
+
+
+# --------------------------------------------------------------------------- workers (subprocesses)
+
+
+def worker(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    frames = clip(args.count, args.height, args.width)
+    point = (0.3 * args.width, 0.45 * args.height)
+    if args.side == "ours":
+        import segmentkit as sk
+        from segmentkit.registry import Registry
+
+        tracker = Registry().load(MODEL, role="tracker", weights=args.weights)
+        model = tracker.model
+    else:
+        from segmentkit_sam2.video_testing import ReferenceTracker
+        from transformers import Sam2VideoModel
+
+        model = Sam2VideoModel.from_pretrained(args.weights).eval()
+    base = status_mb("VmRSS")
+    curve: list[tuple[int, float]] = []
+    start = time.perf_counter()
+    if args.mode == "clip":
+        if args.side == "ours":
+            with tracker.start(frames) as session:
+                session.add_prompts(0, 1, [sk.Point(*point)])
+                done = sum(1 for _ in session.propagate())
+        else:
+            ref = ReferenceTracker(model, frames)
+            ref.add(0, 1, points=[point], labels=[1])
+            ref.run(0)
+            done = sum(1 for _ in ref.propagate())
+    else:  # stream
+        if args.side == "ours":
+            session = tracker.start(stream=True)
+            for i, frame in enumerate(frames):
+                session.push_frame(frame)
+                if i == 0:
+                    session.add_prompts(0, 1, [sk.Point(*point)])
+                if i % 50 == 0 or i == len(frames) - 1:
+                    curve.append((i + 1, round(status_mb("VmRSS") - base, 1)))
+        else:
+            ref = ReferenceTracker(model, frame_size=(args.height, args.width))
+            for i, frame in enumerate(frames):
+                if i == 0:
+                    ref.add(0, 1, points=[point], labels=[1])
+                ref.push(frame)
+                if i % 50 == 0 or i == len(frames) - 1:
+                    curve.append((i + 1, round(status_mb("VmRSS") - base, 1)))
+        done = len(frames)
+    seconds = time.perf_counter() - start
+    return {"side": args.side, "frames": done, "seconds": seconds, "fps": done / seconds,
+            "peak_rss_mb": status_mb("VmHWM"), "rss_after_load_mb": base, "curve": curve}
+
+
+def run_worker(side: str, mode: str, weights: Path, count: int, height: int, width: int,
+               threads: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--worker", side, "--mode", mode, "--weights", str(weights),
+           "--count", str(count), "--height", str(height), "--width", str(width), "--threads", str(threads)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TRANSFORMERS_VERBOSITY": "error"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{side} {mode} worker failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=24, help="frames of the throughput clip")
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--stream-frames", type=int, default=1000)
+    parser.add_argument("--stream-size", type=int, default=256, help="model input size for the stream test")
+    parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
+    parser.add_argument("--skip-clip", action="store_true")
+    parser.add_argument("--skip-stream", action="store_true")
+    # worker mode (internal)
+    parser.add_argument("--worker", choices=("ours", "reference"))
+    parser.add_argument("--mode", choices=("clip", "stream"))
+    parser.add_argument("--weights", type=Path)
+    parser.add_argument("--count", type=int)
+    args = parser.parse_args()
+    if args.worker:
+        args.side = args.worker
+        print(json.dumps(worker(args)))
+        return
+
+    from segmentkit_sam2.video_testing import build_tiny_video_checkpoint
+
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} cores), torch threads: {args.threads}")
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_clip:
+            weights = build_tiny_video_checkpoint(Path(tmp) / "full-1024", image_size=1024, full=True)
+            print(f"\n1. full-size hiera-tiny (random weights), 1024 input, {args.frames} frames of "
+                  f"{args.width}x{args.height}, one object")
+            results = {side: run_worker(side, "clip", weights, args.frames, args.height, args.width, args.threads)
+                       for side in ("reference", "ours")}
+            ref, ours = results["reference"], results["ours"]
+            print(f"{'':14}{'frames/s':>10}{'peak RSS MB':>14}{'RSS after load':>16}")
+            for name, r in (("transformers", ref), ("segmentkit", ours)):
+                print(f"{name:14}{r['fps']:>10.3f}{r['peak_rss_mb']:>14.0f}{r['rss_after_load_mb']:>16.0f}")
+            print(f"ratio (segmentkit / transformers): speed {ours['fps'] / ref['fps']:.2f}x, "
+                  f"peak RSS {ours['peak_rss_mb'] / ref['peak_rss_mb']:.2f}x")
+        if not args.skip_stream:
+            size = args.stream_size
+            weights = build_tiny_video_checkpoint(Path(tmp) / f"full-{size}", image_size=size, full=True)
+            print(f"\n2. stream of {args.stream_frames} frames of {args.width}x{args.height}, hiera-tiny at "
+                  f"{size} input: RSS growth over the RSS after loading (MB)")
+            curves = {side: run_worker(side, "stream", weights, args.stream_frames, args.height, args.width,
+                                       args.threads) for side in ("reference", "ours")}
+            ref_curve = dict(curves["reference"]["curve"])
+            ours_curve = dict(curves["ours"]["curve"])
+            print(f"{'frames':>8}{'transformers':>14}{'segmentkit':>12}")
+            for n in sorted(ours_curve):
+                print(f"{n:>8}{ref_curve.get(n, float('nan')):>14.1f}{ours_curve[n]:>12.1f}")
+            for name, c in (("transformers", curves["reference"]), ("segmentkit", curves["ours"])):
+                points = c["curve"]
+                mid = next(p for p in points if p[0] >= points[-1][0] // 2)
+                slope = (points[-1][1] - mid[1]) / max(1, points[-1][0] - mid[0]) * 1000
+                print(f"{name}: {c['fps']:.2f} frames/s, growth over the second half "
+                      f"{slope:+.1f} MB per 1,000 frames")
+
+
+if __name__ == "__main__":
+    main()
