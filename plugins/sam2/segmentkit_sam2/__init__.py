@@ -1,0 +1,46 @@
+"""segmentkit plugin: SAM 2 / SAM 2.1 as prompter, automatic segmenter and tracker.
+
+Only hook implementations live here; model code is imported when a model is loaded.
+"""
+
+from __future__ import annotations
+
+from segmentkit import hookimpl
+from segmentkit.cards import ModelSpec
+
+from .catalog import cards
+from .options import Sam2AutomaticOptions, Sam2Options
+
+__all__ = ["cards", "segmentkit_prompters", "segmentkit_segmenters"]
+
+
+@hookimpl
+def segmentkit_prompters() -> list[ModelSpec]:
+    """SAM 2 prompters: points (+/-), a box, a previous mask; multimask output."""
+    return [
+        ModelSpec(card=c, role="prompter", loader="segmentkit_sam2.prompter:Sam2Prompter", options=Sam2Options)
+        for c in cards()
+    ]
+
+
+@hookimpl
+def segmentkit_segmenters() -> list[ModelSpec]:
+    """SAM 2 automatic mask generation (task ``automatic``)."""
+    return [
+        ModelSpec(
+            card=c, role="segmenter", loader="segmentkit_sam2.automatic:Sam2AutomaticSegmenter",
+            options=Sam2AutomaticOptions,
+        )
+        for c in cards()
+    ]
+
+
+@hookimpl
+def segmentkit_trackers() -> list[ModelSpec]:
+    """SAM 2 video trackers: prompt objects on any frame, propagate them, or follow a live stream."""
+    from .video_options import Sam2TrackerOptions  # pydantic only, no torch
+
+    return [
+        ModelSpec(card=c, role="tracker", loader="segmentkit_sam2.tracker:Sam2Tracker", options=Sam2TrackerOptions)
+        for c in cards()
+    ]

@@ -1,0 +1,43 @@
+"""Per-model options of the SAM 2 prompter and automatic segmenter (pydantic, no torch)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from segmentkit.cards import ModelOptions
+
+
+class Sam2Options(ModelOptions):
+    """Options of the SAM 2 prompter."""
+
+    cache_bytes: int = Field(
+        default=512 * 2**20, ge=0,
+        description="Upper bound in bytes of the image-embedding LRU cache (0 disables caching).",
+    )
+    mask_threshold: float = Field(default=0.0, description="Logit above which a pixel belongs to the mask.")
+    ort_threads: int | None = Field(
+        default=None, ge=1,
+        description="ONNX Runtime intra-op threads with runtime='onnxruntime' (None: the physical cores).",
+    )
+
+
+class Sam2AutomaticOptions(Sam2Options):
+    """Options of automatic mask generation (names and defaults follow SAM 2's generator)."""
+
+    points_per_side: int = Field(default=32, ge=1, le=256, description="Grid points along each side.")
+    points_per_batch: int = Field(default=64, ge=1, description="Grid points decoded in one call.")
+    pred_iou_thresh: float = Field(default=0.8, ge=0.0, le=1.0, description="Keep masks with predicted IoU above this.")
+    stability_score_thresh: float = Field(
+        default=0.95, ge=0.0, le=1.0, description="Keep masks whose stability score is above this."
+    )
+    stability_score_offset: float = Field(default=1.0, ge=0.0, description="Logit offset of the stability score.")
+    box_nms_thresh: float = Field(default=0.7, ge=0.0, le=1.0, description="Box IoU for NMS within a crop.")
+    crop_n_layers: int = Field(default=0, ge=0, le=4, description="Extra layers of image crops (0: whole image only).")
+    crop_nms_thresh: float = Field(default=0.7, ge=0.0, le=1.0, description="Box IoU for NMS across crops.")
+    crop_overlap_ratio: float = Field(default=512 / 1500, ge=0.0, lt=1.0, description="Overlap of neighbouring crops.")
+    crop_n_points_downscale_factor: int = Field(
+        default=1, ge=1, description="Points per side in crop layer n are divided by this**n."
+    )
+    min_mask_region_area: int = Field(
+        default=0, ge=0, description="Remove islands and fill holes smaller than this many pixels (0: off)."
+    )
+    multimask_output: bool = Field(default=True, description="Decode 3 candidate masks per grid point.")

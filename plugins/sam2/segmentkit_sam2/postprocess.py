@@ -1,0 +1,56 @@
+"""Post-processing: low-res logits -> image-size masks with scores (core types)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from segmentkit.types import Masks
+
+from .preprocess import upscale_masks
+
+
+def stability_score(logits: torch.Tensor, threshold: float, offset: float) -> torch.Tensor:
+    """IoU of the masks at ``threshold + offset`` and ``threshold - offset`` over the last two dims.
+
+    An empty union gives 0.0 (the reference gives NaN, which no threshold keeps either).
+    """
+    inter = _count(logits > threshold + offset)
+    union = _count(logits > threshold - offset)
+    return (inter / union.clamp(min=1)).float()
+
+
+def _count(masks: torch.Tensor) -> torch.Tensor:
+    """Pixels set per mask over the last two dims (numpy's popcount is ~3x torch's bool sum on CPU)."""
+    if masks.device.type != "cpu":
+        return masks.sum(dim=(-1, -2), dtype=torch.int64)
+    flat = masks.reshape(-1, masks.shape[-2] * masks.shape[-1]).numpy()
+    counts = np.count_nonzero(flat, axis=1).astype(np.int64)
+    return torch.from_numpy(counts).reshape(masks.shape[:-2])
+
+
+def to_masks(
+    low_res_logits: torch.Tensor,
+    iou_scores: torch.Tensor,
+    image_hw: tuple[int, int],
+    *,
+    threshold: float = 0.0,
+    stability_offset: float = 1.0,
+) -> Masks:
+    """One object's candidates: (C, h, w) low-res logits and (C,) IoU -> ``Masks`` of C masks.
+
+    ``data`` holds ``iou_pred``, ``stability`` and ``low_res_logits`` (feed one back as a
+    :class:`~segmentkit.MaskPrompt` to refine).
+    """
+    logits = upscale_masks(low_res_logits[None].float(), image_hw)[0]
+    masks = logits > threshold
+    stability = stability_score(logits, threshold, stability_offset)
+    iou = iou_scores.float().cpu().numpy()
+    return Masks(
+        masks=masks.cpu().numpy(),
+        scores=iou,
+        data={
+            "iou_pred": iou,
+            "stability": stability.cpu().numpy(),
+            "low_res_logits": low_res_logits.float().cpu().numpy().astype(np.float32, copy=False),
+        },
+    )

@@ -1,0 +1,18 @@
+"""Per-model options of the SAM 2 tracker (pydantic, no torch)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from segmentkit.cards import ModelOptions
+
+
+class Sam2TrackerOptions(ModelOptions):
+    """Options of the SAM 2 video tracker."""
+
+    mask_threshold: float = Field(default=0.0, description="Logit above which a pixel belongs to an object.")
+    cache_frames: int = Field(
+        default=8, ge=1, le=1024,
+        description="Decoded frames a session keeps (files: an LRU for random access; streams: the most "
+                    "recent frames, the only ones prompts can still be added to).",
+    )
+    max_objects: int = Field(default=64, ge=1, description="Most objects one session tracks.")

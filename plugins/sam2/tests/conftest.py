@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny SAM 2 checkpoints (hub layout, built once per session) and models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tiny.py / reference.py, with --import-mode=importlib
+
+from tiny import build_tiny_checkpoint
+
+MODEL_ID = "sam2.1-hiera-tiny"
+
+
+@pytest.fixture(scope="session")
+def sam2_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny SAM 2 checkpoint at the real input size (1024, low-res masks 256x256)."""
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("sam2-tiny-1024"), image_size=1024)
+
+
+@pytest.fixture(scope="session")
+def sam2_weights_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same architecture at input size 256: for behaviour tests and many decoder calls."""
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("sam2-tiny-256"), image_size=256, seed=1)
+
+
+@pytest.fixture(scope="session")
+def prompter(sam2_weights: Path):
+    """The prompter on the 1024 checkpoint (parity with transformers)."""
+    import segmentkit
+
+    return segmentkit.Registry().load(MODEL_ID, role="prompter", weights=sam2_weights)
+
+
+@pytest.fixture(scope="session")
+def small_prompter(sam2_weights_small: Path):
+    """The prompter on the 256 checkpoint (behaviour tests)."""
+    import segmentkit
+
+    return segmentkit.Registry().load(MODEL_ID, role="prompter", weights=sam2_weights_small)
+
+
+@pytest.fixture(scope="session")
+def reference_model(sam2_weights: Path):
+    """transformers' own ``Sam2Model`` loaded from the same directory, the way its docs do."""
+    from transformers import Sam2Model
+
+    return Sam2Model.from_pretrained(sam2_weights).eval()
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    """A non-square synthetic photo: textured background and a few shapes (seeded)."""
+    from segmentkit.testing.scenes import synthetic_scene
+
+    return synthetic_scene((300, 400), seed=3).image
