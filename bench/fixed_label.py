@@ -1,0 +1,209 @@
+"""Benchmark: segmentkit's SegFormer and Mask2Former plugins vs transformers' pipeline.
+
+Full-size SegFormer-B0 (ADE20k head, 512x512 input) and Mask2Former Swin-Tiny (COCO
+panoptic head, 100 queries, 384x384 input) configs with seeded random weights, saved to disk
+and loaded by both sides. For each image size, end-to-end time per image (decode a PNG from
+disk, preprocess, forward, postprocess into masks) is measured for:
+
+- transformers' ``image-segmentation`` pipeline (semantic for SegFormer, panoptic for
+  Mask2Former, the pipeline's default thresholds 0.9 / 0.5 / 0.5 on both sides);
+- segmentkit on torch; for SegFormer also on ONNX Runtime (exported once, before timing).
+
+Repetitions are interleaved (the order rotates every round); medians and the ratios
+pipeline / segmentkit are printed, with the agreement of the two answers: the share of pixels
+with the same SegFormer label, and for Mask2Former the share of segments matched (same
+label, mask IoU >= 0.9), their mean IoU and the largest relative area difference.
+
+torchvision is not installed here (segmentkit does not use it), so the pipeline runs
+transformers' PIL-backend image processors (``*ImageProcessorPil``); where torchvision is
+importable the pipeline picks its torchvision processors instead. Pillow's bilinear kernel
+is one grey level off torch's (which the torchvision processors and segmentkit use) in a few
+per cent of pixels when an image is shrunk, so the answers differ slightly here. Random Mask2Former
+classification heads are flat, so its class head is scaled by 60 (see TESTING.md).
+
+    python bench/fixed_label.py [--reps 3] [--sizes 640x480,1280x720,1920x1080] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+WORK = Path("/tmp/segmentkit-bench-fixed-label")
+
+
+def cpu_name() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def build_segformer(folder: Path) -> Path:
+    import torch
+    from segmentkit_segformer.labels import ADE20K
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessorPil
+
+    if not (folder / "config.json").exists():
+        torch.manual_seed(0)
+        config = SegformerConfig(num_labels=150, id2label=dict(enumerate(ADE20K)),  # defaults: MiT-B0
+                                 label2id={n: i for i, n in enumerate(ADE20K)})
+        SegformerForSemanticSegmentation(config).eval().save_pretrained(folder)
+        SegformerImageProcessorPil(size={"height": 512, "width": 512}).save_pretrained(folder)
+    return folder
+
+
+def build_mask2former(folder: Path) -> Path:
+    import torch
+    from segmentkit_mask2former.labels import COCO_PANOPTIC
+    from transformers import (
+        Mask2FormerConfig,
+        Mask2FormerForUniversalSegmentation,
+        Mask2FormerImageProcessorPil,
+        SwinConfig,
+    )
+
+    if not (folder / "config.json").exists():
+        torch.manual_seed(0)
+        swin_tiny = SwinConfig(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7,
+                               out_features=["stage1", "stage2", "stage3", "stage4"])
+        config = Mask2FormerConfig(backbone_config=swin_tiny, num_labels=133, num_queries=100,
+                                   id2label=dict(enumerate(COCO_PANOPTIC)),
+                                   label2id={n: i for i, n in enumerate(COCO_PANOPTIC)})
+        model = Mask2FormerForUniversalSegmentation(config).eval()
+        with torch.no_grad():
+            model.class_predictor.weight.mul_(60.0)
+        model.save_pretrained(folder)
+        Mask2FormerImageProcessorPil(size={"height": 384, "width": 384}, size_divisor=32).save_pretrained(folder)
+    return folder
+
+
+def street_like(height: int, width: int, seed: int) -> np.ndarray:
+    """A smooth random photo-like image (sky-to-ground gradient, blobs, texture)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (height // 40 + 2, width // 40 + 2, 3), dtype=np.uint8)
+    base = np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32)
+    ramp = np.linspace(-40, 40, height, dtype=np.float32)[:, None, None]
+    noise = rng.normal(0, 6, (height, width, 3)).astype(np.float32)
+    return np.clip(base + ramp + noise, 0, 255).astype(np.uint8)
+
+
+def label_map_from_pipeline(answer: list[dict[str, Any]], label2id: dict[str, int], size: tuple[int, int]) -> np.ndarray:
+    out = np.full(size, -1, dtype=np.int64)
+    for item in answer:
+        out[np.asarray(item["mask"]) > 0] = label2id[item["label"]]
+    return out
+
+
+def segment_match(ours: Any, answer: list[dict[str, Any]]) -> tuple[int, float, float]:
+    """(segments whose best same-label pipeline mask has IoU >= 0.9, mean best IoU, max area rel. diff)."""
+    theirs = [(item["label"], np.asarray(item["mask"]) > 0) for item in answer]
+    ious, diffs = [], []
+    for mask, label in zip(ours.masks.masks, ours.masks.labels):
+        best, area = 0.0, 0
+        for their_label, their_mask in theirs:
+            union = np.logical_or(mask, their_mask).sum()
+            iou = np.logical_and(mask, their_mask).sum() / union if union else 0.0
+            if their_label == label and iou > best:
+                best, area = float(iou), int(their_mask.sum())
+        ious.append(best)
+        diffs.append(abs(int(mask.sum()) - area) / max(area, 1))
+    if not ious:
+        return 0, 1.0, 0.0
+    return sum(i >= 0.9 for i in ious), float(np.mean(ious)), max(diffs)
+
+
+def interleaved(runs: dict[str, Callable[[], Any]], reps: int) -> dict[str, float]:
+    names = list(runs)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for rep in range(reps):
+        order = names[rep % len(names):] + names[:rep % len(names)]
+        for name in order:
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - start)
+    return {n: statistics.median(t) for n, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--sizes", default="640x480,1280x720,1920x1080")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+
+    import segmentkit as sk
+    import torch
+    import transformers
+    from PIL import Image
+    from transformers import pipeline
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    WORK.mkdir(parents=True, exist_ok=True)
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    print(f"CPU: {cpu_name()} | torch {torch.__version__} ({torch.get_num_threads()} threads) | "
+          f"transformers {transformers.__version__} | reps {args.reps}, interleaved, medians")
+
+    segformer_dir = build_segformer(WORK / "segformer-b0")
+    m2f_dir = build_mask2former(WORK / "mask2former-swin-tiny")
+
+    ours_sf = sk.load("segformer-b0-ade", weights=segformer_dir)
+    ours_sf_onnx = sk.load("segformer-b0-ade", weights=segformer_dir, runtime="onnxruntime",
+                           onnx_cache=str(WORK / "onnx"))
+    ref_sf = pipeline("image-segmentation", model=str(segformer_dir))
+    ours_m2f = sk.load("mask2former-swin-tiny-coco-panoptic", weights=m2f_dir, threshold=0.9, mask_threshold=0.5,
+                       overlap_mask_area_threshold=0.5, label_ids_to_fuse=())
+    ref_m2f = pipeline("image-segmentation", model=str(m2f_dir))
+    print(f"pipeline image processors: {type(ref_sf.image_processor).__name__}, "
+          f"{type(ref_m2f.image_processor).__name__}")
+    label2id = {v: k for k, v in ours_sf.id2label.items()}
+
+    rows = []
+    for i, (width, height) in enumerate(sizes):
+        path = WORK / f"street-{width}x{height}.png"
+        Image.fromarray(street_like(height, width, seed=i)).save(path)
+        # warm-up + agreement
+        ours, onnx, theirs = ours_sf.segment(path), ours_sf_onnx.segment(path), ref_sf(str(path))
+        ref_map = label_map_from_pipeline(theirs, label2id, (height, width))
+        agree = float(np.mean(ours.label_map == ref_map))
+        agree_onnx = float(np.mean(onnx.label_map == ours.label_map))
+        t = interleaved({
+            "pipeline": lambda p=path: ref_sf(str(p)),
+            "ours": lambda p=path: ours_sf.segment(p),
+            "ours-onnx": lambda p=path: ours_sf_onnx.segment(p),
+        }, args.reps)
+        rows.append(f"segformer-b0   {width}x{height:<5} pipeline {t['pipeline']:6.2f}s  ours {t['ours']:6.2f}s "
+                    f"(x{t['pipeline'] / t['ours']:.2f})  onnx {t['ours-onnx']:6.2f}s "
+                    f"(x{t['pipeline'] / t['ours-onnx']:.2f})  pixels equal to pipeline {agree:.4%}, "
+                    f"onnx vs torch {agree_onnx:.4%}, {len(ref_map.ravel()) and len(np.unique(ref_map))} labels")
+        print(rows[-1], flush=True)
+
+        pan, theirs = ours_m2f.segment(path, task="panoptic"), ref_m2f(str(path), subtask="panoptic")
+        matched, mean_iou, worst = segment_match(pan, theirs)
+        t = interleaved({
+            "pipeline": lambda p=path: ref_m2f(str(p), subtask="panoptic"),
+            "ours": lambda p=path: ours_m2f.segment(p, task="panoptic"),
+        }, args.reps)
+        rows.append(f"mask2former-t  {width}x{height:<5} pipeline {t['pipeline']:6.2f}s  ours {t['ours']:6.2f}s "
+                    f"(x{t['pipeline'] / t['ours']:.2f})  segments {len(pan.masks)} ours / {len(theirs)} pipeline, "
+                    f"{matched} matched (same label, IoU >= 0.9), mean IoU {mean_iou:.3f}, "
+                    f"max area diff {worst:.2%}")
+        print(rows[-1], flush=True)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The Mask2Former segmenter: preprocess -> forward -> semantic / instance / panoptic result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from segmentkit import ModelCard, Segmentation
+from segmentkit.errors import OptionsError, TaskError, WeightsUnavailableError
+from segmentkit.io.image import load_image
+from segmentkit.types import Masks
+from segmentkit.weights import resolve_weights
+
+from . import postprocess
+from .processing import Preprocessing, preprocess
+from .specs import INPUT_SIZE, Mask2FormerOptions, card_dataset
+
+log = logging.getLogger(__name__)
+_DEFAULT_LABEL = re.compile(r"^LABEL_\d+$")
+
+
+class Mask2FormerSegmenter:
+    """Semantic, instance and panoptic segmentation from one ``Mask2FormerForUniversalSegmentation``."""
+
+    def __init__(self, card: ModelCard, options: Mask2FormerOptions):
+        self.card = card
+        self.options = options
+        self.folder = resolve_weights(card, options.weights)
+        config = _read_config(self.folder, card.id)
+        self.id2label = _labels(config, card)
+        dataset = card_dataset(card)
+        self.thing_ids = frozenset(i for i, name in self.id2label.items() if name in dataset.things)
+        self.stuff_ids = frozenset(self.id2label) - self.thing_ids
+        self.preprocessing = Preprocessing.from_dir(self.folder, card.input_size or INPUT_SIZE)
+        self.model = self._load()
+
+    def segment(self, image: Any, *, task: str | None = None, **thresholds: Any) -> Segmentation:
+        """Segment ``image`` for ``task`` (default: the card's first task).
+
+        ``thresholds`` override the load options for this call: ``threshold``,
+        ``mask_threshold``, ``overlap_mask_area_threshold``, ``label_ids_to_fuse``.
+        """
+        task = task or self.card.tasks[0]
+        if task not in self.card.tasks:
+            raise TaskError(
+                f"model {self.card.id!r} does not do {task!r} segmentation (it does: {', '.join(self.card.tasks)}); "
+                f"its checkpoint was trained for {card_dataset(self.card).name}"
+            )
+        options = self._options(thresholds)
+        pixels = load_image(image)
+        size = (int(pixels.shape[0]), int(pixels.shape[1]))
+        class_logits, mask_logits = self._forward(preprocess(pixels, self.preprocessing))
+        if task == "semantic":
+            label_map = postprocess.semantic(class_logits, mask_logits, size)
+            return Segmentation.from_label_map(label_map.to(torch.int32).numpy(), self.id2label)
+        if task == "instance":
+            found = postprocess.instance(class_logits, mask_logits, size, threshold=options.threshold,
+                                         mask_threshold=options.mask_threshold)
+            return Segmentation(kind="instance", image_size=size, masks=self._masks(found, size),
+                                id2label=dict(self.id2label))
+        fuse = self.stuff_ids if options.label_ids_to_fuse is None else frozenset(options.label_ids_to_fuse)
+        found = postprocess.panoptic(
+            class_logits, mask_logits, size, threshold=options.threshold, mask_threshold=options.mask_threshold,
+            overlap_mask_area_threshold=options.overlap_mask_area_threshold, label_ids_to_fuse=fuse,
+        )
+        return Segmentation(kind="panoptic", image_size=size, masks=self._masks(found, size),
+                            label_map=found.label_map.numpy(), id2label=dict(self.id2label))
+
+    # ------------------------------------------------------------------ stages
+
+    def _forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        device = torch.device(self.options.device)
+        with torch.inference_mode():
+            out = self.model(pixel_values=pixel_values.to(device))
+        return out.class_queries_logits[0].float().cpu(), out.masks_queries_logits[0].float().cpu()
+
+    def _masks(self, found: postprocess.Segments, size: tuple[int, int]) -> Masks:
+        class_ids = found.class_ids.numpy()
+        data = {"is_thing": np.array([int(c) in self.thing_ids for c in class_ids], dtype=bool)}
+        if found.fused is not None:
+            data["fused"] = found.fused.numpy()
+        return Masks(found.masks.numpy().reshape(-1, *size), scores=found.scores.numpy(), class_ids=class_ids,
+                     data=data, id2label=dict(self.id2label))
+
+    def _options(self, overrides: dict[str, Any]) -> Mask2FormerOptions:
+        if not overrides:
+            return self.options
+        unknown = set(overrides) - {"threshold", "mask_threshold", "overlap_mask_area_threshold",
+                                    "label_ids_to_fuse"}
+        if unknown:
+            raise OptionsError(f"segment() got unknown option(s) {', '.join(sorted(unknown))} for {self.card.id!r}")
+        try:
+            return Mask2FormerOptions.model_validate({**self.options.model_dump(), **overrides})
+        except ValueError as exc:
+            raise OptionsError(f"invalid options for {self.card.id!r}: {exc}") from None
+
+    def _load(self) -> Any:
+        from transformers import Mask2FormerForUniversalSegmentation
+
+        try:
+            model = Mask2FormerForUniversalSegmentation.from_pretrained(self.folder)
+        except Exception as exc:  # noqa: BLE001 - transformers raises OSError, ValueError, safetensors errors
+            raise WeightsUnavailableError(
+                f"weights for {self.card.id!r} in {self.folder} cannot be loaded: {type(exc).__name__}: {exc}"
+            ) from None
+        return model.eval().to(torch.device(self.options.device))
+
+
+def _read_config(folder: Path, model_id: str) -> dict[str, Any]:
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise WeightsUnavailableError(f"weights for {model_id!r}: cannot read {path}: {exc}") from None
+    if config.get("model_type") != "mask2former":
+        raise WeightsUnavailableError(
+            f"weights for {model_id!r}: {path} is a {config.get('model_type')!r} model, not a Mask2Former"
+        )
+    return config
+
+
+def _labels(config: dict[str, Any], card: ModelCard) -> dict[int, str]:
+    """The checkpoint's ``id2label``, unless it holds only placeholder names; then the card's labels."""
+    raw = config.get("id2label") or {}
+    id2label = {int(k): str(v) for k, v in raw.items()}
+    if id2label and not all(_DEFAULT_LABEL.match(v) for v in id2label.values()):
+        return id2label
+    count = len(id2label) or int(config.get("num_labels", len(card.labels)))
+    if count == len(card.labels):
+        return dict(enumerate(card.labels))
+    log.warning("%s: checkpoint has %d unnamed labels, card lists %d", card.id, count, len(card.labels))
+    return id2label or {i: f"LABEL_{i}" for i in range(count)}

@@ -1,0 +1,125 @@
+"""Mask2Former preprocessing in torch, as transformers 5's ``Mask2FormerImageProcessor`` does.
+
+Resize (antialiased bilinear on uint8, what the torchvision backend runs, bit-exact; the
+hub checkpoints ask for ``resample=2``, bilinear, like the class default), round the size up
+to ``size_divisor``, rescale and normalise in float32. A single image needs no padding.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from segmentkit.errors import WeightsUnavailableError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+BILINEAR = 2  # PIL.Image.Resampling.BILINEAR, the `resample` value processors store
+LEGACY_MAX_SIZE = 1333  # the longest edge an int `size` implied in older processors
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """The fields of a ``preprocessor_config.json`` that change the pixels the model sees.
+
+    Either ``height`` and ``width`` (a fixed size) or ``shortest_edge`` and ``longest_edge``
+    (aspect kept) are set.
+    """
+
+    height: int | None = None
+    width: int | None = None
+    shortest_edge: int | None = None
+    longest_edge: int | None = None
+    size_divisor: int = 32
+    do_resize: bool = True
+    do_rescale: bool = True
+    rescale_factor: float = 1 / 255
+    do_normalize: bool = True
+    image_mean: tuple[float, ...] = IMAGENET_MEAN
+    image_std: tuple[float, ...] = IMAGENET_STD
+
+    @classmethod
+    def from_dir(cls, folder: Path, default_size: int) -> Preprocessing:
+        """Read ``folder/preprocessor_config.json``; the hub checkpoints' values where it is absent."""
+        path = folder / "preprocessor_config.json"
+        raw: dict[str, Any] = {}
+        if path.is_file():
+            try:
+                raw = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise WeightsUnavailableError(f"{path} is not valid JSON: {exc}") from None
+        resample = raw.get("resample", BILINEAR)
+        if resample != BILINEAR:
+            raise WeightsUnavailableError(f"{path}: resample={resample!r} is not supported (only bilinear, 2)")
+        size = raw.get("size", {"height": default_size, "width": default_size})
+        max_size = raw.get("max_size", raw.get("_max_size", LEGACY_MAX_SIZE))
+        if isinstance(size, int):
+            size = {"shortest_edge": size, "longest_edge": max_size}
+        if not isinstance(size, dict):
+            raise WeightsUnavailableError(f"{path}: size={size!r} is not supported")
+        if "height" in size and "width" in size:
+            dims: dict[str, int] = {"height": int(size["height"]), "width": int(size["width"])}
+        elif "shortest_edge" in size:
+            dims = {"shortest_edge": int(size["shortest_edge"]),
+                    "longest_edge": int(size.get("longest_edge") or max_size)}
+        else:
+            raise WeightsUnavailableError(f"{path}: size={size!r} is not supported")
+        return cls(
+            **dims,
+            size_divisor=int(raw.get("size_divisor", 32) or 0),
+            do_resize=bool(raw.get("do_resize", True)),
+            do_rescale=bool(raw.get("do_rescale", True)),
+            rescale_factor=float(raw.get("rescale_factor", 1 / 255)),
+            do_normalize=bool(raw.get("do_normalize", True)),
+            image_mean=tuple(float(v) for v in raw.get("image_mean", IMAGENET_MEAN)),
+            image_std=tuple(float(v) for v in raw.get("image_std", IMAGENET_STD)),
+        )
+
+    def target_size(self, height: int, width: int) -> tuple[int, int]:
+        """The resized (height, width) of an image, as ``Mask2FormerImageProcessor.resize``."""
+        if self.height is not None and self.width is not None:
+            size = (self.height, self.width)
+        else:
+            size = _aspect_size(height, width, self.shortest_edge or 0, self.longest_edge)
+        if self.size_divisor > 0:
+            d = self.size_divisor
+            size = (math.ceil(size[0] / d) * d, math.ceil(size[1] / d) * d)
+        return size
+
+
+def _aspect_size(height: int, width: int, size: int, max_size: int | None) -> tuple[int, int]:
+    # transformers.image_transforms.get_size_with_aspect_ratio
+    raw_size = None
+    if max_size is not None:
+        short, long = float(min(height, width)), float(max(height, width))
+        if long / short * size > max_size:
+            raw_size = max_size * short / long
+            size = round(raw_size)
+    if (height <= width and height == size) or (width <= height and width == size):
+        return height, width
+    if width < height:
+        return (int(raw_size * height / width) if raw_size is not None else int(size * height / width)), size
+    return size, (int(raw_size * width / height) if raw_size is not None else int(size * width / height))
+
+
+def preprocess(image: np.ndarray, prep: Preprocessing) -> torch.Tensor:
+    """(H, W, 3) uint8 image -> (1, 3, h, w) float32 model input."""
+    pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+    if prep.do_resize:
+        size = prep.target_size(image.shape[0], image.shape[1])
+        if tuple(pixels.shape[-2:]) != size:
+            pixels = F.interpolate(pixels, size=size, mode="bilinear", antialias=True, align_corners=False)
+    x = pixels.to(torch.float32)
+    mean = torch.tensor(prep.image_mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(prep.image_std, dtype=torch.float32).view(1, -1, 1, 1)
+    if prep.do_rescale and prep.do_normalize:  # fused, as the torchvision backend does
+        return (x - mean * (1.0 / prep.rescale_factor)) / (std * (1.0 / prep.rescale_factor))
+    if prep.do_normalize:
+        return (x - mean) / std
+    return x * prep.rescale_factor if prep.do_rescale else x

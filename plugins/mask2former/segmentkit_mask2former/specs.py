@@ -1,0 +1,112 @@
+"""Mask2Former model cards and options (cheap: pydantic only, no torch).
+
+Which tasks a card offers follows the dataset its checkpoint was trained on: panoptic
+checkpoints (COCO, Cityscapes) were evaluated for panoptic, instance and semantic output
+from the same head; instance checkpoints know only thing classes (no stuff, so no
+semantic or panoptic map); semantic checkpoints have no notion of instances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import Field
+from segmentkit import ModelCard, ModelOptions, ModelSpec, WeightsSource
+
+from .labels import ADE20K, CITYSCAPES, CITYSCAPES_THINGS, COCO_INSTANCE, COCO_PANOPTIC, COCO_THINGS
+
+LOADER = "segmentkit_mask2former.model:Mask2FormerSegmenter"
+REVISION = "main"  # hub commit hashes could not be looked up offline; pin when pulling
+LICENSE = "other (see the hub model card)"
+HOMEPAGE = "https://arxiv.org/abs/2112.01527"
+INPUT_SIZE = 384  # the hub checkpoints' preprocessor_config.json resize to 384x384
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What a checkpoint's training data decides: labels, thing classes and tasks."""
+
+    name: str
+    labels: tuple[str, ...]
+    things: tuple[str, ...]
+    tasks: tuple[str, ...]
+
+    @property
+    def stuff_ids(self) -> tuple[int, ...]:
+        return tuple(i for i, name in enumerate(self.labels) if name not in self.things)
+
+
+DATASETS = {
+    "coco-panoptic": Dataset("COCO panoptic (133 classes)", COCO_PANOPTIC, COCO_THINGS,
+                             ("panoptic", "instance", "semantic")),
+    "coco-instance": Dataset("COCO instances (80 classes)", COCO_INSTANCE, COCO_INSTANCE, ("instance",)),
+    "ade-semantic": Dataset("ADE20k (150 classes)", ADE20K, (), ("semantic",)),
+    "cityscapes-semantic": Dataset("Cityscapes (19 classes)", CITYSCAPES, (), ("semantic",)),
+    "cityscapes-panoptic": Dataset("Cityscapes panoptic (19 classes)", CITYSCAPES, CITYSCAPES_THINGS,
+                                   ("panoptic", "instance", "semantic")),
+}
+
+# (backbone, dataset) pairs published as facebook/mask2former-swin-<backbone>-<dataset>.
+_PUBLISHED = {
+    "coco-panoptic": ("tiny", "small", "base", "large"),
+    "coco-instance": ("tiny", "small", "large"),
+    "ade-semantic": ("tiny", "small", "base-IN21k", "large"),
+    "cityscapes-semantic": ("tiny", "small", "base-IN21k", "large"),
+    "cityscapes-panoptic": ("tiny", "small", "large"),
+}
+_PARAMS = {"tiny": 47_000_000, "small": 69_000_000, "base": 107_000_000, "base-IN21k": 107_000_000,
+           "large": 216_000_000}
+
+
+class Mask2FormerOptions(ModelOptions):
+    """Post-processing thresholds, as transformers' ``post_process_*_segmentation`` take them."""
+
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0,
+                             description="Minimum score of a query to be kept (instance, panoptic).")
+    mask_threshold: float = Field(default=0.5, gt=0.0, lt=1.0,
+                                  description="Probability above which a mask pixel is on.")
+    overlap_mask_area_threshold: float = Field(
+        default=0.8, ge=0.0, le=1.0,
+        description="Panoptic: keep a segment only if this fraction of its mask survives the overlaps.",
+    )
+    label_ids_to_fuse: tuple[int, ...] | None = Field(
+        default=None,
+        description="Panoptic: class ids whose segments merge into one; None = the dataset's stuff classes.",
+    )
+
+
+def card_dataset(card: ModelCard) -> Dataset:
+    """The training dataset of a card, from its id (``mask2former-swin-<size>-<dataset>``)."""
+    for key, dataset in DATASETS.items():
+        if card.id.endswith(key):
+            return dataset
+    raise KeyError(card.id)
+
+
+def _card(backbone: str, key: str) -> ModelCard:
+    dataset = DATASETS[key]
+    return ModelCard(
+        id=f"mask2former-swin-{backbone.lower()}-{key}",
+        family="mask2former",
+        roles=("segmenter",),
+        tasks=dataset.tasks,  # type: ignore[arg-type]
+        labels=dataset.labels,
+        description=f"Mask2Former with a Swin-{backbone} backbone trained on {dataset.name}.",
+        params=_PARAMS[backbone],
+        license=LICENSE,
+        weights=WeightsSource(repo_id=f"facebook/mask2former-swin-{backbone}-{key}", revision=REVISION,
+                              files=("config.json", "preprocessor_config.json", "*.safetensors",
+                                     "pytorch_model.bin")),
+        input_size=INPUT_SIZE,
+        runtimes=("torch",),
+        precisions=("fp32",),
+        homepage=HOMEPAGE,
+    )
+
+
+CARDS: tuple[ModelCard, ...] = tuple(_card(b, key) for key, sizes in _PUBLISHED.items() for b in sizes)
+
+
+def specs() -> list[ModelSpec]:
+    """One segmenter spec per card."""
+    return [ModelSpec(card=card, role="segmenter", loader=LOADER, options=Mask2FormerOptions) for card in CARDS]

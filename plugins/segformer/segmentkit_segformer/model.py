@@ -1,0 +1,169 @@
+"""The SegFormer segmenter: preprocess -> forward (torch or ONNX Runtime) -> label map."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from segmentkit import ModelCard, Segmentation
+from segmentkit.errors import OptionsError, TaskError, WeightsUnavailableError
+from segmentkit.io.image import load_image
+from segmentkit.weights import resolve_weights
+
+from . import onnx_cache
+from .processing import Preprocessing, plan_windows, preprocess, sliding_logits, upsample_argmax
+from .specs import SegformerOptions
+
+log = logging.getLogger(__name__)
+_DEFAULT_LABEL = re.compile(r"^LABEL_\d+$")
+OUTPUT_STRIDE = 4  # SegFormer's logits are 1/4 of its input
+
+
+class SegformerSegmenter:
+    """Semantic segmentation with a SegFormer checkpoint (``SegformerForSemanticSegmentation``)."""
+
+    def __init__(self, card: ModelCard, options: SegformerOptions):
+        self.card = card
+        self.options = options
+        self.folder = resolve_weights(card, options.weights)
+        config = _read_config(self.folder, card.id)
+        self.id2label = _labels(config, card)
+        self.preprocessing = Preprocessing.from_dir(self.folder, card.input_size or 512)
+        self.runtime = options.runtime or card.runtimes[0]
+        self._torch_model: Any = None
+        self._session: Any = None
+        self._engine(self.runtime)  # load now so bad weights fail at load time
+
+    # ------------------------------------------------------------------ public API
+
+    def segment(self, image: Any, *, task: str | None = None, sliding_window: bool | None = None,
+                runtime: str | None = None) -> Segmentation:
+        """Semantic label map of ``image`` at its own resolution, with the checkpoint's label names.
+
+        ``sliding_window`` and ``runtime`` override the load options for this call.
+        """
+        task = task or self.card.tasks[0]
+        if task not in self.card.tasks:
+            raise TaskError(
+                f"model {self.card.id!r} does not do {task!r} segmentation (it does: {', '.join(self.card.tasks)})"
+            )
+        run = self._engine(runtime or self.runtime)
+        pixels = load_image(image)
+        size = (int(pixels.shape[0]), int(pixels.shape[1]))
+        slide = self.options.sliding_window if sliding_window is None else sliding_window
+        layout = plan_windows(size, self.preprocessing.size, self.options.window_overlap) if slide else None
+        if layout is None:
+            logits = run(preprocess(pixels, self.preprocessing))[0]
+        else:
+            logits = sliding_logits(pixels, self.preprocessing, layout, self.options.window_batch, run,
+                                    stride=OUTPUT_STRIDE)
+        label_map = upsample_argmax(logits, size).to(torch.int32).numpy()
+        return Segmentation.from_label_map(label_map, self.id2label)
+
+    # ------------------------------------------------------------------ forward
+
+    def _engine(self, runtime: str) -> Any:
+        if runtime not in self.card.runtimes:
+            raise OptionsError(f"{self.card.id!r} runs on {', '.join(self.card.runtimes)}, not {runtime!r}")
+        if runtime == "onnxruntime":
+            if self._session is None:
+                self._session = self._load_session()
+            return self._forward_onnx
+        if self._torch_model is None:
+            self._torch_model = self._load_torch()
+        return self._forward_torch
+
+    def _forward_torch(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        device = torch.device(self.options.device)
+        # channels-last: oneDNN's convolutions skip layout copies (~25 % faster on CPU, same argmax)
+        pixels = pixel_values.to(device).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            logits = self._torch_model(pixel_values=pixels).logits
+        return logits.float().cpu()
+
+    def _forward_onnx(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        (logits,) = self._session.run(None, {"pixel_values": pixel_values.numpy()})
+        return torch.from_numpy(logits)
+
+    # ------------------------------------------------------------------ loading
+
+    def _load_torch(self) -> Any:
+        from transformers import SegformerForSemanticSegmentation
+
+        try:
+            model = SegformerForSemanticSegmentation.from_pretrained(self.folder)
+        except Exception as exc:  # noqa: BLE001 - transformers raises OSError, ValueError, safetensors errors
+            raise WeightsUnavailableError(
+                f"weights for {self.card.id!r} in {self.folder} cannot be loaded: {type(exc).__name__}: {exc}"
+            ) from None
+        return model.eval().to(torch.device(self.options.device), memory_format=torch.channels_last)
+
+    def _load_session(self) -> Any:
+        size = self.preprocessing.size
+        folder = onnx_cache.cache_dir(
+            onnx_cache.cache_root(self.options.onnx_cache), self.card.id,
+            onnx_cache.weights_identity(self.folder), size, self.options.onnx_opset,
+        )
+        return onnx_cache.load_or_export(folder, self._export, _providers(self.options.device))
+
+    def _export(self, target: Path) -> None:
+        model = self._torch_model if self._torch_model is not None else self._load_torch()
+        model = model.to("cpu", memory_format=torch.contiguous_format)
+        example = torch.zeros(1, 3, *self.preprocessing.size)
+        with torch.inference_mode(False), torch.no_grad():
+            torch.onnx.export(
+                _LogitsOnly(model), (example,), str(target), input_names=["pixel_values"],
+                output_names=["logits"], dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=self.options.onnx_opset, dynamo=False,
+            )
+        if self._torch_model is not None:
+            self._torch_model.to(torch.device(self.options.device), memory_format=torch.channels_last)
+
+
+class _LogitsOnly(torch.nn.Module):
+    """Wraps the transformers model so the exported graph has one tensor output."""
+
+    def __init__(self, model: Any):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixel_values).logits
+
+
+def _providers(device: str) -> list[str]:
+    import onnxruntime
+
+    if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _read_config(folder: Path, model_id: str) -> dict[str, Any]:
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise WeightsUnavailableError(f"weights for {model_id!r}: cannot read {path}: {exc}") from None
+    if config.get("model_type") != "segformer":
+        raise WeightsUnavailableError(
+            f"weights for {model_id!r}: {path} is a {config.get('model_type')!r} model, not a SegFormer"
+        )
+    return config
+
+
+def _labels(config: dict[str, Any], card: ModelCard) -> dict[int, str]:
+    """The checkpoint's ``id2label``, unless it holds only placeholder names; then the card's labels."""
+    raw = config.get("id2label") or {}
+    id2label = {int(k): str(v) for k, v in raw.items()}
+    if id2label and not all(_DEFAULT_LABEL.match(v) for v in id2label.values()):
+        return id2label
+    count = len(id2label) or int(config.get("num_labels", len(card.labels)))
+    if count == len(card.labels):
+        return dict(enumerate(card.labels))
+    log.warning("%s: checkpoint has %d unnamed labels, card lists %d", card.id, count, len(card.labels))
+    return id2label or {i: f"LABEL_{i}" for i in range(count)}

@@ -1,0 +1,24 @@
+"""The core's Segmenter contract, on the tiny checkpoint, for both runtimes."""
+
+from __future__ import annotations
+
+import pytest
+import segmentkit as sk
+from segmentkit.testing.conformance import SegmenterContract
+
+
+class TestSegformerContract(SegmenterContract):
+    task = "semantic"
+
+    @pytest.fixture(scope="class")
+    def model(self, checkpoint):
+        return sk.load("segformer-b0-ade", weights=checkpoint)
+
+
+class TestSegformerSlidingOnnxContract(SegmenterContract):
+    image_size = (300, 420)  # larger than the 256x256 input: sliding windows run
+
+    @pytest.fixture(scope="class")
+    def model(self, checkpoint, onnx_dir):
+        return sk.load("segformer-b0-ade", weights=checkpoint, runtime="onnxruntime", onnx_cache=str(onnx_dir),
+                       sliding_window=True)
