@@ -1,0 +1,89 @@
+"""Run every benchmark under ``bench/`` and print one table of the ratios they report.
+
+Each script runs in its own subprocess (one after the other, so they do not compete for
+the CPU); its full output goes to ``--log-dir`` and every line that reports a ratio
+against the reference (``x1.23``, ``1.23x``) lands in the summary table. ``--quick``
+passes light settings to each script (fewer repetitions, smaller inputs).
+
+    python bench/run_all.py [--quick] [--only sam2_fast_paths,batch] [--timeout 1800]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# Light settings per script for --quick (every flag exists in that script's argparse).
+QUICK: dict[str, list[str]] = {
+    "sam2_fast_paths": ["--quick"],
+    "sam2_image": ["--reps", "2", "--points-per-side", "8"],
+    "sam2_video": ["--frames", "4", "--stream-frames", "100"],
+    "fixed_label": ["--reps", "1", "--sizes", "640x480"],
+    "batch": ["--images", "20"],
+    "ipc_load": ["--requests", "100", "--clients", "2"],
+}
+RATIO = re.compile(r"(?:\bx\s?(\d+(?:\.\d+)?)\b|\b(\d+(?:\.\d+)?)\s?x\b)")
+
+
+def scripts() -> list[str]:
+    """Benchmark scripts in this folder (every ``*.py`` but this one and private modules)."""
+    return sorted(p.stem for p in HERE.glob("*.py") if p.stem != "run_all" and not p.stem.startswith("_"))
+
+
+def ratio_lines(output: str) -> list[tuple[str, str]]:
+    """(label, ratio) for each output line that reports a ratio."""
+    rows = []
+    for line in output.splitlines():
+        match = RATIO.search(line)
+        if match:
+            rows.append((" ".join(line.split())[:90], match.group(1) or match.group(2)))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="light settings for every script")
+    parser.add_argument("--only", default="", help="comma-separated script names (default: all)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per script")
+    parser.add_argument("--log-dir", type=Path, default=Path("/tmp/segmentkit-bench-logs"))
+    args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n] or scripts()
+    args.log_dir.mkdir(parents=True, exist_ok=True)
+    summary: list[tuple[str, str, str]] = []
+    for name in names:
+        cmd = [sys.executable, str(HERE / f"{name}.py"), *(QUICK.get(name, []) if args.quick else [])]
+        print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=False)
+            output, status = proc.stdout + proc.stderr, ("ok" if proc.returncode == 0 else f"exit {proc.returncode}")
+        except subprocess.TimeoutExpired as exc:
+            output = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            status = f"timeout {args.timeout:.0f} s"
+        log = args.log_dir / f"{name}.log"
+        log.write_text(output, encoding="utf-8")
+        rows = ratio_lines(output)
+        print(f"   {status} in {time.perf_counter() - start:.0f} s, {len(rows)} ratios, log {log}", flush=True)
+        summary += [(name, label, ratio) for label, ratio in rows] or [(name, f"(no ratio: {status})", "-")]
+    cpu = next((line for line in _lscpu().splitlines() if line.startswith("Model name")), "Model name: ?")
+    print(f"\n{cpu.split(':', 1)[1].strip()}")
+    print(f"{'script':<16} {'ratio':>7}  line")
+    for name, label, ratio in summary:
+        print(f"{name:<16} {ratio:>7}  {label}")
+
+
+def _lscpu() -> str:
+    try:
+        return subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+if __name__ == "__main__":
+    main()

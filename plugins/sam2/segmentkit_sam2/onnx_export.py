@@ -1,0 +1,211 @@
+"""Export SAM 2's image encoder and prompt decoder to ONNX, once, into a verified cache.
+
+Two graphs per model, traced from a loaded ``Sam2Model`` with the TorchScript-based
+exporter (``dynamo=False``: no ``onnxscript`` needed):
+
+- ``encoder.onnx``: pixel values (1, 3, S, S) -> the embedding (no-memory embedding
+  added) and the two high-res feature maps, laid out as :class:`~.engine.ImageFeatures`;
+- ``decoder_single.onnx`` / ``decoder_multi.onnx``: cached features + prompts -> low-res
+  mask logits and predicted IoU (single-mask output with SAM 2's stability fallback, or
+  the 3 candidates). Prompts arrive as SAM's point tokens: points with labels 1 / 0, box
+  corners with labels 2 / 3, a padding token with label -1; the dense prompt comes from
+  ``mask_input`` when ``has_mask_input`` is 1, else the learnt no-mask embedding.
+
+The cache folder is keyed by model id, the weights' identity (hub commit, or a content
+hash of a local checkpoint), the opset, the input size, torch's version and this file's
+format number: ``$SEGMENTKIT_CACHE/onnx/<id>/<key>/`` (``~/.cache/segmentkit`` by default).
+A folder is written under a temporary name and renamed into place with a
+``manifest.json`` holding each file's SHA-256; a folder whose files are missing or do not
+match the manifest is exported again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # bump when the exported graphs change
+DEFAULT_OPSET = 17
+GRAPHS = ("encoder", "decoder_single", "decoder_multi")
+_WEIGHT_PATTERNS = ("config.json", "*.safetensors", "*.safetensors.index.json", "pytorch_model.bin")
+
+
+class EncoderGraph(torch.nn.Module):
+    """Pixel values -> (embedding, high_res_0, high_res_1), as ``Sam2Engine.encode`` returns them."""
+
+    def __init__(self, model: Any):
+        super().__init__()
+        self.model = model
+        self.sizes = [tuple(int(v) for v in s) for s in model.config.vision_config.backbone_feature_sizes]
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.model.get_image_features(pixel_values, return_dict=True)
+        maps = list(out.fpn_hidden_states)  # each (h*w, 1, C)
+        maps[-1] = maps[-1] + self.model.no_memory_embedding
+        feats = [m.permute(1, 2, 0).reshape(1, -1, *size) for m, size in zip(maps, self.sizes)]
+        return feats[2], feats[0], feats[1]
+
+
+class DecoderGraph(torch.nn.Module):
+    """Features + point tokens + optional mask prompt -> (low-res logits (B, P, C, h, w), IoU (B, P, C))."""
+
+    def __init__(self, model: Any, multimask: bool):
+        super().__init__()
+        self.prompt_encoder = model.prompt_encoder
+        self.mask_decoder = model.mask_decoder
+        self.multimask = multimask
+        with torch.no_grad():
+            self.register_buffer("image_pe", model.get_image_wide_positional_embeddings().clone())
+
+    def forward(
+        self,
+        embedding: torch.Tensor,  # (1, C, h, w)
+        high_res_0: torch.Tensor,  # (1, C/8, 4h, 4w)
+        high_res_1: torch.Tensor,  # (1, C/4, 2h, 2w)
+        point_coords: torch.Tensor,  # (B, P, K, 2) in model input coordinates
+        point_labels: torch.Tensor,  # (B, P, K) int64: 1, 0, 2, 3 or -1
+        mask_input: torch.Tensor,  # (B or 1, 1, 4h, 4w) logits
+        has_mask_input: torch.Tensor,  # (1,) float: 1 uses mask_input
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        encoder = self.prompt_encoder
+        sparse = encoder._embed_points(point_coords, point_labels, pad=False)
+        no_mask = encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        dense = has_mask_input.reshape(1, 1, 1, 1) * encoder.mask_embed(mask_input) \
+            + (1.0 - has_mask_input.reshape(1, 1, 1, 1)) * no_mask
+        batch = point_coords.shape[0]
+        dense = dense.expand(batch, -1, embedding.shape[2], embedding.shape[3])
+        emb, hr0, hr1, pe = (t.expand(batch, -1, -1, -1) for t in (embedding, high_res_0, high_res_1, self.image_pe))
+        low_res, iou, _, _ = self.mask_decoder(
+            image_embeddings=emb,
+            image_positional_embeddings=pe,
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=self.multimask,
+            high_resolution_features=[hr0, hr1],
+        )
+        return low_res, iou
+
+
+def cache_root() -> Path:
+    """``$SEGMENTKIT_CACHE/onnx``, or ``~/.cache/segmentkit/onnx``."""
+    base = os.environ.get("SEGMENTKIT_CACHE")
+    return (Path(base).expanduser() if base else Path.home() / ".cache" / "segmentkit") / "onnx"
+
+
+def weights_identity(folder: Path) -> str:
+    """The hub commit of a snapshot folder, else a BLAKE2 hash of the checkpoint's files."""
+    folder = Path(folder).resolve()
+    if folder.parent.name == "snapshots" and len(folder.name) == 40:
+        return f"rev-{folder.name}"
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted({p for pattern in _WEIGHT_PATTERNS for p in folder.glob(pattern) if p.is_file()}):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return f"sha-{digest.hexdigest()}"
+
+
+def cache_dir(model_id: str, identity: str, input_size: int, opset: int, root: Path | None = None) -> Path:
+    """The cache folder of one export."""
+    key = hashlib.blake2b(
+        json.dumps([FORMAT, identity, input_size, opset, torch.__version__]).encode(), digest_size=10
+    ).hexdigest()
+    return (root if root is not None else cache_root()) / model_id / key
+
+
+def ensure_exported(folder: Path, model: Any, opset: int = DEFAULT_OPSET) -> dict[str, Path]:
+    """Paths of the verified graphs in ``folder``, exporting them from ``model`` first if needed."""
+    paths = {name: folder / f"{name}.onnx" for name in GRAPHS}
+    if verify(folder):
+        log.debug("reusing the ONNX export in %s", folder)
+        return paths
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        log.info("exporting SAM 2 to ONNX in %s", folder)
+        export_all(model, staging, opset)
+        manifest = {"format": FORMAT, "opset": opset, "torch": torch.__version__,
+                    "files": {p.name: _sha256(p) for p in sorted(staging.glob("*.onnx"))}}
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a corrupt or partial earlier export
+        try:
+            os.replace(staging, folder)
+        except OSError:  # another process renamed its export into place first
+            if not verify(folder):
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return paths
+
+
+def verify(folder: Path) -> bool:
+    """True when every graph in ``folder`` exists and matches the manifest's SHA-256."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if manifest.get("format") != FORMAT or set(files) != {f"{name}.onnx" for name in GRAPHS}:
+        return False
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file() or _sha256(path) != expected:
+            log.warning("cached ONNX file %s is missing or corrupt; exporting again", path)
+            return False
+    return True
+
+
+def export_all(model: Any, folder: Path, opset: int) -> None:
+    """Trace the encoder and both decoders of a ``Sam2Model`` (fp32, eval) into ``folder``."""
+    size = int(model.config.prompt_encoder_config.image_size)
+    low = tuple(int(s) for s in model.prompt_encoder.mask_input_size)
+    encoder = EncoderGraph(model).eval()
+    pixels = torch.zeros(1, 3, size, size)
+    with torch.no_grad():
+        emb, hr0, hr1 = encoder(pixels)
+    decoder_inputs = (
+        emb, hr0, hr1, torch.zeros(1, 2, 3, 2), torch.tensor([[[1, 2, 3], [0, 1, -1]]], dtype=torch.int64),
+        torch.zeros(1, 1, *low), torch.zeros(1),
+    )
+    decoder_names = ["embedding", "high_res_0", "high_res_1", "point_coords", "point_labels",
+                     "mask_input", "has_mask_input"]
+    dynamic = {"point_coords": {0: "batch", 1: "objects", 2: "tokens"},
+               "point_labels": {0: "batch", 1: "objects", 2: "tokens"},
+               "mask_input": {0: "mask_batch"},
+               "low_res_logits": {0: "batch", 1: "objects"}, "iou_scores": {0: "batch", 1: "objects"}}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _export(encoder, (pixels,), folder / "encoder.onnx", opset,
+                ["pixel_values"], ["embedding", "high_res_0", "high_res_1"], None)
+        for name, multimask in (("decoder_single", False), ("decoder_multi", True)):
+            _export(DecoderGraph(model, multimask), decoder_inputs, folder / f"{name}.onnx", opset,
+                    decoder_names, ["low_res_logits", "iou_scores"], dynamic)
+
+
+def _export(module: torch.nn.Module, args: tuple, path: Path, opset: int, inputs: list[str], outputs: list[str],
+            dynamic: dict | None) -> None:
+    torch.onnx.export(
+        module.eval(), args, str(path), opset_version=opset, dynamo=False,
+        input_names=inputs, output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True,
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

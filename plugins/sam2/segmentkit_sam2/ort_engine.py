@@ -1,0 +1,153 @@
+"""The forward stage on ONNX Runtime: SAM 2's exported encoder and decoders.
+
+Same interface as :class:`~.engine.Sam2Engine` (``encode`` / ``decode``, ``input_size``,
+``mask_input_size``, ``token``), so the prompter and the automatic segmenter run on
+either. The sessions are created once per model with explicit thread settings; a call
+only converts tensors and runs a session. Prompts are folded into SAM's point tokens
+here (box corners -> labels 2 / 3, a padding token -> label -1), as the transformers
+prompt encoder builds them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .engine import Decoded, ImageFeatures
+
+log = logging.getLogger(__name__)
+
+
+def physical_cores() -> int:
+    """Physical CPU cores available to this process (logical CPUs when unknown)."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:  # not Linux
+        allowed = set(range(os.cpu_count() or 1))
+    cores: set[tuple[str, str]] = set()
+    try:
+        for cpu in allowed:
+            topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+            cores.add(((topo / "physical_package_id").read_text().strip(), (topo / "core_id").read_text().strip()))
+    except OSError:
+        return max(1, len(allowed))
+    return max(1, len(cores))
+
+
+def session_options(intra_op_threads: int | None = None) -> Any:
+    """ONNX Runtime session options: sequential execution, ``intra_op_threads`` (default:
+    physical cores), one inter-op thread, every graph optimisation."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra_op_threads or physical_cores()
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # shape-merge notes on the Hiera graph are harmless
+    return opts
+
+
+def providers(device: str) -> list[str]:
+    """CUDA first when the device asks for it and this onnxruntime has it; CPU always."""
+    import onnxruntime as ort
+
+    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OrtSam2Engine:
+    """Runs the exported SAM 2 graphs; created once per model, reused for every call."""
+
+    def __init__(self, graphs: dict[str, Path], *, input_size: int, mask_input_size: tuple[int, int],
+                 device: str = "cpu", intra_op_threads: int | None = None):
+        import onnxruntime as ort
+
+        self.device = torch.device("cpu")  # outputs come back as CPU tensors
+        self.token = uuid.uuid4().hex
+        self.input_size = int(input_size)
+        self.mask_input_size = tuple(int(s) for s in mask_input_size)
+        opts = session_options(intra_op_threads)
+        prov = providers(device)
+        self.sessions = {name: ort.InferenceSession(str(path), sess_options=opts, providers=prov)
+                         for name, path in graphs.items()}
+        self._no_mask = np.zeros((1, 1, *self.mask_input_size), dtype=np.float32)
+        log.debug("ONNX Runtime sessions for %s with %d intra-op threads", sorted(graphs), opts.intra_op_num_threads)
+
+    def encode(self, pixel_values: torch.Tensor, original_size: tuple[int, int]) -> ImageFeatures:
+        """Run the exported vision encoder on (1, 3, S, S) pixel values."""
+        feed = {"pixel_values": _numpy(pixel_values)}
+        emb, hr0, hr1 = self.sessions["encoder"].run(None, feed)
+        return ImageFeatures(torch.from_numpy(emb), (torch.from_numpy(hr0), torch.from_numpy(hr1)),
+                             tuple(original_size), self.token)
+
+    def decode(
+        self,
+        features: ImageFeatures,
+        points: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        boxes: torch.Tensor | None,
+        masks: torch.Tensor | None,
+        *,
+        multimask: bool,
+    ) -> Decoded:
+        """Same contract as :meth:`Sam2Engine.decode`."""
+        coords, tokens = point_tokens(points, labels, boxes, masks)
+        feed = {
+            "embedding": _numpy(features.embedding),
+            "high_res_0": _numpy(features.high_res[0]),
+            "high_res_1": _numpy(features.high_res[1]),
+            "point_coords": coords,
+            "point_labels": tokens,
+            "mask_input": self._no_mask if masks is None else _numpy(masks),
+            "has_mask_input": np.array([0.0 if masks is None else 1.0], dtype=np.float32),
+        }
+        session = self.sessions["decoder_multi" if multimask else "decoder_single"]
+        low_res, iou = session.run(None, feed)
+        return Decoded(torch.from_numpy(low_res), torch.from_numpy(iou))
+
+
+def point_tokens(points: torch.Tensor | None, labels: torch.Tensor | None, boxes: torch.Tensor | None,
+                 masks: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+    """SAM's sparse prompt tokens (B, P, K, 2) float32 + (B, P, K) int64: points (labels 1 / 0),
+    then box corners (labels 2 / 3), then one padding token (label -1)."""
+    if points is None and boxes is None:  # a mask alone: one "not a point" token, as Sam2Model
+        b = 1 if masks is None else int(masks.shape[0])
+        points = torch.zeros(b, 1, 1, 2)
+        labels = -torch.ones(b, 1, 1, dtype=torch.int64)
+    coords: list[torch.Tensor] = []
+    tokens: list[torch.Tensor] = []
+    if points is not None:
+        coords.append(points.float())
+        tokens.append(labels.to(torch.int64))
+    if boxes is not None:
+        coords.append(boxes.float().reshape(*boxes.shape[:2], 2, 2))
+        tokens.append(torch.tensor([2, 3], dtype=torch.int64).expand(*boxes.shape[:2], 2))
+    ref = coords[0]
+    coords.append(torch.zeros(*ref.shape[:2], 1, 2))
+    tokens.append(torch.full((*ref.shape[:2], 1), -1, dtype=torch.int64))
+    return torch.cat(coords, dim=2).numpy(), np.ascontiguousarray(torch.cat(tokens, dim=2).numpy())
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy())
+
+
+def load_ort_engine(model_id: str, weights: Path, model: Any, *, device: str = "cpu",
+                    intra_op_threads: int | None = None, opset: int | None = None) -> OrtSam2Engine:
+    """The ONNX Runtime engine of a loaded fp32 ``Sam2Model``, exporting it into the cache on first use."""
+    from . import onnx_export
+
+    opset = opset or onnx_export.DEFAULT_OPSET
+    input_size = int(model.config.prompt_encoder_config.image_size)
+    folder = onnx_export.cache_dir(model_id, onnx_export.weights_identity(weights), input_size, opset)
+    graphs = onnx_export.ensure_exported(folder, model, opset)
+    return OrtSam2Engine(graphs, input_size=input_size, mask_input_size=tuple(model.prompt_encoder.mask_input_size),
+                         device=device, intra_op_threads=intra_op_threads)
