@@ -10,8 +10,9 @@ from segmentkit.cards import ModelSpec
 
 from .catalog import cards
 from .options import Sam2AutomaticOptions, Sam2Options
+from .video_options import Sam2TrackerOptions
 
-__all__ = ["cards", "segmentkit_prompters", "segmentkit_segmenters"]
+__all__ = ["cards", "segmentkit_prompters", "segmentkit_segmenters", "segmentkit_trackers"]
 
 
 @hookimpl
@@ -38,8 +39,6 @@ def segmentkit_segmenters() -> list[ModelSpec]:
 @hookimpl
 def segmentkit_trackers() -> list[ModelSpec]:
     """SAM 2 video trackers: prompt objects on any frame, propagate them, or follow a live stream."""
-    from .video_options import Sam2TrackerOptions  # pydantic only, no torch
-
     return [
         ModelSpec(card=c, role="tracker", loader="segmentkit_sam2.tracker:Sam2Tracker", options=Sam2TrackerOptions)
         for c in cards()
