@@ -49,6 +49,13 @@ def test_validate_prompts_bounds():
     validate_prompts([MaskPrompt(np.zeros((256, 256), np.float32))], size)  # low-res logits
 
 
+def test_validate_prompts_rechecks_unvalidated_prompts():
+    with pytest.raises(PromptError, match="finite"):
+        validate_prompts([Box.model_construct(x0=math.nan, y0=0.0, x1=5.0, y1=5.0)], (10, 10))
+    with pytest.raises(PromptError, match="finite"):
+        validate_prompts([Point.model_construct(x=1.0, y=math.inf, positive=True)], (10, 10))
+
+
 def test_mask_prompt_rejects_nan_logits():
     with pytest.raises(PromptError, match="finite"):
         MaskPrompt(np.full((4, 4), np.nan, np.float32))

@@ -159,6 +159,11 @@ def validate_prompts(prompts: Sequence[Any], image_size: tuple[int, int]) -> lis
     h, w = image_size
     boxes = 0
     for p in prompts:
+        if isinstance(p, (Point, Box)):
+            # Prompts built without validation (model_construct) still get the finite check.
+            values = (p.x, p.y) if isinstance(p, Point) else p.xyxy
+            if not all(math.isfinite(v) for v in values):
+                raise PromptError(f"{p.kind} coordinates must be finite numbers, got {values}")
         if isinstance(p, Point):
             if not (0 <= p.x <= w and 0 <= p.y <= h):
                 raise PromptError(f"point ({p.x:g}, {p.y:g}) is outside the {w}x{h} image")
