@@ -3,7 +3,8 @@
 These are the ``id2label`` maps of the hub checkpoints' configs (public data), shipped so
 cards can list labels without downloading anything; at load time the checkpoint's own
 ``config.id2label`` is preferred. ``*_THINGS`` are the countable classes: segments of the
-other (stuff) classes are fused per class in panoptic output, as in Mask2Former.
+other (stuff) classes are fused per class in panoptic output, as in Mask2Former. ADE20k
+and Cityscapes come from :mod:`segmentkit.label_sets`, shared with other plugins.
 """
 
 from __future__ import annotations
@@ -35,30 +36,5 @@ COCO_STUFF: tuple[str, ...] = (
 COCO_PANOPTIC: tuple[str, ...] = COCO_THINGS + COCO_STUFF  # 133 classes, things first
 COCO_INSTANCE: tuple[str, ...] = COCO_THINGS  # 80 classes
 
-ADE20K: tuple[str, ...] = (
-    'wall', 'building', 'sky', 'floor', 'tree', 'ceiling', 'road', 'bed ', 'windowpane', 'grass',
-    'cabinet', 'sidewalk', 'person', 'earth', 'door', 'table', 'mountain', 'plant', 'curtain',
-    'chair', 'car', 'water', 'painting', 'sofa', 'shelf', 'house', 'sea', 'mirror', 'rug', 'field',
-    'armchair', 'seat', 'fence', 'desk', 'rock', 'wardrobe', 'lamp', 'bathtub', 'railing',
-    'cushion', 'base', 'box', 'column', 'signboard', 'chest of drawers', 'counter', 'sand', 'sink',
-    'skyscraper', 'fireplace', 'refrigerator', 'grandstand', 'path', 'stairs', 'runway', 'case',
-    'pool table', 'pillow', 'screen door', 'stairway', 'river', 'bridge', 'bookcase', 'blind',
-    'coffee table', 'toilet', 'flower', 'book', 'hill', 'bench', 'countertop', 'stove', 'palm',
-    'kitchen island', 'computer', 'swivel chair', 'boat', 'bar', 'arcade machine', 'hovel', 'bus',
-    'towel', 'light', 'truck', 'tower', 'chandelier', 'awning', 'streetlight', 'booth',
-    'television receiver', 'airplane', 'dirt track', 'apparel', 'pole', 'land', 'bannister',
-    'escalator', 'ottoman', 'bottle', 'buffet', 'poster', 'stage', 'van', 'ship', 'fountain',
-    'conveyer belt', 'canopy', 'washer', 'plaything', 'swimming pool', 'stool', 'barrel', 'basket',
-    'waterfall', 'tent', 'bag', 'minibike', 'cradle', 'oven', 'ball', 'food', 'step', 'tank',
-    'trade name', 'microwave', 'pot', 'animal', 'bicycle', 'lake', 'dishwasher', 'screen',
-    'blanket', 'sculpture', 'hood', 'sconce', 'vase', 'traffic light', 'tray', 'ashcan', 'fan',
-    'pier', 'crt screen', 'plate', 'monitor', 'bulletin board', 'shower', 'radiator', 'glass',
-    'clock', 'flag',
-)
-
-CITYSCAPES: tuple[str, ...] = (
-    'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign',
-    'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
-    'bicycle',
-)
 CITYSCAPES_THINGS: tuple[str, ...] = ("person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
+

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from segmentkit import ModelCard, Segmentation
+from segmentkit.checkpoints import labels_from_config, read_config
 from segmentkit.errors import OptionsError, TaskError, WeightsUnavailableError
 from segmentkit.io.image import load_image
 from segmentkit.types import Masks
@@ -21,7 +19,6 @@ from .processing import Preprocessing, preprocess
 from .specs import INPUT_SIZE, Mask2FormerOptions, card_dataset
 
 log = logging.getLogger(__name__)
-_DEFAULT_LABEL = re.compile(r"^LABEL_\d+$")
 
 
 class Mask2FormerSegmenter:
@@ -31,8 +28,8 @@ class Mask2FormerSegmenter:
         self.card = card
         self.options = options
         self.folder = resolve_weights(card, options.weights)
-        config = _read_config(self.folder, card.id)
-        self.id2label = _labels(config, card)
+        config = read_config(self.folder, card.id, "mask2former", "Mask2Former")
+        self.id2label = labels_from_config(config, card)
         dataset = card_dataset(card)
         self.thing_ids = frozenset(i for i, name in self.id2label.items() if name in dataset.things)
         self.stuff_ids = frozenset(self.id2label) - self.thing_ids
@@ -109,29 +106,3 @@ class Mask2FormerSegmenter:
                 f"weights for {self.card.id!r} in {self.folder} cannot be loaded: {type(exc).__name__}: {exc}"
             ) from None
         return model.eval().to(torch.device(self.options.device))
-
-
-def _read_config(folder: Path, model_id: str) -> dict[str, Any]:
-    path = folder / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise WeightsUnavailableError(f"weights for {model_id!r}: cannot read {path}: {exc}") from None
-    if config.get("model_type") != "mask2former":
-        raise WeightsUnavailableError(
-            f"weights for {model_id!r}: {path} is a {config.get('model_type')!r} model, not a Mask2Former"
-        )
-    return config
-
-
-def _labels(config: dict[str, Any], card: ModelCard) -> dict[int, str]:
-    """The checkpoint's ``id2label``, unless it holds only placeholder names; then the card's labels."""
-    raw = config.get("id2label") or {}
-    id2label = {int(k): str(v) for k, v in raw.items()}
-    if id2label and not all(_DEFAULT_LABEL.match(v) for v in id2label.values()):
-        return id2label
-    count = len(id2label) or int(config.get("num_labels", len(card.labels)))
-    if count == len(card.labels):
-        return dict(enumerate(card.labels))
-    log.warning("%s: checkpoint has %d unnamed labels, card lists %d", card.id, count, len(card.labels))
-    return id2label or {i: f"LABEL_{i}" for i in range(count)}

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from pydantic import Field
 from segmentkit import ModelCard, ModelOptions, ModelSpec, WeightsSource
+from segmentkit.label_sets import ADE20K, CITYSCAPES
 
-from .labels import ADE20K, CITYSCAPES, CITYSCAPES_THINGS, COCO_INSTANCE, COCO_PANOPTIC, COCO_THINGS
+from .labels import CITYSCAPES_THINGS, COCO_INSTANCE, COCO_PANOPTIC, COCO_THINGS
 
 LOADER = "segmentkit_mask2former.model:Mask2FormerSegmenter"
 REVISION = "main"  # hub commit hashes could not be looked up offline; pin when pulling

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from segmentkit import ModelCard, Segmentation
+from segmentkit.checkpoints import labels_from_config, read_config
 from segmentkit.errors import OptionsError, TaskError, WeightsUnavailableError
 from segmentkit.io.image import load_image
 from segmentkit.weights import resolve_weights
@@ -19,7 +18,6 @@ from .processing import Preprocessing, plan_windows, preprocess, sliding_logits,
 from .specs import SegformerOptions
 
 log = logging.getLogger(__name__)
-_DEFAULT_LABEL = re.compile(r"^LABEL_\d+$")
 OUTPUT_STRIDE = 4  # SegFormer's logits are 1/4 of its input
 
 
@@ -30,8 +28,8 @@ class SegformerSegmenter:
         self.card = card
         self.options = options
         self.folder = resolve_weights(card, options.weights)
-        config = _read_config(self.folder, card.id)
-        self.id2label = _labels(config, card)
+        config = read_config(self.folder, card.id, "segformer", "SegFormer")
+        self.id2label = labels_from_config(config, card)
         self.preprocessing = Preprocessing.from_dir(self.folder, card.input_size or 512)
         self.runtime = options.runtime or card.runtimes[0]
         self._torch_model: Any = None
@@ -141,29 +139,3 @@ def _providers(device: str) -> list[str]:
     if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
-
-
-def _read_config(folder: Path, model_id: str) -> dict[str, Any]:
-    path = folder / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise WeightsUnavailableError(f"weights for {model_id!r}: cannot read {path}: {exc}") from None
-    if config.get("model_type") != "segformer":
-        raise WeightsUnavailableError(
-            f"weights for {model_id!r}: {path} is a {config.get('model_type')!r} model, not a SegFormer"
-        )
-    return config
-
-
-def _labels(config: dict[str, Any], card: ModelCard) -> dict[int, str]:
-    """The checkpoint's ``id2label``, unless it holds only placeholder names; then the card's labels."""
-    raw = config.get("id2label") or {}
-    id2label = {int(k): str(v) for k, v in raw.items()}
-    if id2label and not all(_DEFAULT_LABEL.match(v) for v in id2label.values()):
-        return id2label
-    count = len(id2label) or int(config.get("num_labels", len(card.labels)))
-    if count == len(card.labels):
-        return dict(enumerate(card.labels))
-    log.warning("%s: checkpoint has %d unnamed labels, card lists %d", card.id, count, len(card.labels))
-    return id2label or {i: f"LABEL_{i}" for i in range(count)}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 from segmentkit import ModelCard, ModelOptions, ModelSpec, WeightsSource
-
-from .labels import ADE20K, CITYSCAPES
+from segmentkit.label_sets import ADE20K, CITYSCAPES
 
 LOADER = "segmentkit_segformer.model:SegformerSegmenter"
 REVISION = "main"  # hub commit hashes could not be looked up offline; pin when pulling

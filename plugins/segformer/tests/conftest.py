@@ -20,7 +20,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     output stride 4) with one block per stage and narrower widths, to keep the suite fast.
     """
     import torch
-    from segmentkit_segformer.labels import ADE20K
+    from segmentkit.label_sets import ADE20K
     from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessorPil
 
     torch.manual_seed(0)

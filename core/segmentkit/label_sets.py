@@ -1,7 +1,7 @@
-"""Label sets of the datasets SegFormer checkpoints are fine-tuned on, in class-id order.
+"""Label sets of public datasets that several plugins' checkpoints are trained on, in class-id order.
 
 These are the ``id2label`` maps of the hub checkpoints' configs (public data), shipped so
-cards can list labels without downloading anything. At load time the checkpoint's own
+cards can list labels without downloading anything; at load time a checkpoint's own
 ``config.id2label`` is preferred. ADE20k's ``"bed "`` keeps the hub's trailing space.
 """
 
