@@ -171,18 +171,17 @@ class Registry:
                     continue
                 dist, version = self._dists.get(plugin, (IN_PROCESS, ""))
                 try:
-                    found = _check_specs(impl.function(), role)
-                    for spec in found:
-                        entry = RegisteredSpec(spec, plugin, dist, version)
-                        _check_unique(spec, entry, specs, owner)
+                    entries = [RegisteredSpec(spec, plugin, dist, version)
+                               for spec in _check_specs(impl.function(), role)]
+                    for entry in entries:
+                        _check_unique(entry, specs, owner)
                 except Exception as exc:
                     self._record(plugin, dist, hook_name, exc)
                     broken.add(plugin)
                     continue
-                for spec in found:
-                    entry = RegisteredSpec(spec, plugin, dist, version)
-                    specs[(spec.card.id, role)] = entry
-                    owner[spec.card.id] = entry
+                for entry in entries:
+                    specs[(entry.spec.card.id, role)] = entry
+                    owner[entry.spec.card.id] = entry
         # A plugin with one bad hook is dropped whole, so no half-registered model remains.
         specs = {k: v for k, v in specs.items() if v.plugin not in broken}
         aliases = {a: s.spec.card.id for s in specs.values() for a in s.spec.card.aliases}
@@ -290,11 +289,11 @@ def _check_specs(result: Any, role: str) -> list[ModelSpec]:
 
 
 def _check_unique(
-    spec: ModelSpec,
     entry: RegisteredSpec,
     specs: dict[tuple[str, str], RegisteredSpec],
     owner: dict[str, RegisteredSpec],
 ) -> None:
+    spec = entry.spec
     key = (spec.card.id, spec.role)
     other = specs.get(key) or owner.get(spec.card.id)
     if other is not None and (key in specs or other.plugin != entry.plugin):
