@@ -816,7 +816,7 @@ def test_fixed_label_model_shows_label_map_and_legend(tiny_server: Server, ui: U
     ui.open(tiny_server.page_url)
     if not _offered(ui, "segmenter|tiny-segformer|semantic"):
         pytest.skip("segmentkit-segformer is not installed")
-    from segmentkit_segformer.labels import CITYSCAPES
+    from segmentkit.label_sets import CITYSCAPES
 
     ui.choose("segmenter", "tiny-segformer", "semantic")
     assert "19 labels" in ui.page.inner_text("#model-info")
