@@ -51,7 +51,7 @@ def cpu_name() -> str:
 
 def build_segformer(folder: Path) -> Path:
     import torch
-    from segmentkit_segformer.labels import ADE20K
+    from segmentkit.label_sets import ADE20K
     from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessorPil
 
     if not (folder / "config.json").exists():
