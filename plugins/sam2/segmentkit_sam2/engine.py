@@ -3,9 +3,10 @@
 This is the only place that sets device, dtype and inference mode. The image encoder
 runs once per image (:meth:`Sam2Engine.encode`); prompts then go straight to the prompt
 encoder and mask decoder with the cached features (:meth:`Sam2Engine.decode`), never
-through the vision encoder again. ``precision="bf16"`` autocasts the image encoder only:
-the small prompt decoder stays fp32 (in bf16 its masks drift, IoU down to 0.94 on the
-test model, for no measurable gain).
+through the vision encoder again. The mask decoder is :class:`~.lean_decoder.LeanMaskDecoder`:
+transformers' decoder maths with the prompt-independent work done once per image.
+``precision="bf16"`` autocasts the image encoder only: the prompt decoder stays fp32
+(in bf16 its masks drift, IoU down to 0.94 on the test model).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 from segmentkit.cards import ModelOptions
+
+from .lean_decoder import LeanMaskDecoder
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +57,7 @@ class Sam2Engine:
         self._feature_sizes = [tuple(s) for s in model.config.vision_config.backbone_feature_sizes]
         with torch.inference_mode():
             self._image_pe = model.get_image_wide_positional_embeddings().to(self.device)
+        self._decoder = LeanMaskDecoder(model, self._image_pe)
 
     @contextlib.contextmanager
     def _forward(self) -> Iterator[None]:
@@ -92,7 +96,7 @@ class Sam2Engine:
             points = torch.zeros(b, 1, 1, 2)
             labels = -torch.ones(b, 1, 1, dtype=torch.int64)
         ref = points if points is not None else boxes
-        batch = ref.shape[0]
+        batch, objects = ref.shape[:2]
         with torch.inference_mode():
             sparse, dense = model.prompt_encoder(
                 input_points=None if points is None else points.to(dev),
@@ -100,16 +104,7 @@ class Sam2Engine:
                 input_boxes=None if boxes is None else boxes.to(dev),
                 input_masks=None if masks is None else masks.to(dev),
             )
-            emb, hr0, hr1 = features.embedding, *features.high_res
-            pe = self._image_pe
-            if batch > 1:
-                emb, hr0, hr1, pe = (t.expand(batch, *t.shape[1:]) for t in (emb, hr0, hr1, pe))
-            low_res, iou, _, _ = model.mask_decoder(
-                image_embeddings=emb,
-                image_positional_embeddings=pe,
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=multimask,
-                high_resolution_features=[hr0, hr1],
-            )
-        return Decoded(low_res.float(), iou.float())
+        image = self._decoder.image(features, features.embedding, features.high_res)
+        per_object_dense = None if masks is None else dense.repeat_interleave(objects, dim=0)
+        low_res, iou = self._decoder(image, sparse.flatten(0, 1), per_object_dense, multimask=multimask)
+        return Decoded(low_res.unflatten(0, (batch, objects)).float(), iou.unflatten(0, (batch, objects)).float())
