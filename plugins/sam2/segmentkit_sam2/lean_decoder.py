@@ -45,8 +45,9 @@ class DecoderImage:
 class LeanMaskDecoder:
     """Decodes prompt embeddings against cached image features; see the module docstring."""
 
-    def __init__(self, model: torch.nn.Module, image_pe: torch.Tensor):
+    def __init__(self, model: torch.nn.Module, image_pe: torch.Tensor, *, gemm_dtype: torch.dtype = torch.float32):
         decoder = model.mask_decoder
+        self.gemm_dtype = gemm_dtype
         self.decoder = decoder
         self.no_mask = model.prompt_encoder.no_mask_embed.weight  # (1, C)
         self.mask_embed = model.prompt_encoder.mask_embed
@@ -65,17 +66,19 @@ class LeanMaskDecoder:
             layers = decoder.transformer.layers
             self._layer_weights = [self._image_side_weights(layer) for layer in layers]
             final = decoder.transformer.final_attn_token_to_image
-            self._final_kv = (torch.cat([final.k_proj.weight, final.v_proj.weight]).t().contiguous(),
+            self._final_kv = (torch.cat([final.k_proj.weight, final.v_proj.weight]).t().to(gemm_dtype).contiguous(),
                               torch.cat([self.pos @ final.k_proj.weight.t() + final.k_proj.bias,
                                          final.v_proj.bias.expand(self.pos.shape[0], -1)], dim=1).contiguous())
-            self._conv1 = _subpixel_weight(decoder.upscale_conv1)
-            self._conv2 = _subpixel_weight(decoder.upscale_conv2)
+            self._conv1 = _subpixel_weight(decoder.upscale_conv1).to(gemm_dtype)
+            self._conv2 = _subpixel_weight(decoder.upscale_conv2).to(gemm_dtype)
+            self._image_out = [layer.cross_attn_image_to_token.o_proj.weight.t().to(gemm_dtype).contiguous()
+                               for layer in layers]
         self._images: weakref.WeakKeyDictionary[object, DecoderImage] = weakref.WeakKeyDictionary()
 
     def _image_side_weights(self, layer: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """One GEMM for a layer's image-side projections: keys @ [Wk | Wq | Wv] + [pos Wk + bk | pos Wq + bq | bv]."""
         t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
-        weight = torch.cat([t2i.k_proj.weight, i2t.q_proj.weight, t2i.v_proj.weight]).t().contiguous()
+        weight = torch.cat([t2i.k_proj.weight, i2t.q_proj.weight, t2i.v_proj.weight]).t().to(self.gemm_dtype).contiguous()
         pos = self.pos
         bias = torch.cat([pos @ t2i.k_proj.weight.t() + t2i.k_proj.bias, pos @ i2t.q_proj.weight.t() + i2t.q_proj.bias,
                           t2i.v_proj.bias.expand(pos.shape[0], -1)], dim=1).contiguous()
@@ -95,7 +98,7 @@ class LeanMaskDecoder:
     def _prepare(self, embedding: torch.Tensor, high_res: tuple[torch.Tensor, torch.Tensor]) -> DecoderImage:
         src = (embedding[0].flatten(1).t() + self.no_mask).contiguous()
         weight, bias = self._layer_weights[0]
-        kqv = torch.addmm(bias, src, weight)
+        kqv = self._gemm(bias, src, weight)
         ci = kqv.shape[1] // 3
         conv1_bias = self.decoder.upscale_conv1.bias
         conv2_bias = self.decoder.upscale_conv2.bias
@@ -129,7 +132,7 @@ class LeanMaskDecoder:
         else:  # a mask prompt: the image tokens differ per prompt, so no shared first-layer work
             src = image.src - self.no_mask + dense.flatten(2).transpose(1, 2)
             weight, bias = self._layer_weights[0]
-            kqv = torch.baddbmm(bias, src, weight.expand(n, -1, -1))
+            kqv = self._gemm(bias, src, weight)
             ci = kqv.shape[-1] // 3
             first = (torch.cat([kqv[..., :ci], kqv[..., 2 * ci:]], dim=-1), kqv[..., ci:2 * ci])
         queries, keys = tokens, src
@@ -138,13 +141,13 @@ class LeanMaskDecoder:
                 kv, image_q = first
             else:
                 weight, bias = self._layer_weights[index]
-                kqv = torch.baddbmm(bias, keys, weight.expand(n, -1, -1))
+                kqv = self._gemm(bias, keys, weight)
                 ci = kqv.shape[-1] // 3
                 kv, image_q = torch.cat([kqv[..., :ci], kqv[..., 2 * ci:]], dim=-1), kqv[..., ci:2 * ci]
             queries, keys = self._block(layer, index, queries, keys, point_pe, kv, image_q)
         final = transformer.final_attn_token_to_image
         weight, bias = self._final_kv
-        kv = torch.baddbmm(bias, keys, weight.expand(n, -1, -1))
+        kv = self._gemm(bias, keys, weight)
         queries = queries + self._token_to_image(final, queries + point_pe, kv)
         queries = transformer.layer_norm_final_attn(queries)
 
@@ -164,7 +167,7 @@ class LeanMaskDecoder:
         queries = layer.layer_norm2(queries + self._token_to_image(layer.cross_attn_token_to_image,
                                                                    queries + point_pe, kv))
         queries = layer.layer_norm3(queries + layer.mlp(queries))
-        keys = layer.layer_norm4(keys + self._image_to_token(layer.cross_attn_image_to_token, image_q,
+        keys = layer.layer_norm4(keys + self._image_to_token(layer.cross_attn_image_to_token, index, image_q,
                                                              queries + point_pe, queries))
         return queries, keys
 
@@ -181,7 +184,8 @@ class LeanMaskDecoder:
         out = F.scaled_dot_product_attention(q, k, v, scale=attn.scaling)
         return attn.o_proj(out.transpose(1, 2).reshape(n, t, ci))
 
-    def _image_to_token(self, attn, image_q: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    def _image_to_token(self, attn, index: int, image_q: torch.Tensor, key: torch.Tensor,
+                        value: torch.Tensor) -> torch.Tensor:
         """Image queries (N, L, Ci), already projected, attend to the T tokens."""
         n, length, ci = image_q.shape
         h, d = self.heads, ci // self.heads
@@ -194,7 +198,16 @@ class LeanMaskDecoder:
         scores = scores.sub_(scores.amax(dim=-2, keepdim=True)).exp_()
         weights = scores.div_(scores.sum(dim=-2, keepdim=True))
         out = torch.matmul(weights.transpose(-1, -2), v).transpose(1, 2).reshape(n, length, ci)
-        return F.linear(out, attn.o_proj.weight, attn.o_proj.bias)
+        return self._gemm(attn.o_proj.bias, out, self._image_out[index])
+
+    def _gemm(self, bias: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``bias + x @ weight`` for (L, K) or (N, L, K) ``x``; in fp32 the bias is the GEMM's
+        accumulator, in bf16 the product runs on bf16 inputs and is added in fp32."""
+        if self.gemm_dtype == torch.float32:
+            if x.dim() == 2:
+                return torch.addmm(bias, x, weight)
+            return torch.baddbmm(bias, x, weight.expand(x.shape[0], -1, -1))
+        return torch.matmul(x.to(self.gemm_dtype), weight).float().add_(bias)
 
     def _upscale_and_mask(self, image: DecoderImage, keys: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
         """Both transposed convolutions + GELU + hypernetwork product, a chunk of prompts at a time."""
@@ -209,9 +222,9 @@ class LeanMaskDecoder:
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
             m = e - s
-            up = torch.baddbmm(image.feat_s1, keys[s:e], self._conv1.expand(m, -1, -1))  # (m, L, 4*c1)
-            up = F.gelu(F.layer_norm(up.view(m, length * 4, c1), (c1,), ln.weight, ln.bias, ln.eps))
-            up = torch.baddbmm(image.feat_s0, up, self._conv2.expand(m, -1, -1))  # (m, 4L, 4*c2)
+            up = self._gemm(image.feat_s1, keys[s:e], self._conv1)  # (m, L, 4*c1)
+            up = F.gelu(F.layer_norm(up.view(m, length, 4, c1), (c1,), ln.weight, ln.bias, ln.eps))
+            up = self._gemm(image.feat_s0, up.view(m, length * 4, c1), self._conv2)  # (m, 4L, 4*c2)
             up = F.gelu(up).view(m, 16 * length, c2)
             torch.bmm(hyper[s:e], up.transpose(1, 2), out=out[s:e])
         # sub-pixel order (y, x, dy1, dx1, dy2, dx2) -> rows 4y + 2 dy1 + dy2, columns 4x + 2 dx1 + dx2
