@@ -1,8 +1,10 @@
 """Run every benchmark under ``bench/`` and print one table of the ratios they report.
 
 Each script runs in its own subprocess (one after the other, so they do not compete for
-the CPU); its full output goes to ``--log-dir`` and every line that reports a ratio
-against the reference (``x1.23``, ``1.23x``) lands in the summary table. ``--quick``
+the CPU); its full output goes to ``--log-dir``. Every line that reports a ratio against
+the reference (``x1.23``, ``1.23x``) lands in the summary table, and every line that
+reports how well a fast path agrees with its reference (mask IoU, equal pixels, matched
+segments) lands in the agreement table below it: a fast path that disagrees is a bug. ``--quick``
 passes light settings to each script (fewer repetitions, smaller inputs).
 
     python bench/run_all.py [--quick] [--only sam2_fast_paths,batch] [--timeout 1800]
@@ -29,6 +31,7 @@ QUICK: dict[str, list[str]] = {
     "ipc_load": ["--requests", "100", "--clients", "2"],
 }
 RATIO = re.compile(r"(?:\bx\s?(\d+(?:\.\d+)?)\b|\b(\d+(?:\.\d+)?)\s?x\b)")
+AGREEMENT = re.compile(r"IoU|agree|pixels equal|matched", re.IGNORECASE)
 
 
 def scripts() -> list[str]:
@@ -46,6 +49,11 @@ def ratio_lines(output: str) -> list[tuple[str, str]]:
     return rows
 
 
+def agreement_lines(output: str) -> list[str]:
+    """Output lines that report agreement with a reference."""
+    return [" ".join(line.split())[:140] for line in output.splitlines() if AGREEMENT.search(line)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="light settings for every script")
@@ -56,6 +64,7 @@ def main() -> None:
     names = [n for n in args.only.split(",") if n] or scripts()
     args.log_dir.mkdir(parents=True, exist_ok=True)
     summary: list[tuple[str, str, str]] = []
+    agreement: list[tuple[str, str]] = []
     for name in names:
         cmd = [sys.executable, str(HERE / f"{name}.py"), *(QUICK.get(name, []) if args.quick else [])]
         print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
@@ -71,11 +80,15 @@ def main() -> None:
         rows = ratio_lines(output)
         print(f"   {status} in {time.perf_counter() - start:.0f} s, {len(rows)} ratios, log {log}", flush=True)
         summary += [(name, label, ratio) for label, ratio in rows] or [(name, f"(no ratio: {status})", "-")]
+        agreement += [(name, line) for line in agreement_lines(output)]
     cpu = next((line for line in _lscpu().splitlines() if line.startswith("Model name")), "Model name: ?")
     print(f"\n{cpu.split(':', 1)[1].strip()}")
     print(f"{'script':<16} {'ratio':>7}  line")
     for name, label, ratio in summary:
         print(f"{name:<16} {ratio:>7}  {label}")
+    print(f"\n{'script':<16} agreement with the reference")
+    for name, line in agreement:
+        print(f"{name:<16} {line}")
 
 
 def _lscpu() -> str:
