@@ -118,16 +118,7 @@ def _batch_candidates(prompter: Sam2Prompter, features: ImageFeatures, points: t
     engine = prompter.engine
     x0, y0, x1, y1 = crop
     crop_hw = (y1 - y0, x1 - x0)
-    n = points.shape[0]
-    in_points = map_points(points, crop_hw, engine.input_size)[None, :, None, :]
-    labels = torch.ones(1, n, 1, dtype=torch.int64)
-    out = engine.decode(features, in_points, labels, None, None, multimask=opts.multimask_output)
-    low_res = out.low_res_logits[0].flatten(0, 1)  # (n * C, h, w)
-    iou = out.iou_scores[0].flatten().cpu()
-    point_rows = points.repeat_interleave(low_res.shape[0] // n, dim=0)
-    if opts.pred_iou_thresh > 0.0:
-        keep = iou > opts.pred_iou_thresh
-        low_res, iou, point_rows = low_res[keep.to(low_res.device)], iou[keep], point_rows[keep]
+    low_res, iou, point_rows = _decode_grid(engine, features, points, crop_hw, opts)
     offset = torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
     chunk = max(1, _CHUNK_BYTES // (4 * crop_hw[0] * crop_hw[1]))
     parts = []
@@ -146,6 +137,27 @@ def _batch_candidates(prompter: Sam2Prompter, features: ImageFeatures, points: t
             point_rows[rows] + offset[:2], torch.tensor(crop, dtype=torch.float32).expand(len(rows), 4),
         ))
     return Candidates.cat(parts)
+
+
+def _decode_grid(engine, features: ImageFeatures, points: torch.Tensor, crop_hw: tuple[int, int],
+                 opts: Sam2AutomaticOptions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Candidate masks of the grid points above ``pred_iou_thresh``: low-res logits (M, h, w),
+    IoU (M,) and the grid point of each (M, 2). Engines with ``candidates_above`` skip the
+    upscaling of points that have no candidate above the threshold."""
+    n = points.shape[0]
+    in_points = map_points(points, crop_hw, engine.input_size)[None, :, None, :]
+    labels = torch.ones(1, n, 1, dtype=torch.int64)
+    if opts.multimask_output and opts.pred_iou_thresh > 0.0 and hasattr(engine, "candidates_above"):
+        low_res, iou, rows = engine.candidates_above(features, in_points, labels, opts.pred_iou_thresh)
+        return low_res, iou.cpu(), points[rows.cpu()]
+    out = engine.decode(features, in_points, labels, None, None, multimask=opts.multimask_output)
+    low_res = out.low_res_logits[0].flatten(0, 1)  # (n * C, h, w)
+    iou = out.iou_scores[0].flatten().cpu()
+    point_rows = points.repeat_interleave(low_res.shape[0] // n, dim=0)
+    if opts.pred_iou_thresh > 0.0:
+        keep = iou > opts.pred_iou_thresh
+        low_res, iou, point_rows = low_res[keep.to(low_res.device)], iou[keep], point_rows[keep]
+    return low_res, iou, point_rows
 
 
 def _encode(masks: torch.Tensor, crop: CropBox, image_hw: tuple[int, int]) -> list[dict]:

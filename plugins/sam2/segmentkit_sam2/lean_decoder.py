@@ -117,10 +117,28 @@ class LeanMaskDecoder:
         """Sparse prompt embeddings (N, K, C) and optional dense ones (N, C, h, w) -> low-res
         logits (N, M, 4h, 4w) and predicted IoU (N, M); M is 3 with ``multimask``, else 1."""
         with torch.inference_mode():
-            masks, iou = self._decode_all(image, sparse, dense)
-            return self._select(masks, iou, multimask)
+            keys, hyper, iou = self._transformer(image, sparse, dense)
+            return self._select(self._upscale_and_mask(image, keys, hyper), iou, multimask)
 
-    def _decode_all(self, image: DecoderImage, sparse: torch.Tensor, dense: torch.Tensor | None):
+    def candidates_above(self, image: DecoderImage, sparse: torch.Tensor, min_iou: float
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The multimask candidates whose predicted IoU is above ``min_iou`` (the automatic
+        generator's first filter): low-res logits (K, 4h, 4w), IoU (K,) and the prompt each
+        came from (K,), in prompt-then-candidate order. The IoU head reads only the tokens,
+        so the upscaling runs only for prompts with a candidate above the threshold."""
+        with torch.inference_mode():
+            keys, hyper, iou = self._transformer(image, sparse, None)
+            iou = iou[:, 1:]
+            keep = iou > min_iou
+            rows = keep.any(dim=1).nonzero().flatten()
+            masks = self._upscale_and_mask(image, keys[rows], hyper[rows, 1:])
+            kept = keep[rows]
+            return masks[kept], iou[keep], rows.repeat_interleave(kept.sum(dim=1))
+
+    def _transformer(self, image: DecoderImage, sparse: torch.Tensor, dense: torch.Tensor | None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The two-way transformer: image tokens after it (N, L, C), the mask tokens' hypernetwork
+        outputs (N, 4, C/8) and the predicted IoU of the 4 mask tokens (N, 4)."""
         dec = self.decoder
         transformer = dec.transformer
         n = sparse.shape[0]
@@ -154,7 +172,7 @@ class LeanMaskDecoder:
         iou = dec.iou_prediction_head(queries[:, 1])
         mask_tokens = queries[:, 2:2 + self.num_mask_tokens]
         hyper = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in enumerate(dec.output_hypernetworks_mlps)], dim=1)
-        return self._upscale_and_mask(image, keys, hyper), iou
+        return keys, hyper, iou
 
     def _block(self, layer, index: int, queries, keys, point_pe, kv, image_q):
         """One two-way attention block (transformers' ``Sam2TwoWayAttentionBlock``)."""
@@ -210,15 +228,17 @@ class LeanMaskDecoder:
         return torch.matmul(x.to(self.gemm_dtype), weight).float().add_(bias)
 
     def _upscale_and_mask(self, image: DecoderImage, keys: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
-        """Both transposed convolutions + GELU + hypernetwork product, a chunk of prompts at a time."""
+        """Both transposed convolutions + GELU + product with each prompt's M hypernetwork
+        outputs (N, M, C/8) -> (N, M, 4h, 4w), a chunk of prompts at a time."""
         dec = self.decoder
         n, length, _ = keys.shape
+        outputs = hyper.shape[1]
         gh, gw = self.grid
         c1 = image.feat_s1.shape[1] // 4
         c2 = image.feat_s0.shape[1] // 4
         ln = dec.upscale_layer_norm
         chunk = max(1, _CHUNK_ELEMENTS // (16 * length * c2))
-        out = torch.empty(n, self.num_mask_tokens, 16 * length, dtype=keys.dtype, device=keys.device)
+        out = torch.empty(n, outputs, 16 * length, dtype=keys.dtype, device=keys.device)
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
             m = e - s
@@ -228,8 +248,8 @@ class LeanMaskDecoder:
             up = F.gelu(up).view(m, 16 * length, c2)
             torch.bmm(hyper[s:e], up.transpose(1, 2), out=out[s:e])
         # sub-pixel order (y, x, dy1, dx1, dy2, dx2) -> rows 4y + 2 dy1 + dy2, columns 4x + 2 dx1 + dx2
-        out = out.view(n, self.num_mask_tokens, gh, gw, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
-        return out.reshape(n, self.num_mask_tokens, 4 * gh, 4 * gw)
+        out = out.view(n, outputs, gh, gw, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
+        return out.reshape(n, outputs, 4 * gh, 4 * gw)
 
     def _select(self, masks: torch.Tensor, iou: torch.Tensor, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """transformers' choice of outputs: the 3 candidates, or the single-mask token with SAM 2's

@@ -124,3 +124,22 @@ def test_subpixel_layout_equals_transposed_convolutions():
     feature = torch.arange(4 * 20 * 28, dtype=torch.float32).reshape(4, 20, 28)
     laid_out = _to_subpixel(feature, 2).reshape(5, 7, 2, 2, 2, 2, 4).permute(6, 0, 2, 4, 1, 3, 5).reshape(4, 20, 28)
     assert torch.equal(laid_out, feature)
+
+
+@pytest.mark.parametrize("min_iou", [0.0, 0.5, 0.7, 1.0])
+def test_candidates_above_equal_the_filtered_multimask_output(model, features, min_iou):
+    size = model.config.prompt_encoder_config.image_size
+    embedding, high_res = features
+    points, labels, _ = prompts(12, size, seed=5, kind="points")
+    with torch.inference_mode():
+        lean = LeanMaskDecoder(model, model.get_image_wide_positional_embeddings())
+        sparse, _ = model.prompt_encoder(input_points=points, input_labels=labels, input_boxes=None, input_masks=None)
+    image = lean.image(embedding, embedding, high_res)
+    masks, iou = lean(image, sparse.flatten(0, 1), None, multimask=True)  # (12, 3, h, w), (12, 3)
+    keep = iou > min_iou
+    if 0.0 < min_iou < 1.0:
+        assert 0 < int(keep.any(dim=1).sum()) < 12, "the threshold should drop some prompts and keep others"
+    got_masks, got_iou, got_rows = lean.candidates_above(image, sparse.flatten(0, 1), min_iou)
+    torch.testing.assert_close(got_masks, masks[keep], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got_iou, iou[keep])
+    assert torch.equal(got_rows, keep.nonzero()[:, 0])
