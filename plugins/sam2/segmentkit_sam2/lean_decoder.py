@@ -36,8 +36,7 @@ class DecoderImage:
     """The prompt-independent decoder inputs of one image (no mask prompt)."""
 
     src: torch.Tensor  # (L, C) image tokens + no-mask embedding
-    first_kv: torch.Tensor  # (L, 2 * Ci) layer-0 token-to-image keys | values
-    first_q: torch.Tensor  # (L, Ci) layer-0 image-to-token queries
+    first_kvq: torch.Tensor  # (L, 3 * Ci) layer-0 token-to-image keys | values | image-to-token queries
     feat_s1: torch.Tensor  # (L, 4 * C/4) high-res features 1 + conv1 bias, sub-pixel order
     feat_s0: torch.Tensor  # (4 * L, 4 * C/8) high-res features 0 + conv2 bias, sub-pixel order
 
@@ -76,12 +75,13 @@ class LeanMaskDecoder:
         self._images: weakref.WeakKeyDictionary[object, DecoderImage] = weakref.WeakKeyDictionary()
 
     def _image_side_weights(self, layer: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-        """One GEMM for a layer's image-side projections: keys @ [Wk | Wq | Wv] + [pos Wk + bk | pos Wq + bq | bv]."""
+        """One GEMM for a layer's image-side projections: keys @ [Wk | Wv | Wq] + [pos Wk + bk | bv | pos Wq + bq]
+        (token-to-image keys and values, image-to-token queries)."""
         t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
-        weight = torch.cat([t2i.k_proj.weight, i2t.q_proj.weight, t2i.v_proj.weight]).t().to(self.gemm_dtype).contiguous()
+        weight = torch.cat([t2i.k_proj.weight, t2i.v_proj.weight, i2t.q_proj.weight]).t().to(self.gemm_dtype).contiguous()
         pos = self.pos
-        bias = torch.cat([pos @ t2i.k_proj.weight.t() + t2i.k_proj.bias, pos @ i2t.q_proj.weight.t() + i2t.q_proj.bias,
-                          t2i.v_proj.bias.expand(pos.shape[0], -1)], dim=1).contiguous()
+        bias = torch.cat([pos @ t2i.k_proj.weight.t() + t2i.k_proj.bias, t2i.v_proj.bias.expand(pos.shape[0], -1),
+                          pos @ i2t.q_proj.weight.t() + i2t.q_proj.bias], dim=1).contiguous()
         return weight, bias
 
     # ------------------------------------------------------------------ per image
@@ -98,14 +98,11 @@ class LeanMaskDecoder:
     def _prepare(self, embedding: torch.Tensor, high_res: tuple[torch.Tensor, torch.Tensor]) -> DecoderImage:
         src = (embedding[0].flatten(1).t() + self.no_mask).contiguous()
         weight, bias = self._layer_weights[0]
-        kqv = self._gemm(bias, src, weight)
-        ci = kqv.shape[1] // 3
         conv1_bias = self.decoder.upscale_conv1.bias
         conv2_bias = self.decoder.upscale_conv2.bias
         return DecoderImage(
             src=src,
-            first_kv=torch.cat([kqv[:, :ci], kqv[:, 2 * ci:]], dim=1).contiguous(),
-            first_q=kqv[:, ci:2 * ci].contiguous(),
+            first_kvq=self._gemm(bias, src, weight),
             feat_s1=_to_subpixel(high_res[1][0], 1) + conv1_bias.repeat(4),
             feat_s0=_to_subpixel(high_res[0][0], 2) + conv2_bias.repeat(4),
         )
@@ -146,25 +143,24 @@ class LeanMaskDecoder:
         point_pe = tokens
         if dense is None:
             src = image.src.expand(n, -1, -1)
-            first = (image.first_kv, image.first_q.expand(n, -1, -1))  # (L, 2 Ci): shared by every prompt
+            ci = image.first_kvq.shape[-1] // 3
+            # keys | values (L, 2 Ci) shared by every prompt; queries expanded to (N, L, Ci)
+            first = (image.first_kvq[:, :2 * ci], image.first_kvq[:, 2 * ci:].expand(n, -1, -1))
         else:  # a mask prompt: the image tokens differ per prompt, so no shared first-layer work
             src = image.src - self.no_mask + dense.flatten(2).transpose(1, 2)
             weight, bias = self._layer_weights[0]
-            kqv = self._gemm(bias, src, weight)
-            ci = kqv.shape[-1] // 3
-            first = (torch.cat([kqv[..., :ci], kqv[..., 2 * ci:]], dim=-1), kqv[..., ci:2 * ci])
+            first = _split_kvq(self._gemm(bias, src, weight))
         queries, keys = tokens, src
         for index, layer in enumerate(transformer.layers):
             if index == 0:
                 kv, image_q = first
             else:
                 weight, bias = self._layer_weights[index]
-                kqv = self._gemm(bias, keys, weight)
-                ci = kqv.shape[-1] // 3
-                kv, image_q = torch.cat([kqv[..., :ci], kqv[..., 2 * ci:]], dim=-1), kqv[..., ci:2 * ci]
+                kv, image_q = _split_kvq(self._gemm(bias, keys, weight))
             queries, keys = self._block(layer, index, queries, keys, point_pe, kv, image_q)
         final = transformer.final_attn_token_to_image
         weight, bias = self._final_kv
+        keys = keys.to(self.gemm_dtype)  # read twice: by the final projections and by the upscaling
         kv = self._gemm(bias, keys, weight)
         queries = queries + self._token_to_image(final, queries + point_pe, kv)
         queries = transformer.layer_norm_final_attn(queries)
@@ -238,7 +234,7 @@ class LeanMaskDecoder:
         c2 = image.feat_s0.shape[1] // 4
         ln = dec.upscale_layer_norm
         chunk = max(1, _CHUNK_ELEMENTS // (16 * length * c2))
-        out = torch.empty(n, outputs, 16 * length, dtype=keys.dtype, device=keys.device)
+        out = torch.empty(n, outputs, 16 * length, dtype=hyper.dtype, device=keys.device)
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
             m = e - s
@@ -268,6 +264,12 @@ class LeanMaskDecoder:
         rows = torch.arange(masks.shape[0], device=masks.device)
         chosen = torch.where(stable, torch.zeros_like(best), best)
         return masks[rows, chosen][:, None], iou[rows, chosen][:, None]
+
+
+def _split_kvq(kvq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Views of keys | values and of queries in a fused image-side projection."""
+    ci = kvq.shape[-1] // 3
+    return kvq[..., :2 * ci], kvq[..., 2 * ci:]
 
 
 def _subpixel_weight(conv: torch.nn.ConvTranspose2d) -> torch.Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 from segmentkit_sam2.lean_decoder import LeanMaskDecoder, _subpixel_weight, _to_subpixel
+from segmentkit_sam2.preprocess import upscale_masks
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +144,19 @@ def test_candidates_above_equal_the_filtered_multimask_output(model, features, m
     torch.testing.assert_close(got_masks, masks[keep], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got_iou, iou[keep])
     assert torch.equal(got_rows, keep.nonzero()[:, 0])
+
+
+def test_bf16_products_keep_the_masks(model, features):
+    """bf16 image-side products (fp32 accumulation): same final masks (IoU >= 0.99), close IoU scores."""
+    size = model.config.prompt_encoder_config.image_size
+    embedding, high_res = features
+    points, labels, _ = prompts(8, size, seed=3, kind="points")
+    sparse, _, ref_low, ref_iou = reference(model, features, points, labels, None, None, True)
+    with torch.inference_mode():
+        lean = LeanMaskDecoder(model, model.get_image_wide_positional_embeddings(), gemm_dtype=torch.bfloat16)
+    low, iou = lean(lean.image(embedding, embedding, high_res), sparse.flatten(0, 1), None, multimask=True)
+    assert low.dtype == torch.float32 and not torch.equal(low, ref_low)  # really a different path
+    ours, ref = upscale_masks(low, (300, 400)) > 0, upscale_masks(ref_low, (300, 400)) > 0  # final masks
+    ious = (ours & ref).flatten(2).sum(-1) / (ours | ref).flatten(2).sum(-1).clamp(min=1)
+    assert float(ious.min()) >= 0.99
+    torch.testing.assert_close(iou, ref_iou, atol=5e-3, rtol=0)
