@@ -9,6 +9,8 @@ medians and ratios printed:
   ONNX Runtime fp32 (ours include preprocessing; the reference does not);
 - decode: 2 points -> one mask at image size on a cached embedding, transformers
   (``Sam2Model(image_embeddings=...)`` + one bilinear upscale) vs ours on each path;
+- grid: 64 single-point prompts -> 3 low-res masks each in one decoder call (what the
+  automatic generator repeats 16 times for a 32x32 grid), transformers vs each path;
 - agreement: the masks of each fast path vs torch fp32 for 16 single-point prompts,
   multimask (48 masks): minimum and mean mask IoU. A fast path that disagrees is a bug.
 
@@ -136,6 +138,19 @@ def main() -> None:
     decoders.update({name: (lambda p=p, e=embeddings[name]: p.predict(e, prompt)) for name, p in paths.items()})
     table("decode", "prompt -> mask on a cached embedding (2 points, 1 mask at image size)",
           interleaved(reps * 5, decoders), "transformers fp32")
+    grid = torch.rand(1, 64, 1, 2, generator=torch.Generator().manual_seed(1)) * size
+    grid_labels = torch.ones(1, 64, 1, dtype=torch.int64)
+
+    def ref_grid():
+        with torch.inference_mode():
+            return reference(image_embeddings=ref_emb, input_points=grid, input_labels=grid_labels,
+                             multimask_output=True).pred_masks
+
+    grid_decoders: dict[str, Callable[[], object]] = {"transformers fp32": ref_grid}
+    grid_decoders.update({name: (lambda p=p, e=embeddings[name]: p.engine.decode(
+        e.data, grid, grid_labels, None, None, multimask=True)) for name, p in paths.items()})
+    table("grid", "64 single-point prompts x 3 low-res masks in one call (the automatic generator's unit of work)",
+          interleaved(max(2, reps // 2), grid_decoders), "transformers fp32")
     ref_mask = ref_decode().numpy()
     ours_mask = paths["ours torch fp32"].predict(embeddings["ours torch fp32"], prompt).masks[0]
     print(f"  mask IoU ours fp32 vs transformers: {iou(ours_mask, ref_mask):.4f}")
