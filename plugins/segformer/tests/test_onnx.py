@@ -72,3 +72,7 @@ def test_runtime_per_call(checkpoint, segmenter, make_image, tmp_path, count_exp
     by_onnx = torch_first.segment(image, runtime="onnxruntime").label_map
     assert len(count_exports) == 1
     assert np.mean(by_onnx == segmenter.segment(image).label_map) >= 0.999
+
+
+def test_ort_threads_option(checkpoint, tmp_path):
+    assert _load(checkpoint, tmp_path, ort_threads=1)._session.get_session_options().intra_op_num_threads == 1

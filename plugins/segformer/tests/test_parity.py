@@ -58,11 +58,59 @@ def test_sliding_window_matches_hand_averaged_transformers_logits(segmenter, ref
     assert np.mean(segmenter.segment(image).label_map == expected) < 0.9  # a different computation
 
 
-def test_upsample_argmax_matches_interpolate_then_argmax_in_any_chunking():
+def _assert_argmax_of_interpolation(label_maps: list[np.ndarray], logits: torch.Tensor,
+                                    size: tuple[int, int]) -> None:
+    """Each map is ``post_process_semantic_segmentation``'s argmax of the bilinear upsampling: equal
+    nearly everywhere, and where not, a class whose upsampled value is within float rounding of the maximum."""
+    upsampled = torch.nn.functional.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
+    expected, best = upsampled.argmax(0), upsampled.amax(0)
+    tolerance = 1e-6 * (1 + float(logits.abs().max()))
+    for label_map in label_maps:
+        assert label_map.dtype == np.int32 and label_map.shape == size
+        ours = torch.from_numpy(label_map)
+        assert bool((upsampled.gather(0, ours.long()[None])[0] >= best - tolerance).all())
+        assert float((ours == expected).float().mean()) >= 0.9999
+
+
+@pytest.mark.parametrize("size", [(301, 411), (97, 131), (20, 700), (1, 1)])
+def test_upsample_argmax_is_argmax_of_interpolation(size):
     from segmentkit_segformer.processing import upsample_argmax
 
     torch.manual_seed(0)
-    logits = torch.nn.functional.avg_pool2d(torch.randn(1, 150, 36, 52), 3, stride=1)[0] * 4
-    expected = torch.nn.functional.interpolate(logits[None], size=(301, 411), mode="bilinear")[0].argmax(0)
-    for chunk in (1 << 26, 301 * 411 * 7):
-        assert torch.mean((upsample_argmax(logits, (301, 411), chunk_elements=chunk) == expected).float()) >= 0.9999
+    smooth = torch.nn.functional.avg_pool2d(torch.randn(1, 150, 38, 54), 3, stride=1)[0] * 4
+    flat = torch.randn(150, 36, 52) * 0.02  # random-weight-like: many classes can win in each cell
+    ties = torch.randint(0, 3, (19, 36, 52)).float()  # exact ties everywhere
+    for logits in (smooth, flat, ties, torch.zeros(7, 36, 52)):
+        chunked = [upsample_argmax(logits.numpy(), size, chunk_elements=c) for c in (1 << 20, 2000)]
+        _assert_argmax_of_interpolation(chunked, logits, size)
+    assert not upsample_argmax(np.zeros((7, 36, 52)), size).any()  # a tie goes to the lowest id
+
+
+def test_upsample_argmax_reads_channels_last_logits():
+    from segmentkit_segformer.processing import upsample_argmax
+
+    torch.manual_seed(1)
+    logits = torch.randn(150, 40, 30) * 0.02
+    strided = logits.permute(1, 2, 0).contiguous().permute(2, 0, 1)  # what the folded model returns
+    _assert_argmax_of_interpolation([upsample_argmax(strided.numpy(), (333, 250))], logits, (333, 250))
+
+
+def test_folded_head_logits_match_transformers():
+    from segmentkit_segformer.fused import FoldedSegformer
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    torch.manual_seed(0)
+    config = SegformerConfig(depths=[1, 1, 1, 1], hidden_sizes=[16, 32, 48, 64], num_attention_heads=[1, 1, 2, 2],
+                             decoder_hidden_size=32, num_labels=19)
+    model = SegformerForSemanticSegmentation(config).eval()
+    with torch.no_grad():  # a batch norm that is not the identity
+        bn = model.decode_head.batch_norm
+        bn.running_mean.normal_(0, 0.5), bn.running_var.uniform_(0.5, 2)
+        bn.weight.normal_(1, 0.3), bn.bias.normal_(0, 0.3)
+    pixels = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        expected = model(pixel_values=pixels).logits
+        ours = FoldedSegformer(model).eval()(pixels)
+    assert ours.shape == expected.shape == (2, 19, 32, 32)
+    assert float(expected.std()) > 100 * 1e-6
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-6)
