@@ -5,7 +5,7 @@ Full-size Hiera-Tiny config with random weights (built once, shared with
 medians and ratios printed:
 
 - encoder: one image -> embedding. transformers ``Sam2Model.get_image_embeddings`` on
-  the same pixel values (reference, fp32) vs ours: torch fp32, torch bf16 (autocast),
+  the same pixel values (reference, fp32) vs ours: torch fp32, torch bf16 (first Hiera stages in bf16),
   ONNX Runtime fp32 (ours include preprocessing; the reference does not);
 - decode: 2 points -> one mask at image size on a cached embedding, transformers
   (``Sam2Model(image_embeddings=...)`` + one bilinear upscale) vs ours on each path;

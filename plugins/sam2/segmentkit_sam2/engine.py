@@ -5,21 +5,23 @@ runs once per image (:meth:`Sam2Engine.encode`); prompts then go straight to the
 encoder and mask decoder with the cached features (:meth:`Sam2Engine.decode`), never
 through the vision encoder again. The mask decoder is :class:`~.lean_decoder.LeanMaskDecoder`:
 transformers' decoder maths with the prompt-independent work done once per image.
-``precision="bf16"`` autocasts the image encoder and runs the decoder's image-side matrix
-products on bf16 inputs (fp32 accumulation, everything else fp32: autocasting the whole
-decoder drifted to mask IoU 0.94 on the test model; this keeps it >= 0.99).
+The image encoder is :class:`~.hiera.LeanImageEncoder` (transformers' Hiera + FPN maths
+without the per-image work the predictor never reads). ``precision="bf16"`` runs the
+first two stages of the encoder's backbone in bf16 (fp32 residual stream, layer norms,
+last two stages and neck) and the decoder's image-side matrix products on bf16 inputs
+(fp32 accumulation, everything else fp32: autocasting the whole decoder drifted to mask
+IoU 0.94 on the test model; this keeps it >= 0.99).
 """
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from segmentkit.cards import ModelOptions
 
+from .hiera import LeanImageEncoder, bf16_fp32_blocks
 from .lean_decoder import LeanMaskDecoder
 
 
@@ -55,28 +57,17 @@ class Sam2Engine:
         self.token = uuid.uuid4().hex
         self.input_size = int(model.config.prompt_encoder_config.image_size)
         self.mask_input_size = tuple(int(s) for s in model.prompt_encoder.mask_input_size)
-        self._feature_sizes = [tuple(s) for s in model.config.vision_config.backbone_feature_sizes]
+        self._encoder = LeanImageEncoder(model, torch.bfloat16, fp32_blocks=bf16_fp32_blocks(model)) \
+            if self.bf16 else LeanImageEncoder(model)
         with torch.inference_mode():
             self._image_pe = model.get_image_wide_positional_embeddings().to(self.device)
         self._decoder = LeanMaskDecoder(model, self._image_pe, gemm_dtype=torch.bfloat16 if self.bf16 else torch.float32)
 
-    @contextlib.contextmanager
-    def _forward(self) -> Iterator[None]:
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            yield
-
     def encode(self, pixel_values: torch.Tensor, original_size: tuple[int, int]) -> ImageFeatures:
         """Run the vision encoder on (1, 3, S, S) pixel values."""
-        model = self.model
-        with self._forward():
-            out = model.get_image_features(pixel_values.to(self.device), return_dict=True)
-            maps = list(out.fpn_hidden_states)  # each (h*w, 1, C)
-            maps[-1] = maps[-1] + model.no_memory_embedding
-            feats = [
-                m.permute(1, 2, 0).reshape(1, -1, *size).float().contiguous()
-                for m, size in zip(maps, self._feature_sizes)
-            ]
-        return ImageFeatures(feats[-1], (feats[0], feats[1]), tuple(original_size), self.token)
+        with torch.inference_mode():
+            embedding, high_res_0, high_res_1 = self._encoder(pixel_values.to(self.device))
+        return ImageFeatures(embedding, (high_res_0, high_res_1), tuple(original_size), self.token)
 
     def decode(
         self,
@@ -109,3 +100,14 @@ class Sam2Engine:
         per_object_dense = None if masks is None else dense.repeat_interleave(objects, dim=0)
         low_res, iou = self._decoder(image, sparse.flatten(0, 1), per_object_dense, multimask=multimask)
         return Decoded(low_res.unflatten(0, (batch, objects)).float(), iou.unflatten(0, (batch, objects)).float())
+
+    def candidates_above(self, features: ImageFeatures, points: torch.Tensor, labels: torch.Tensor,
+                         min_iou: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Multimask candidates of (1, P, K, 2) point prompts with predicted IoU above ``min_iou``:
+        low-res logits (M, h, w), IoU (M,) and the prompt index of each (M,). Only prompts with a
+        candidate above the threshold are upscaled (the automatic generator's first filter)."""
+        with torch.inference_mode():
+            sparse, _ = self.model.prompt_encoder(input_points=points.to(self.device), input_labels=labels.to(self.device),
+                                                  input_boxes=None, input_masks=None)
+        image = self._decoder.image(features, features.embedding, features.high_res)
+        return self._decoder.candidates_above(image, sparse.flatten(0, 1), min_iou)
