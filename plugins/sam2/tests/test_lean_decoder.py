@@ -14,6 +14,16 @@ from segmentkit_sam2.lean_decoder import LeanMaskDecoder, _subpixel_weight, _to_
 from segmentkit_sam2.preprocess import upscale_masks
 
 
+@pytest.fixture(params=["one chunk", "chunks of 2"])
+def chunking(request, monkeypatch):
+    """Run the decoder on all prompts at once, or on 2 prompts at a time."""
+    if request.param == "chunks of 2":
+        from segmentkit_sam2 import lean_decoder
+
+        monkeypatch.setattr(lean_decoder, "_CHUNK_ELEMENTS", 2 * 4 * 16 * 16 * 32)  # tiny model: L=16x16, C=32
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def plain_model(sam2_weights_small):
     """The tiny model as saved (non-trivial masks: for comparisons of thresholded masks)."""
@@ -96,7 +106,7 @@ def prompts(objects: int, size: int, seed: int, kind: str):
 
 @pytest.mark.parametrize("multimask", [False, True])
 @pytest.mark.parametrize("kind,objects", [("points", 1), ("points", 5), ("box", 3), ("box+points", 4)])
-def test_matches_transformers_decoder(model, features, kind, objects, multimask):
+def test_matches_transformers_decoder(model, features, kind, objects, multimask, chunking):
     size = model.config.prompt_encoder_config.image_size
     points, labels, boxes = prompts(objects, size, seed=objects, kind=kind)
     sparse, dense, ref_low, ref_iou = reference(model, features, points, labels, boxes, None, multimask)
@@ -107,7 +117,7 @@ def test_matches_transformers_decoder(model, features, kind, objects, multimask)
     torch.testing.assert_close(iou, ref_iou, atol=1e-5, rtol=1e-5)
 
 
-def test_mask_prompts_match_transformers(model, features):
+def test_mask_prompts_match_transformers(model, features, chunking):
     size = model.config.prompt_encoder_config.image_size
     low_size = model.prompt_encoder.mask_input_size
     g = torch.Generator().manual_seed(7)
@@ -151,7 +161,7 @@ def test_subpixel_layout_equals_transposed_convolutions():
 
 
 @pytest.mark.parametrize("quantile", [None, 0.25, 0.5, 0.75, 1.0])  # None: threshold 0, every candidate
-def test_candidates_above_equal_the_filtered_multimask_output(model, features, quantile):
+def test_candidates_above_equal_the_filtered_multimask_output(model, features, quantile, chunking):
     size = model.config.prompt_encoder_config.image_size
     embedding, high_res = features
     points, labels, _ = prompts(12, size, seed=5, kind="points")
