@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--pred-iou-thresh", type=float, default=0.7)
     parser.add_argument("--stability-thresh", type=float, default=0.6)
     parser.add_argument("--only", choices=("all", "encoder", "decode", "automatic"), default="all")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="segmentkit's side")
     parser.add_argument("--venv", type=Path, default=Path("/tmp/segmentkit-bench-venv"))
     parser.add_argument("--cache", type=Path, default=Path("/tmp/segmentkit-bench-weights"))
     args = parser.parse_args()
@@ -165,9 +166,9 @@ def main() -> None:
           flush=True)
     weights = build_weights(args.config, args.cache / args.config)
     model_id = f"sam2.1-hiera-{args.config}"
-    print(f"model: full-size {model_id} config, random weights ({weights})", flush=True)
+    print(f"model: full-size {model_id} config, random weights ({weights}); segmentkit in {args.precision}", flush=True)
     registry = segmentkit.Registry()
-    prompter = registry.load(model_id, weights=weights, cache_bytes=0)
+    prompter = registry.load(model_id, weights=weights, cache_bytes=0, precision=args.precision)
     reference = Sam2Model.from_pretrained(weights).eval()
     processor = Sam2Processor(image_processor=Sam2ImageProcessor())
     image = photo(args.image_size)
@@ -184,7 +185,8 @@ def main() -> None:
         bench_decode(args.reps * 4, prompter, reference, processor, image, ref_encode())
     if args.only in ("all", "automatic"):
         bench_automatic(args, registry.load(
-            model_id, role="segmenter", weights=weights, cache_bytes=0, points_per_side=args.points_per_side,
+            model_id, role="segmenter", weights=weights, cache_bytes=0, precision=args.precision,
+            points_per_side=args.points_per_side,
             points_per_batch=64, pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_thresh,
             box_nms_thresh=0.7,
         ), reference, processor, image)
