@@ -22,7 +22,7 @@ import torch
 from segmentkit.cards import ModelOptions
 
 from .hiera import LeanImageEncoder, bf16_fp32_blocks
-from .lean_decoder import LeanMaskDecoder
+from .lean_decoder import DecoderImage, LeanMaskDecoder
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,10 +33,13 @@ class ImageFeatures:
     high_res: tuple[torch.Tensor, torch.Tensor]  # (1, C/8, 4h, 4w), (1, C/4, 2h, 2w)
     original_size: tuple[int, int]
     engine: str  # token of the engine that computed it
+    decoder_image: DecoderImage | None = None  # the lean decoder's per-image inputs (torch engine)
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.embedding, *self.high_res))
+        """Bytes held, decoder inputs included (what an embedding cache should count)."""
+        held = sum(t.numel() * t.element_size() for t in (self.embedding, *self.high_res))
+        return held + (self.decoder_image.nbytes if self.decoder_image is not None else 0)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,9 @@ class Sam2Engine:
         """Run the vision encoder on (1, 3, S, S) pixel values."""
         with torch.inference_mode():
             embedding, high_res_0, high_res_1 = self._encoder(pixel_values.to(self.device))
-        return ImageFeatures(embedding, (high_res_0, high_res_1), tuple(original_size), self.token)
+        high_res = (high_res_0, high_res_1)
+        return ImageFeatures(embedding, high_res, tuple(original_size), self.token,
+                             self._decoder.prepare(embedding, high_res))
 
     def decode(
         self,
@@ -96,10 +101,15 @@ class Sam2Engine:
                 input_boxes=None if boxes is None else boxes.to(dev),
                 input_masks=None if masks is None else masks.to(dev),
             )
-        image = self._decoder.image(features, features.embedding, features.high_res)
+        image = self._decoder_image(features)
         per_object_dense = None if masks is None else dense.repeat_interleave(objects, dim=0)
         low_res, iou = self._decoder(image, sparse.flatten(0, 1), per_object_dense, multimask=multimask)
         return Decoded(low_res.unflatten(0, (batch, objects)).float(), iou.unflatten(0, (batch, objects)).float())
+
+    def _decoder_image(self, features: ImageFeatures) -> DecoderImage:
+        if features.decoder_image is not None:
+            return features.decoder_image
+        return self._decoder.prepare(features.embedding, features.high_res)  # features built elsewhere
 
     def candidates_above(self, features: ImageFeatures, points: torch.Tensor, labels: torch.Tensor,
                          min_iou: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -109,5 +119,5 @@ class Sam2Engine:
         with torch.inference_mode():
             sparse, _ = self.model.prompt_encoder(input_points=points.to(self.device), input_labels=labels.to(self.device),
                                                   input_boxes=None, input_masks=None)
-        image = self._decoder.image(features, features.embedding, features.high_res)
+        image = self._decoder_image(features)
         return self._decoder.candidates_above(image, sparse.flatten(0, 1), min_iou)

@@ -2,7 +2,7 @@
 transformers' ``Sam2MaskDecoder``, arranged so that a prompt costs about half the
 multiply-adds (the decoder is what every click and every automatic-mask grid point pays).
 
-- Per image (:class:`DecoderImage`, made on first use of an embedding): the image tokens
+- Per image (:class:`DecoderImage`, made with the embedding and cached with it): the image tokens
   with the no-mask embedding added, the three first-layer projections that read only them
   (token-to-image keys and values, image-to-token queries), and the high-res features in
   the "sub-pixel" layout below.
@@ -26,7 +26,6 @@ IoU scores against it, with random biases so that every bias term counts).
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +43,10 @@ class DecoderImage:
     feat_s1: torch.Tensor  # (L, 4 * C/4) high-res features 1 + conv1 bias, sub-pixel order
     feat_s0: torch.Tensor  # (4 * L, 4 * C/8) high-res features 0 + conv2 bias, sub-pixel order
 
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.src, self.first_kvq, self.feat_s1, self.feat_s0))
+
 
 class LeanMaskDecoder:
     """Decodes prompt embeddings against cached image features; see the module docstring."""
@@ -53,7 +56,6 @@ class LeanMaskDecoder:
         self.gemm_dtype = gemm_dtype
         self.decoder = decoder
         self.no_mask = model.prompt_encoder.no_mask_embed.weight  # (1, C)
-        self.mask_embed = model.prompt_encoder.mask_embed
         config = decoder.config
         self.heads = int(config.num_attention_heads)
         self.num_mask_tokens = int(decoder.num_mask_tokens)
@@ -69,7 +71,6 @@ class LeanMaskDecoder:
             self._first_layer = self._image_side_weights(decoder.transformer.layers[0])
             self._conv1 = _subpixel_weight(decoder.upscale_conv1).to(gemm_dtype)
             self._conv2 = _subpixel_weight(decoder.upscale_conv2).to(gemm_dtype)
-        self._images: weakref.WeakKeyDictionary[object, DecoderImage] = weakref.WeakKeyDictionary()
 
     def _image_side_weights(self, layer: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """One GEMM for the image-side projections of shared image tokens x: x @ [Wk | Wv | Wq]
@@ -83,14 +84,11 @@ class LeanMaskDecoder:
 
     # ------------------------------------------------------------------ per image
 
-    def image(self, key: object, embedding: torch.Tensor, high_res: tuple[torch.Tensor, torch.Tensor]) -> DecoderImage:
-        """The cached :class:`DecoderImage` of ``key`` (an ``ImageFeatures``), made on first use."""
-        cached = self._images.get(key)
-        if cached is None:
-            with torch.inference_mode():
-                cached = self._prepare(embedding, high_res)
-            self._images[key] = cached
-        return cached
+    def prepare(self, embedding: torch.Tensor, high_res: tuple[torch.Tensor, torch.Tensor]) -> DecoderImage:
+        """The per-image decoder inputs of an embedding (1, C, h, w) and its high-res maps;
+        kept with the embedding (``ImageFeatures.decoder_image``) so caches count them."""
+        with torch.inference_mode():
+            return self._prepare(embedding, high_res)
 
     def _prepare(self, embedding: torch.Tensor, high_res: tuple[torch.Tensor, torch.Tensor]) -> DecoderImage:
         src = (embedding[0].flatten(1).t() + self.no_mask).contiguous()

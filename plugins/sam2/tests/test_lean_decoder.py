@@ -86,7 +86,7 @@ def lean_decode(model, features, sparse, dense, objects, multimask, with_mask):
     embedding, high_res = features
     with torch.inference_mode():
         lean = LeanMaskDecoder(model, model.get_image_wide_positional_embeddings())
-    image = lean.image(embedding, embedding, high_res)
+    image = lean.prepare(embedding, high_res)
     per_object = dense.repeat_interleave(objects, dim=0) if with_mask else None
     return lean(image, sparse.flatten(0, 1), per_object, multimask=multimask)
 
@@ -168,7 +168,7 @@ def test_candidates_above_equal_the_filtered_multimask_output(model, features, q
     with torch.inference_mode():
         lean = LeanMaskDecoder(model, model.get_image_wide_positional_embeddings())
         sparse, _ = model.prompt_encoder(input_points=points, input_labels=labels, input_boxes=None, input_masks=None)
-    image = lean.image(embedding, embedding, high_res)
+    image = lean.prepare(embedding, high_res)
     masks, iou = lean(image, sparse.flatten(0, 1), None, multimask=True)  # (12, 3, h, w), (12, 3)
     min_iou = 0.0 if quantile is None else float(torch.quantile(iou.max(dim=1).values, quantile))
     keep = iou > min_iou
@@ -190,7 +190,7 @@ def test_bf16_products_keep_the_masks(plain_model):
     sparse, _, ref_low, ref_iou = reference(model, features, points, labels, None, None, True)
     with torch.inference_mode():
         lean = LeanMaskDecoder(model, model.get_image_wide_positional_embeddings(), gemm_dtype=torch.bfloat16)
-    low, iou = lean(lean.image(embedding, embedding, high_res), sparse.flatten(0, 1), None, multimask=True)
+    low, iou = lean(lean.prepare(embedding, high_res), sparse.flatten(0, 1), None, multimask=True)
     assert low.dtype == torch.float32 and not torch.equal(low, ref_low)  # really a different path
     ours, ref = upscale_masks(low, (300, 400)) > 0, upscale_masks(ref_low, (300, 400)) > 0  # final masks
     ious = (ours & ref).flatten(2).sum(-1) / (ours | ref).flatten(2).sum(-1).clamp(min=1)
