@@ -149,7 +149,7 @@ def main() -> None:
     grid_decoders: dict[str, Callable[[], object]] = {"transformers fp32": ref_grid}
     grid_decoders.update({name: (lambda p=p, e=embeddings[name]: p.engine.decode(
         e.data, grid, grid_labels, None, None, multimask=True)) for name, p in paths.items()})
-    table("grid", "64 single-point prompts x 3 low-res masks in one call (the automatic generator's unit of work)",
+    table("grid", "64 single-point prompts, 3 low-res masks each, in one call (the automatic generator's unit of work)",
           interleaved(max(2, reps // 2), grid_decoders), "transformers fp32")
     ref_mask = ref_decode().numpy()
     ours_mask = paths["ours torch fp32"].predict(embeddings["ours torch fp32"], prompt).masks[0]
