@@ -1,7 +1,9 @@
-"""Reading a transformers checkpoint's ``config.json`` without importing transformers.
+"""Reading a transformers checkpoint's ``config.json`` and ``preprocessor_config.json``
+without importing transformers.
 
 Plugins use it to check a weights folder holds the model they expect (one clear
-:class:`~segmentkit.errors.WeightsUnavailableError` otherwise) and to name class ids.
+:class:`~segmentkit.errors.WeightsUnavailableError` otherwise), to name class ids and to
+read the preprocessing they must reproduce.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .errors import WeightsUnavailableError
 log = logging.getLogger(__name__)
 
 _PLACEHOLDER_LABEL = re.compile(r"^LABEL_\d+$")
+BILINEAR = 2  # PIL.Image.Resampling.BILINEAR, the ``resample`` value image processors store
 
 
 def read_config(folder: Path, model_id: str, model_type: str, name: str) -> dict[str, Any]:
@@ -45,3 +48,19 @@ def labels_from_config(config: dict[str, Any], card: ModelCard) -> dict[int, str
         return dict(enumerate(card.labels))
     log.warning("%s: checkpoint has %d unnamed labels, card lists %d", card.id, count, len(card.labels))
     return id2label or {i: f"LABEL_{i}" for i in range(count)}
+
+
+def read_preprocessor_config(folder: Path) -> dict[str, Any]:
+    """``folder/preprocessor_config.json`` as a dict (empty when absent: the processor's
+    defaults apply); its ``resample`` must be bilinear, the only kernel plugins reproduce."""
+    path = folder / "preprocessor_config.json"
+    raw: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise WeightsUnavailableError(f"{path} is not valid JSON: {exc}") from None
+    resample = raw.get("resample", BILINEAR)
+    if resample != BILINEAR:
+        raise WeightsUnavailableError(f"{path}: resample={resample!r} is not supported (only bilinear, 2)")
+    return raw

@@ -7,20 +7,18 @@ to ``size_divisor``, rescale and normalise in float32. A single image needs no p
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from segmentkit.checkpoints import read_preprocessor_config
 from segmentkit.errors import WeightsUnavailableError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-BILINEAR = 2  # PIL.Image.Resampling.BILINEAR, the `resample` value processors store
 LEGACY_MAX_SIZE = 1333  # the longest edge an int `size` implied in older processors
 
 
@@ -48,15 +46,7 @@ class Preprocessing:
     def from_dir(cls, folder: Path, default_size: int) -> Preprocessing:
         """Read ``folder/preprocessor_config.json``; the hub checkpoints' values where it is absent."""
         path = folder / "preprocessor_config.json"
-        raw: dict[str, Any] = {}
-        if path.is_file():
-            try:
-                raw = json.loads(path.read_text())
-            except (OSError, ValueError) as exc:
-                raise WeightsUnavailableError(f"{path} is not valid JSON: {exc}") from None
-        resample = raw.get("resample", BILINEAR)
-        if resample != BILINEAR:
-            raise WeightsUnavailableError(f"{path}: resample={resample!r} is not supported (only bilinear, 2)")
+        raw = read_preprocessor_config(folder)
         size = raw.get("size", {"height": default_size, "width": default_size})
         max_size = raw.get("max_size", raw.get("_max_size", LEGACY_MAX_SIZE))
         if isinstance(size, int):

@@ -9,7 +9,6 @@ the classes that can win in each cell of logits (``upsample_argmax``).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,11 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from segmentkit.checkpoints import read_preprocessor_config
 from segmentkit.errors import WeightsUnavailableError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-BILINEAR = 2  # PIL.Image.Resampling.BILINEAR, the `resample` value processors store
 
 
 @dataclass(frozen=True)
@@ -43,15 +42,7 @@ class Preprocessing:
     def from_dir(cls, folder: Path, default_size: int) -> Preprocessing:
         """Read ``folder/preprocessor_config.json``; the processor's defaults where it is absent."""
         path = folder / "preprocessor_config.json"
-        raw: dict[str, Any] = {}
-        if path.is_file():
-            try:
-                raw = json.loads(path.read_text())
-            except (OSError, ValueError) as exc:
-                raise WeightsUnavailableError(f"{path} is not valid JSON: {exc}") from None
-        resample = raw.get("resample", BILINEAR)
-        if resample != BILINEAR:
-            raise WeightsUnavailableError(f"{path}: resample={resample!r} is not supported (only bilinear, 2)")
+        raw = read_preprocessor_config(folder)
         height, width = _square_size(raw.get("size", default_size), path)
         return cls(
             height=height, width=width,
