@@ -23,6 +23,7 @@ from segmentkit.cards import ModelOptions
 
 from .hiera import LeanImageEncoder, bf16_fp32_blocks
 from .lean_decoder import DecoderImage, LeanMaskDecoder
+from .prompts import mask_only_points
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,8 +64,8 @@ class Sam2Engine:
         self._encoder = LeanImageEncoder(model, torch.bfloat16, fp32_blocks=bf16_fp32_blocks(model)) \
             if self.bf16 else LeanImageEncoder(model)
         with torch.inference_mode():
-            self._image_pe = model.get_image_wide_positional_embeddings().to(self.device)
-        self._decoder = LeanMaskDecoder(model, self._image_pe, gemm_dtype=torch.bfloat16 if self.bf16 else torch.float32)
+            image_pe = model.get_image_wide_positional_embeddings().to(self.device)
+        self._decoder = LeanMaskDecoder(model, image_pe, gemm_dtype=torch.bfloat16 if self.bf16 else torch.float32)
 
     def encode(self, pixel_values: torch.Tensor, original_size: tuple[int, int]) -> ImageFeatures:
         """Run the vision encoder on (1, 3, S, S) pixel values."""
@@ -86,38 +87,31 @@ class Sam2Engine:
     ) -> Decoded:
         """Decode prompts in model coordinates: points (B, P, K, 2), labels (B, P, K),
         boxes (B, P, 4), masks (B, 1, h, w) logits; B is 1 or the number of mask prompts."""
-        model = self.model
-        dev = self.device
-        if points is None and boxes is None:  # a mask alone: one "not a point" token, as Sam2Model
-            b = 1 if masks is None else masks.shape[0]
-            points = torch.zeros(b, 1, 1, 2)
-            labels = -torch.ones(b, 1, 1, dtype=torch.int64)
+        if points is None and boxes is None:
+            points, labels = mask_only_points(masks)
         ref = points if points is not None else boxes
         batch, objects = ref.shape[:2]
-        with torch.inference_mode():
-            sparse, dense = model.prompt_encoder(
-                input_points=None if points is None else points.to(dev),
-                input_labels=None if labels is None else labels.to(dev),
-                input_boxes=None if boxes is None else boxes.to(dev),
-                input_masks=None if masks is None else masks.to(dev),
-            )
-        image = self._decoder_image(features)
+        sparse, dense = self._prompt_embeddings(points, labels, boxes, masks)
         per_object_dense = None if masks is None else dense.repeat_interleave(objects, dim=0)
-        low_res, iou = self._decoder(image, sparse.flatten(0, 1), per_object_dense, multimask=multimask)
+        low_res, iou = self._decoder(features.decoder_image, sparse.flatten(0, 1), per_object_dense,
+                                     multimask=multimask)
         return Decoded(low_res.unflatten(0, (batch, objects)).float(), iou.unflatten(0, (batch, objects)).float())
-
-    def _decoder_image(self, features: ImageFeatures) -> DecoderImage:
-        if features.decoder_image is not None:
-            return features.decoder_image
-        return self._decoder.prepare(features.embedding, features.high_res)  # features built elsewhere
 
     def candidates_above(self, features: ImageFeatures, points: torch.Tensor, labels: torch.Tensor,
                          min_iou: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Multimask candidates of (1, P, K, 2) point prompts with predicted IoU above ``min_iou``:
         low-res logits (M, h, w), IoU (M,) and the prompt index of each (M,). Only prompts with a
         candidate above the threshold are upscaled (the automatic generator's first filter)."""
+        sparse, _ = self._prompt_embeddings(points, labels, None, None)
+        return self._decoder.candidates_above(features.decoder_image, sparse.flatten(0, 1), min_iou)
+
+    def _prompt_embeddings(self, points, labels, boxes, masks) -> tuple[torch.Tensor, torch.Tensor]:
+        """transformers' prompt encoder: sparse (B, P, K, C) and dense (B, C, h, w) embeddings."""
+        dev = self.device
         with torch.inference_mode():
-            sparse, _ = self.model.prompt_encoder(input_points=points.to(self.device), input_labels=labels.to(self.device),
-                                                  input_boxes=None, input_masks=None)
-        image = self._decoder_image(features)
-        return self._decoder.candidates_above(image, sparse.flatten(0, 1), min_iou)
+            return self.model.prompt_encoder(
+                input_points=None if points is None else points.to(dev),
+                input_labels=None if labels is None else labels.to(dev),
+                input_boxes=None if boxes is None else boxes.to(dev),
+                input_masks=None if masks is None else masks.to(dev),
+            )

@@ -82,7 +82,7 @@ class _Block:
         if self.proj is not None:
             residual = _pool(self.proj(normed).float(), self.stride)
         if self.window:
-            windows, _ = _partition(normed, self.window)
+            windows = _partition(normed, self.window)
             out = self._attention_chunked(windows)
             size = self.window // self.stride[0] if self.stride else self.window
             out_h, out_w = residual.shape[1:3]
@@ -224,14 +224,15 @@ def _pool(x: torch.Tensor, stride: tuple[int, int] | None) -> torch.Tensor:
     return x.permute(0, 2, 3, 1)
 
 
-def _partition(x: torch.Tensor, window: int) -> tuple[torch.Tensor, tuple[int, int]]:
+def _partition(x: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, H, W, C) -> (B * windows, window, window, C), zero-padded to whole windows."""
     batch, height, width, channels = x.shape
     pad_h, pad_w = (-height) % window, (-width) % window
     if pad_h or pad_w:
         x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
     hp, wp = height + pad_h, width + pad_w
     x = x.view(batch, hp // window, window, wp // window, window, channels)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window, window, channels), (hp, wp)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window, window, channels)
 
 
 def _unpartition(windows: torch.Tensor, window: int, padded: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:

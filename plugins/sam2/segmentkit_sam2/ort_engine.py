@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .engine import Decoded, ImageFeatures
+from .prompts import mask_only_points
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,8 @@ def point_tokens(points: torch.Tensor | None, labels: torch.Tensor | None, boxes
                  masks: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
     """SAM's sparse prompt tokens (B, P, K, 2) float32 + (B, P, K) int64: points (labels 1 / 0),
     then box corners (labels 2 / 3), then one padding token (label -1)."""
-    if points is None and boxes is None:  # a mask alone: one "not a point" token, as Sam2Model
-        b = 1 if masks is None else int(masks.shape[0])
-        points = torch.zeros(b, 1, 1, 2)
-        labels = -torch.ones(b, 1, 1, dtype=torch.int64)
+    if points is None and boxes is None:
+        points, labels = mask_only_points(masks)
     coords: list[torch.Tensor] = []
     tokens: list[torch.Tensor] = []
     if points is not None:

@@ -74,3 +74,10 @@ def stack(items: Sequence[PromptTensors]) -> Batch:
         boxes=None if first.box is None else lay([i.box for i in items]),
         masks=torch.stack([i.mask for i in items]) if with_mask else None,
     )
+
+
+def mask_only_points(masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The point prompt of a set without points or box: one "not a point" token (label -1)
+    per batch row, as ``Sam2Model`` builds it for a mask alone."""
+    rows = 1 if masks is None else int(masks.shape[0])
+    return torch.zeros(rows, 1, 1, 2), -torch.ones(rows, 1, 1, dtype=torch.int64)
