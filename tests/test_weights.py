@@ -1,10 +1,11 @@
 """Weights resolution: local directories, offline cache misses, and the error people see."""
 
-import pytest
+import hashlib
 
+import pytest
 from segmentkit import ModelCard, WeightsSource
 from segmentkit.errors import WeightsUnavailableError
-from segmentkit.weights import pull, resolve_weights
+from segmentkit.weights import derived_cache_root, file_sha256, pull, resolve_weights, weights_identity
 
 
 def make_card(weights=True):
@@ -48,3 +49,22 @@ def test_weightless_models():
         resolve_weights(make_card(weights=False))
     with pytest.raises(WeightsUnavailableError, match="needs no weights"):
         pull(make_card(weights=False))
+
+
+def test_weights_identity_and_derived_cache(tmp_path, monkeypatch):
+    snapshot = tmp_path / "models--x--y" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    assert weights_identity(snapshot) == "rev-" + "a" * 40
+    local = tmp_path / "ckpt"
+    local.mkdir()
+    (local / "config.json").write_text("{}")
+    (local / "model.safetensors").write_bytes(b"\x00" * 10)
+    (local / "notes.txt").write_text("not part of the checkpoint")
+    first = weights_identity(local)
+    (local / "notes.txt").write_text("changed")
+    assert weights_identity(local) == first  # only checkpoint files count
+    (local / "model.safetensors.index.json").write_text("{}")
+    assert weights_identity(local) != first  # the shard index does
+    assert file_sha256(local / "config.json") == hashlib.sha256(b"{}").hexdigest()
+    monkeypatch.setenv("SEGMENTKIT_CACHE", str(tmp_path / "cache"))
+    assert derived_cache_root("onnx") == tmp_path / "cache" / "onnx"

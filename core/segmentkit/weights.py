@@ -3,11 +3,13 @@
 ``resolve_weights`` never downloads when offline (``HF_HUB_OFFLINE=1`` or
 ``SEGMENTKIT_OFFLINE=1``); any failure becomes one
 :class:`~segmentkit.errors.WeightsUnavailableError` naming the model, the repository,
-``segmentkit pull`` and the ``--weights DIR`` alternative.
+``segmentkit pull`` and the ``--weights DIR`` alternative. Artefacts derived from weights
+(ONNX exports) are keyed by :func:`weights_identity` under :func:`derived_cache_root`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -16,6 +18,38 @@ from .cards import ModelCard
 from .errors import WeightsUnavailableError
 
 log = logging.getLogger(__name__)
+
+
+# A checkpoint's files for weights_identity: config, tensors and the index of sharded tensors.
+CHECKPOINT_FILES = ("config.json", "*.safetensors", "*.safetensors.index.json", "pytorch_model.bin")
+
+
+def derived_cache_root(kind: str) -> Path:
+    """Where artefacts derived from weights (e.g. ``kind="onnx"`` exports) are kept:
+    ``$SEGMENTKIT_CACHE/<kind>``, or ``~/.cache/segmentkit/<kind>``."""
+    base = os.environ.get("SEGMENTKIT_CACHE")
+    return (Path(base).expanduser() if base else Path.home() / ".cache" / "segmentkit") / kind
+
+
+def weights_identity(folder: str | Path) -> str:
+    """What a derived artefact is keyed by: the hub commit of a snapshot folder, else a
+    BLAKE2 hash of the checkpoint's files (names and bytes)."""
+    folder = Path(folder).resolve()
+    if folder.parent.name == "snapshots" and len(folder.name) == 40:
+        return f"rev-{folder.name}"
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted({p for pattern in CHECKPOINT_FILES for p in folder.glob(pattern) if p.is_file()}):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return f"sha-{digest.hexdigest()}"
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in chunks (checkpoints, exported graphs, batch inputs)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def offline() -> bool:

@@ -93,12 +93,6 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (read in chunks)."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def job_key(sha256: str, spec: JobSpec, prompts: PromptSets | None) -> str:
     """The resume key: content hash + model id + options hash + prompts."""
     return _digest(canonical([sha256, spec.model, spec.options_hash(), prompts]))

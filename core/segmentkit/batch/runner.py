@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from ..errors import OptionsError, PromptError, SegmentkitError, TaskError
 from ..registry import IN_PROCESS
+from ..weights import file_sha256
 from . import inputs, writers
 from .inputs import InputError, Item
 from .records import (
@@ -29,7 +30,6 @@ from .records import (
     ResumeIndex,
     Task,
     error_record,
-    file_sha256,
     load_index,
     make_task,
     read_record_at,

@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from segmentkit.weights import derived_cache_root, file_sha256
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when the exported graphs change
 DEFAULT_OPSET = 17
 GRAPHS = ("encoder", "decoder_single", "decoder_multi")
-_WEIGHT_PATTERNS = ("config.json", "*.safetensors", "*.safetensors.index.json", "pytorch_model.bin")
 
 
 class EncoderGraph(torch.nn.Module):
@@ -97,32 +97,12 @@ class DecoderGraph(torch.nn.Module):
         return low_res, iou
 
 
-def cache_root() -> Path:
-    """``$SEGMENTKIT_CACHE/onnx``, or ``~/.cache/segmentkit/onnx``."""
-    base = os.environ.get("SEGMENTKIT_CACHE")
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "segmentkit") / "onnx"
-
-
-def weights_identity(folder: Path) -> str:
-    """The hub commit of a snapshot folder, else a BLAKE2 hash of the checkpoint's files."""
-    folder = Path(folder).resolve()
-    if folder.parent.name == "snapshots" and len(folder.name) == 40:
-        return f"rev-{folder.name}"
-    digest = hashlib.blake2b(digest_size=16)
-    for path in sorted({p for pattern in _WEIGHT_PATTERNS for p in folder.glob(pattern) if p.is_file()}):
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return f"sha-{digest.hexdigest()}"
-
-
 def cache_dir(model_id: str, identity: str, input_size: int, opset: int, root: Path | None = None) -> Path:
     """The cache folder of one export."""
     key = hashlib.blake2b(
         json.dumps([FORMAT, identity, input_size, opset, torch.__version__]).encode(), digest_size=10
     ).hexdigest()
-    return (root if root is not None else cache_root()) / model_id / key
+    return (root if root is not None else derived_cache_root("onnx")) / model_id / key
 
 
 def ensure_exported(folder: Path, model: Any, opset: int = DEFAULT_OPSET) -> dict[str, Path]:
@@ -137,7 +117,7 @@ def ensure_exported(folder: Path, model: Any, opset: int = DEFAULT_OPSET) -> dic
         log.info("exporting SAM 2 to ONNX in %s", folder)
         export_all(model, staging, opset)
         manifest = {"format": FORMAT, "opset": opset, "torch": torch.__version__,
-                    "files": {p.name: _sha256(p) for p in sorted(staging.glob("*.onnx"))}}
+                    "files": {p.name: file_sha256(p) for p in sorted(staging.glob("*.onnx"))}}
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)  # a corrupt or partial earlier export
@@ -162,7 +142,7 @@ def verify(folder: Path) -> bool:
         return False
     for name, expected in files.items():
         path = folder / name
-        if not path.is_file() or _sha256(path) != expected:
+        if not path.is_file() or file_sha256(path) != expected:
             log.warning("cached ONNX file %s is missing or corrupt; exporting again", path)
             return False
     return True
@@ -202,10 +182,3 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, opset: int, inputs
         input_names=inputs, output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True,
     )
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from segmentkit.weights import weights_identity
 
 from .engine import Decoded, ImageFeatures
 from .prompts import mask_only_points
@@ -146,7 +147,7 @@ def load_ort_engine(model_id: str, weights: Path, model: Any, *, device: str = "
 
     opset = opset or onnx_export.DEFAULT_OPSET
     input_size = int(model.config.prompt_encoder_config.image_size)
-    folder = onnx_export.cache_dir(model_id, onnx_export.weights_identity(weights), input_size, opset)
+    folder = onnx_export.cache_dir(model_id, weights_identity(weights), input_size, opset)
     graphs = onnx_export.ensure_exported(folder, model, opset)
     return OrtSam2Engine(graphs, input_size=input_size, mask_input_size=tuple(model.prompt_encoder.mask_input_size),
                          device=device, intra_op_threads=intra_op_threads)

@@ -15,7 +15,7 @@ from segmentkit import ModelCard, Segmentation
 from segmentkit.checkpoints import labels_from_config, read_config
 from segmentkit.errors import OptionsError, TaskError, WeightsUnavailableError
 from segmentkit.io.image import load_image
-from segmentkit.weights import resolve_weights
+from segmentkit.weights import resolve_weights, weights_identity
 
 from . import onnx_cache
 from .fused import FoldedSegformer
@@ -110,7 +110,7 @@ class SegformerSegmenter:
         size = self.preprocessing.size
         folder = onnx_cache.cache_dir(
             onnx_cache.cache_root(self.options.onnx_cache), self.card.id,
-            onnx_cache.weights_identity(self.folder), size, self.options.onnx_opset,
+            weights_identity(self.folder), size, self.options.onnx_opset,
         )
         return onnx_cache.load_or_export(folder, self._export, _providers(self.options.device),
                                          self.options.ort_threads)

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from segmentkit.weights import derived_cache_root, file_sha256
+
 log = logging.getLogger(__name__)
 
-WEIGHT_FILES = ("config.json", "*.safetensors", "pytorch_model.bin")
 FORMAT = 2  # bump when the export itself changes (2: folded decode head)
 
 
@@ -29,22 +30,7 @@ def cache_root(override: str | os.PathLike[str] | None = None) -> Path:
     """Where exported models live: ``override``, ``$SEGMENTKIT_CACHE/onnx`` or ``~/.cache/segmentkit/onnx``."""
     if override is not None:
         return Path(override).expanduser()
-    base = os.environ.get("SEGMENTKIT_CACHE")
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "segmentkit") / "onnx"
-
-
-def weights_identity(folder: Path) -> str:
-    """The hub commit of a snapshot folder, else a BLAKE2 hash of the checkpoint's files."""
-    if folder.parent.name == "snapshots" and len(folder.name) == 40:
-        return f"rev-{folder.name}"
-    digest = hashlib.blake2b(digest_size=16)
-    files = sorted({p for pattern in WEIGHT_FILES for p in folder.glob(pattern) if p.is_file()})
-    for path in files:
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return f"sha-{digest.hexdigest()}"
+    return derived_cache_root("onnx")
 
 
 def cache_dir(root: Path, model_id: str, identity: str, input_size: tuple[int, int], opset: int) -> Path:
@@ -76,7 +62,7 @@ def load_or_export(folder: Path, export: Callable[[Path], None], providers: list
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             export(tmp)
-        sha = _sha256(tmp)
+        sha = file_sha256(tmp)
         os.replace(tmp, model_path)
         _write_atomic(folder / "meta.json", json.dumps({"sha256": sha, "format": FORMAT}))
     finally:
@@ -93,7 +79,7 @@ def _open_verified(model_path: Path, providers: list[str], threads: int | None) 
     except (OSError, ValueError, KeyError, TypeError):
         log.warning("ONNX cache metadata %s is unreadable; exporting again", meta_path)
         return None
-    if _sha256(model_path) != expected:
+    if file_sha256(model_path) != expected:
         log.warning("cached ONNX model %s is corrupt (hash mismatch); exporting again", model_path)
         return None
     try:
@@ -116,13 +102,6 @@ def _session(model_path: Path, providers: list[str], threads: int | None) -> Any
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(str(model_path), options, providers=providers)
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_atomic(path: Path, text: str) -> None:
