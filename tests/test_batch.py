@@ -178,7 +178,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def by_file(records: list[dict]) -> dict[str, dict]:
-    return {r["image"]["file_name"]: r for r in records}
+    return {r["source"]["file_name"]: r for r in records}
 
 
 def decode(entry: dict) -> np.ndarray:
@@ -187,7 +187,7 @@ def decode(entry: dict) -> np.ndarray:
 
 
 def comparable(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k != "timing"}
+    return {**record, "result": {k: v for k, v in record["result"].items() if k != "timing"}}
 
 
 # --------------------------------------------------------------------------- inputs
@@ -292,9 +292,9 @@ def test_records_hold_masks_that_pycocotools_decodes(tmp_path, image_set):
     for name, rgb in images.items():
         record, truth = records[name], bright(rgb)
         assert truth.any() and not truth.all()
-        assert record["image"]["width"] == rgb.shape[1] and record["model"] == "toy-seg"
-        assert record["image"]["sha256"] == hashlib.sha256((root / name).read_bytes()).hexdigest()
-        (entry,) = record["masks"]
+        assert record["result"]["image"]["width"] == rgb.shape[1] and record["result"]["model"] == "toy-seg"
+        assert record["source"]["sha256"] == hashlib.sha256((root / name).read_bytes()).hexdigest()
+        (entry,) = record["result"]["masks"]
         rle = {"size": entry["rle"]["size"], "counts": entry["rle"]["counts"].encode()}
         decoded = coco_mask.decode(rle).astype(bool)
         np.testing.assert_array_equal(decoded, truth)
@@ -302,7 +302,7 @@ def test_records_hold_masks_that_pycocotools_decodes(tmp_path, image_set):
         assert entry["bbox"] == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]  # XYXY, exclusive
         assert entry["area"] == int(coco_mask.area(rle)) == truth.sum()
         assert (entry["label"], entry["score"]) == ("bright", 0.75)
-        assert set(record["timing"]) == {"decode_s", "model_s", "total_s"}
+        assert set(record["result"]["timing"]) == {"decode_s", "model_s", "total_s"}
         # the files a record lists exist and hold the same mask
         files = record["files"]
         assert len(files) == 2 and all((tmp_path / "out" / f).exists() for f in files)
@@ -333,7 +333,7 @@ def test_bad_images_land_in_errors_and_the_run_goes_on(tmp_path, image_set):
                        f"{big}\n{tmp_path}/missing.png\n{root}/b/img01.png\n")
     summary = toy_run([listing], tmp_path / "out", max_pixels=10_000)
     assert (summary.done, summary.failed) == (2, 5)
-    errors = {Path(e["image"]["path"]).name: e for e in read_jsonl(tmp_path / "out" / "errors.jsonl")}
+    errors = {Path(e["source"]["path"]).name: e for e in read_jsonl(tmp_path / "out" / "errors.jsonl")}
     assert {name: e["error"] for name, e in errors.items()} == {
         "bad.jpg": "bad_image", "truncated.png": "bad_image", "empty.png": "bad_image",
         "big.png": "image_too_large", "missing.png": "unreadable",
@@ -365,7 +365,7 @@ def test_resume_skips_done_jobs_and_drops_a_torn_line(tmp_path, image_set, monke
     summary = toy_run([root], out)
     assert (summary.done, summary.skipped, summary.failed) == (38, 10, 3)
     records = read_jsonl(results)  # valid JSONL: the torn line is gone
-    assert sorted(r["image"]["path"] for r in records) == sorted(str(root / n) for n in images)
+    assert sorted(r["source"]["path"] for r in records) == sorted(str(root / n) for n in images)
     assert len({r["key"] for r in records}) == 48
     assert len(log.read_text().splitlines()) == 38  # only new images reached the model
 
@@ -392,9 +392,9 @@ def test_same_content_under_another_path_is_not_recomputed(tmp_path, image_set, 
     again = toy_run([src], tmp_path / "out")
     assert (again.done, again.skipped) == (1, 2)
     records = read_jsonl(tmp_path / "out" / "results.jsonl")
-    assert [r["image"]["file_name"] for r in records] == ["one.png", "two.png", "three.png"]
+    assert [r["source"]["file_name"] for r in records] == ["one.png", "two.png", "three.png"]
     assert len(log.read_text().splitlines()) == 1
-    assert records[0]["masks"] == records[1]["masks"] == records[2]["masks"]
+    assert records[0]["result"]["masks"] == records[1]["result"]["masks"] == records[2]["result"]["masks"]
     assert records[2]["reused_from"] == str(src / "one.png")
     twice = toy_run([src, src / "one.png"], tmp_path / "out2")  # a file named twice is one image
     assert (twice.total, twice.done, twice.skipped) == (4, 3, 1)
@@ -427,18 +427,18 @@ def test_manifest_prompts_reach_the_prompter(tmp_path):
     assert (summary.done, summary.failed) == (5, 1)
     records = read_jsonl(tmp_path / "out" / "results.jsonl")
     for record, scene in zip(records[:4], scenes, strict=True):
-        assert record["kind"] == "prompt" and record["role"] == "prompter"
-        assert [m["object_id"] for m in record["masks"]] == [1, 1, 1, 2, 2, 2]  # 3 candidates per box
-        first = decode(record["masks"][0])
+        assert record["result"]["kind"] == "prompt" and record["role"] == "prompter"
+        assert [m["object_id"] for m in record["result"]["masks"]] == [1, 1, 1, 2, 2, 2]  # 3 candidates per box
+        first = decode(record["result"]["masks"][0])
         x0, y0, x1, y1 = (int(v) for v in scene.box)
         expected = np.zeros(scene.size, bool)
         expected[y0:y1, x0:x1] = bright(scene.image)[y0:y1, x0:x1]
         np.testing.assert_array_equal(first, expected)
-        assert record["prompts"][0][0]["kind"] == "box"
+        assert record["result"]["prompts"][0][0]["kind"] == "box"
     points = records[4]
-    assert points["prompts"] == [[{"kind": "point", "x": 20.0, "y": 20.0, "positive": True},
+    assert points["result"]["prompts"] == [[{"kind": "point", "x": 20.0, "y": 20.0, "positive": True},
                                   {"kind": "point", "x": 40.0, "y": 30.0, "positive": False}]]
-    mask = decode(points["masks"][0])
+    mask = decode(points["result"]["masks"][0])
     assert mask[20, 20] and not mask[30, 40] and mask.sum() == 9
     (error,) = read_jsonl(tmp_path / "out" / "errors.jsonl")
     assert error["error"] == "bad_prompt" and "outside" in error["reason"]
@@ -477,7 +477,7 @@ def test_worker_pool_gives_the_same_records_as_in_process(tmp_path, image_set):
     a = by_file(read_jsonl(tmp_path / "one" / "results.jsonl"))
     b = by_file(read_jsonl(tmp_path / "two" / "results.jsonl"))
     assert a.keys() == b.keys() and all(comparable(a[k]) == comparable(b[k]) for k in a)
-    errors = lambda d: sorted((e["image"]["file_name"], e["reason"]) for e in read_jsonl(d / "errors.jsonl"))  # noqa: E731
+    errors = lambda d: sorted((e["source"]["file_name"], e["reason"]) for e in read_jsonl(d / "errors.jsonl"))  # noqa: E731
     assert errors(tmp_path / "one") == errors(tmp_path / "two")
     assert (tmp_path / "one" / "coco.json").read_text() == (tmp_path / "two" / "coco.json").read_text()
 
@@ -490,7 +490,7 @@ def test_a_dying_worker_fails_only_its_images(tmp_path, image_set):
         Image.fromarray(np.full((30, width, 3), 40 * i, np.uint8)).save(src / f"i{i}.png")
     summary = toy_run([src], tmp_path / "out", model="toy-crash", workers=2)
     errors = read_jsonl(tmp_path / "out" / "errors.jsonl")
-    assert "i3.png" in {e["image"]["file_name"] for e in errors}
+    assert "i3.png" in {e["source"]["file_name"] for e in errors}
     assert {e["error"] for e in errors} == {"worker_died"}
     assert summary.done + summary.failed == 6 and summary.done >= 6 - 4  # at most 2 * workers in flight
     again = toy_run([src], tmp_path / "out", model="toy-crash", workers=2)  # failed images are retried
@@ -539,9 +539,9 @@ def test_cli_resumes_after_sigkill_without_redoing_images(tmp_path, image_set):
     assert counts == (len(done_before), 48 - len(done_before), 3)
     assert f"{48 - len(done_before)} done, {len(done_before)} skipped, 3 failed" in stderr
     records = read_jsonl(results)
-    assert sorted(r["image"]["file_name"] for r in records) == sorted(images)  # each image once
+    assert sorted(r["source"]["file_name"] for r in records) == sorted(images)  # each image once
     redone = set((tmp_path / "run2.log").read_text().splitlines())
-    before = {signature(images[r["image"]["file_name"]]) for r in done_before}
+    before = {signature(images[r["source"]["file_name"]]) for r in done_before}
     assert len(redone) == 48 - len(done_before) and redone.isdisjoint(before)
 
 
@@ -559,19 +559,19 @@ def test_cli_with_classic_box_manifest(tmp_path):
     assert run.returncode == 0, stderr
     assert json.loads(stdout)["done"] == 4
     records = read_jsonl(tmp_path / "out" / "results.jsonl")
-    assert [r["model"] for r in records] == ["classic"] * 4
+    assert [r["result"]["model"] for r in records] == ["classic"] * 4
     for record, scene in zip(records[:3], scenes, strict=True):
-        (entry,) = record["masks"]
+        (entry,) = record["result"]["masks"]
         mask = decode(entry)
-        box = record["prompts"][0][0]
+        box = record["result"]["prompts"][0][0]
         x0, y0, x1, y1 = box["x0"], box["y0"], box["x1"], box["y1"]
         outside = mask.copy()
         outside[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))] = False
         assert mask.any() and not outside.any()  # inside the prompt box
         assert (mask & scene.mask).sum() / (mask | scene.mask).sum() > 0.8  # and it is the object
-    assert records[3]["kind"] == "automatic" and len(records[3]["masks"]) >= 2
+    assert records[3]["result"]["kind"] == "automatic" and len(records[3]["result"]["masks"]) >= 2
     coco = json.loads((tmp_path / "out" / "coco.json").read_text())
-    assert len(coco["images"]) == 4 and len(coco["annotations"]) == sum(len(r["masks"]) for r in records)
+    assert len(coco["images"]) == 4 and len(coco["annotations"]) == sum(len(r["result"]["masks"]) for r in records)
 
 
 def test_cli_bad_input_is_one_line(tmp_path):

@@ -55,9 +55,9 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def outputs(out: Path) -> tuple[dict, list, dict]:
     """Records (timing left out) by path, errors, and every other file's bytes."""
-    records = {r["image"]["path"]: {k: v for k, v in r.items() if k != "timing"}
+    records = {r["source"]["path"]: {**r, "result": {k: v for k, v in r["result"].items() if k != "timing"}}
                for r in read_jsonl(out / "results.jsonl")}
-    errors = sorted((e["image"]["path"], e["error"], e["reason"]) for e in read_jsonl(out / "errors.jsonl"))
+    errors = sorted((e["source"]["path"], e["error"], e["reason"]) for e in read_jsonl(out / "errors.jsonl"))
     files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.png")}
     files["coco.json"] = (out / "coco.json").read_bytes()
     return records, errors, files
@@ -107,11 +107,11 @@ def test_ray_and_local_engines_write_the_same_outputs(tmp_path, data, ray_sessio
 
     # the outputs are right, not only equal: prompted masks are the boxed objects
     for record in records.values():
-        scene = scenes[record["image"]["file_name"]]
-        if record["prompts"] is None:
-            assert record["kind"] == "automatic" and record["masks"]
+        scene = scenes[record["source"]["file_name"]]
+        if record["result"]["prompts"] is None:
+            assert record["result"]["kind"] == "automatic" and record["result"]["masks"]
             continue
-        (entry,) = record["masks"]
+        (entry,) = record["result"]["masks"]
         mask = coco_mask.decode({**entry["rle"], "counts": entry["rle"]["counts"].encode()}).astype(bool)
         x0, y0, x1, y1 = (int(v) for v in scene.box)
         outside = mask.copy()

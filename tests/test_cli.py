@@ -169,7 +169,7 @@ def test_prompt_box_writes_exact_mask(cli, tmp_path) -> None:
     expected[30:90, 40:100] = True
     assert doc["kind"] == "prompt" and doc["model"] == "fake-prompter"
     assert doc["image"] == {"path": str(SAMPLE), "width": 451, "height": 300}
-    assert doc["prompts"] == [{"kind": "box", "x0": 40.0, "y0": 30.0, "x1": 100.0, "y1": 90.0}]
+    assert doc["prompts"] == [[{"kind": "box", "x0": 40.0, "y0": 30.0, "x1": 100.0, "y1": 90.0}]]
     (mask,) = doc["masks"]
     np.testing.assert_array_equal(decode(mask), expected)
     assert mask["bbox"] == [40, 30, 100, 90] and mask["area"] == 60 * 60
@@ -193,10 +193,12 @@ def test_prompt_points_negatives_multimask_and_batches(cli) -> None:
         disk = (xx - 200) ** 2 + (yy - 150) ** 2 <= radius**2
         neg = (xx - 200) ** 2 + (yy - 130) ** 2 <= radius**2
         np.testing.assert_array_equal(decode(entry), disk & ~neg)
-    assert {p["positive"] for p in doc["prompts"]} == {True, False}
+    (prompt_set,) = doc["prompts"]  # clicks are one object
+    assert {p["positive"] for p in prompt_set} == {True, False}
     two = json.loads(cli("prompt", SAMPLE, "--box", "0,0,10,10", "--box", "20,20,40,40",
                          "-m", "fake-prompter", "--json").stdout)
     assert [m["object_id"] for m in two["masks"]] == [1, 2]
+    assert [[p["kind"] for p in s] for s in two["prompts"]] == [["box"], ["box"]]  # a set per object
     assert [m["area"] for m in two["masks"]] == [100, 400]
 
 
@@ -363,5 +365,5 @@ def test_load_options_passes_only_what_was_set() -> None:
     assert common.load_options(device="cuda", precision=None, weights=Path("w")) == {
         "device": "cuda", "weights": Path("w")}
     assert common.unique_stems([Path("a/x.png"), Path("b/x.jpg"), Path("y.png")]) == ["x", "x-2", "y"]
-    assert common.parse_formats("PNG, json,png", ("png", "json")) == ("png", "json")
+    assert [f.name for f in common.choose_formats("PNG, json,png")] == ["png", "json"]
 

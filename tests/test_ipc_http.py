@@ -146,25 +146,24 @@ def test_every_method_over_http_and_websocket(server: Any) -> None:
         assert sorted(m.card.id for m in sk.models()) == ["classic", "toy-color"]
         image = server["dir_a"] / "scene.png"
         seg = sk.segment(image, model="classic")
-        assert seg.model == "classic" and seg.image_size == (48, 64) and seg.masks
-        prompt = sk.mask_from_prompt(image, box=SCENE.box, model="classic", include_png=True)
-        mask = prompt.masks[0].to_array()
+        assert seg.image_size == (48, 64) and len(seg.masks)
+        prompt = sk.mask_from_prompt(image, box=SCENE.box, model="classic")
+        mask = prompt.masks[0]
         assert (mask & SCENE.mask).sum() / (mask | SCENE.mask).sum() > 0.8
-        assert prompt.masks[0].png
 
         session = sk.video_start(server["dir_a"] / "clip", model="toy-color")
         sk.video_add_prompt(session, 0, 4, point=scenes[0].inside)
         streamed = list(sk.video_propagate(session, max_frames=4))  # WebSocket notifications
-        assert [f.frame for f in streamed] == [0, 1, 2, 3]
-        collected = sk.call("vision.segment_video_propagate", {"session": session})  # one POST answer
-        assert collected["frames_done"] == 6 and [f["frame"] for f in collected["frames"]] == list(range(6))
+        assert [f.frame_index for f in streamed] == [0, 1, 2, 3]
+        collected = sk.call("vision.segment_video_propagate", {"session": session.id})  # one POST answer
+        assert collected["frames_done"] == 6 and [f["frame_index"] for f in collected["frames"]] == list(range(6))
         for a, b in zip(streamed, collected["frames"]):
-            assert a.masks[0].rle.counts == b["masks"][0]["rle"]["counts"]
+            assert a.masks[0].to_rle()["counts"] == b["masks"][0]["rle"]["counts"]
         assert sk.video_cancel(session) is False
         sk.video_close(session)
 
         live = sk.video_start(stream=True, model="toy")
-        assert sk.video_push_frame(live, scenes[0].image).frame == 0
+        assert live.push_frame(scenes[0].image).frame_index == 0
         sk.video_close(live)
 
 
@@ -181,7 +180,7 @@ def test_live_responses_match_the_schema(server: Any) -> None:
         return answer["result"]
 
     checked("vision.models", {})
-    checked("vision.segment", {"image": image, "model": "classic", "include_png": True})
+    checked("vision.segment", {"image": image, "model": "classic", "formats": ["png", "labels"]})
     checked("vision.mask_from_prompt", {"image": image, "point": {"x": x, "y": y}, "model": "classic",
                                         "multimask": True})
     session = checked("vision.segment_video_start", {"source": {"path": str(server["dir_a"] / "clip")},
@@ -222,7 +221,7 @@ def test_each_app_gets_only_its_grants(server: Any) -> None:
             with pytest.raises(RpcError) as info:
                 attempt()
             assert info.value.rpc_code == code, info.value
-        assert sk.segment(server["dir_b"] / "scene.png").model == "toy-color"  # still serving
+        assert sk.segment(server["dir_b"] / "scene.png").kind == "semantic"  # toy-color, still serving
 
 
 def test_sessions_are_isolated_between_apps(server: Any) -> None:
@@ -253,7 +252,7 @@ def test_closing_the_websocket_stops_its_propagation(server: Any) -> None:
 
         before = tracker_steps()
         with websockets_sync.connect(f"ws://127.0.0.1:{server['port']}/ws?token={token}", open_timeout=10) as ws:
-            ws.send(json.dumps(rpc("vision.segment_video_propagate", {"session": session})))
+            ws.send(json.dumps(rpc("vision.segment_video_propagate", {"session": session.id})))
             assert json.loads(ws.recv(timeout=60))["method"] == "vision.segment_video_progress"
         for _ in range(500):  # busy until the server notices the closed socket (150 frames take 3 s)
             try:
@@ -300,8 +299,8 @@ def test_concurrent_clients_share_one_loaded_model(tmp_path: Path) -> None:
             t.join(timeout=120)
         assert not errors, errors
         assert len(answers) == 48
-        prompts = {a.masks[0].rle.counts for a in answers if not hasattr(a, "kind")}
-        segments = {tuple(m.rle.counts for m in a.masks) for a in answers if hasattr(a, "kind")}
+        prompts = {a[0].to_rle()["counts"] for a in answers if not hasattr(a, "kind")}
+        segments = {tuple(r["counts"] for r in a.masks.to_coco_rle()) for a in answers if hasattr(a, "kind")}
         assert len(prompts) == 1 and len(segments) == 1  # every client got the same answer
         with Client.http(server["base"], token) as sk:
             stats = {(m.model, m.role): (m.loads, m.calls) for m in sk.stats().loaded}

@@ -205,19 +205,21 @@ def test_segmentkit_errors_map_to_stable_codes(exc: Exception, code: ErrorCode) 
 
 def test_mask_from_prompt_returns_the_colour_mask_as_rle_and_png(service: Service) -> None:
     params = {"image": {"base64": b64(SCENE.image)}, "point": {"x": SCENE.inside[0], "y": SCENE.inside[1]},
-              "include_png": True}
+              "formats": ["png"]}
     out = result(run(call(service, "vision.mask_from_prompt", params)))
     expected = toy.color_mask(SCENE.image, SCENE.image[int(SCENE.inside[1]), int(SCENE.inside[0])])
     (mask,) = out["masks"]
-    assert out["model"] == "toy-color" and out["image_size"] == [48, 64]
+    assert out["model"] == "toy-color" and out["image"] == {"width": 64, "height": 48, "path": None}
+    assert out["kind"] == "prompt" and out["prompts"] == [[{"kind": "point", "x": SCENE.inside[0],
+                                                             "y": SCENE.inside[1], "positive": True}]]
     assert np.array_equal(decode(mask["rle"]), expected)
     ys, xs = np.nonzero(expected)
-    assert mask["box"] == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
-    assert mask["area"] == expected.sum()
+    assert mask["bbox"] == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+    assert mask["area"] == expected.sum() and mask["object_id"] == 1
     assert mask["score"] == pytest.approx(0.9)
     from PIL import Image
 
-    png = np.asarray(Image.open(io.BytesIO(base64.b64decode(mask["png"]))))
+    png = np.asarray(Image.open(io.BytesIO(base64.b64decode(out["files"]["image.mask-0.png"]))))
     assert np.array_equal(png > 0, expected)
 
 
@@ -237,19 +239,19 @@ def test_multimask_and_prompt_kinds(service: Service) -> None:
 
 
 def test_segment_returns_masks_and_label_map(service: Service) -> None:
-    out = result(run(call(service, "vision.segment", {"image": {"base64": b64(SCENE.image)}, "include_png": True})))
+    out = result(run(call(service, "vision.segment", {"image": {"base64": b64(SCENE.image)}, "formats": ["labels"]})))
     pixels = SCENE.image.astype(float)
     expected = np.linalg.norm(pixels[:, :, None] - toy.PALETTE[None, None], axis=3).argmin(axis=2)
     assert out["kind"] == "semantic"
-    segments = out["label_map"]["segments"]
-    assert [s["id"] for s in segments] == sorted(np.unique(expected).tolist())
+    segments = out["masks"]
+    assert [s["class_id"] for s in segments] == sorted(np.unique(expected).tolist())
     for segment in segments:
-        assert segment["label"] == toy.LABELS[segment["id"]]
-        assert np.array_equal(decode(segment["rle"]), expected == segment["id"])
+        assert segment["label"] == toy.LABELS[segment["class_id"]]
+        assert np.array_equal(decode(segment["rle"]), expected == segment["class_id"])
     from PIL import Image
 
-    png = np.asarray(Image.open(io.BytesIO(base64.b64decode(out["label_map"]["png"]))))
-    assert np.array_equal(png, expected)
+    labels = Image.open(io.BytesIO(base64.b64decode(out["files"]["image.labels.png"])))
+    assert labels.mode == "P" and np.array_equal(np.asarray(labels), expected)  # the one label-map encoding
     assert {m["label"] for m in out["masks"]} == {toy.LABELS[i] for i in np.unique(expected)}
     task = run(call(service, "vision.segment", {"image": {"base64": b64(SCENE.image)}, "task": "panoptic"}))
     assert error(task) == (ErrorCode.UNSUPPORTED_TASK, "unsupported_task")
@@ -263,7 +265,7 @@ def test_segment_returns_masks_and_label_map(service: Service) -> None:
 def test_image_payloads(service: Service, image: dict[str, str], code: ErrorCode | None) -> None:
     response = run(call(service, "vision.segment", {"image": image}))
     if code is None:
-        assert result(response)["image_size"] == [48, 64]
+        assert result(response)["image"] == {"width": 64, "height": 48, "path": None}
     else:
         assert response["error"]["code"] == code
 
@@ -303,8 +305,8 @@ def test_paths_are_checked_after_resolving_links_and_dots(tree: dict[str, Path])
     def segment(path: Path | str) -> dict[str, Any]:
         return run(call(service, "vision.segment", {"image": {"path": str(path)}}))
 
-    assert result(segment(granted / "in.png"))["image_size"] == [48, 64]
-    assert result(segment(tree["root"] / "outside_link.png"))["image_size"] == [48, 64]  # link into the grant
+    assert result(segment(granted / "in.png"))["image"]["height"] == 48
+    assert result(segment(tree["root"] / "outside_link.png"))["image"]["height"] == 48  # link into the grant
     for path in [tree["secret"] / "out.png", granted / ".." / "secret" / "out.png", granted / "escape.png",
                  granted / "escape_dir" / "out.png", "/etc/passwd", granted / ".." / "nothing.png", "relative.png"]:
         assert error(segment(path)) == (ErrorCode.PATH_DENIED, "path_denied"), path
@@ -340,10 +342,10 @@ def test_camera_needs_the_grant(tree: dict[str, Path]) -> None:
         segment = run(call(service, "vision.segment", {"image": frame}))
         start = run(call(service, "vision.segment_video_start", {"stream": True}))
         if camera:
-            assert result(segment)["image_size"] == [48, 64]
+            assert result(segment)["image"]["height"] == 48
             session = result(start)["session"]
             pushed = run(call(service, "vision.segment_video_push_frame", {"session": session, "image": frame}))
-            assert result(pushed)["frame"] == 0
+            assert result(pushed)["frame_index"] == 0
         else:
             assert error(segment) == (ErrorCode.CAMERA_DENIED, "camera_denied")
             assert error(start) == (ErrorCode.CAMERA_DENIED, "camera_denied")
@@ -396,7 +398,7 @@ def _start_and_prompt(service: Service, folder: Path, scenes: list[Any], app: Ap
     added = result(run(call(service, "vision.segment_video_add_prompt",
                             {"session": started["session"], "frame": 0, "object_id": 5, "point": {"x": x, "y": y}},
                             app=app)))
-    assert added["frame"] == 0 and [m["object_id"] for m in added["masks"]] == [5]
+    assert added["frame_index"] == 0 and [m["object_id"] for m in added["masks"]] == [5]
     return started["session"]
 
 
@@ -419,7 +421,7 @@ def test_propagate_collects_or_streams_every_frame(service: Service, video: tupl
                                notify=notify, request_id="p1")))
     assert streamed["frames"] is None and streamed["frames_done"] == 3
     assert [m for m, _ in notes] == ["vision.segment_video_progress"] * 3
-    assert [p["frame"]["frame"] for _, p in notes] == [4, 3, 2]
+    assert [p["frame"]["frame_index"] for _, p in notes] == [4, 3, 2]
     assert [(p["done"], p["total"], p["request_id"]) for _, p in notes] == [(1, 3, "p1"), (2, 3, "p1"), (3, 3, "p1")]
     closed = result(run(call(service, "vision.segment_video_close", {"session": session})))
     assert closed == {"session": session, "closed": True}
@@ -556,7 +558,7 @@ def test_responses_match_the_schema(service: Service, video: tuple[Path, list[An
 
     calls: list[tuple[str, dict[str, Any]]] = [
         ("vision.models", {}),
-        ("vision.segment", {"image": image, "include_png": True}),
+        ("vision.segment", {"image": image, "formats": ["png"]}),
         ("vision.mask_from_prompt", {"image": image, "point": {"x": x, "y": y}, "multimask": True}),
         ("vision.stats", {}),
     ]

@@ -54,25 +54,23 @@ def test_every_method_over_stdio(tmp_path: Path) -> None:
         seg = sk.segment(image_path, model="classic")
         expected = segmenter.segment(SCENE.image)
         assert seg.kind == expected.kind and len(seg.masks) == len(expected.masks)
-        for got, want in zip(seg.masks, expected.masks.masks):
-            assert np.array_equal(got.to_array(), want)
+        assert np.array_equal(seg.masks.masks, expected.masks.masks)
 
         from segmentkit.types import Point
 
         got = sk.mask_from_prompt(SCENE.image, point=SCENE.inside, model="classic", multimask=True)
         want = prompter.predict(prompter.embed(SCENE.image), [Point(*SCENE.inside)], multimask=True)
-        assert len(got.masks) == len(want) == 3
-        for g, w in zip(got.masks, want.masks):
-            assert np.array_equal(g.to_array(), w)
-        assert [m.score for m in got.masks] == pytest.approx(want.scores.tolist())
+        assert len(got) == len(want) == 3
+        assert np.array_equal(got.masks, want.masks)
+        assert got.scores.tolist() == pytest.approx(want.scores.tolist())
 
         session = sk.video_start(folder, model="toy")
         first = sk.video_add_prompt(session, 0, 3, point=scenes[0].inside)
-        assert first.frame == 0 and first.masks[0].object_id == 3
-        frames = list(sk.video_propagate(session))
-        assert [f.frame for f in frames] == [0, 1, 2, 3, 4]
+        assert first.frame_index == 0 and first.object_ids == [3]
+        frames = list(session.propagate())  # the remote session has a local session's methods
+        assert [f.frame_index for f in frames] == [0, 1, 2, 3, 4]
         for frame, scene in zip(frames, scenes):
-            mask = frame.masks[0].to_array()
+            mask = frame.masks.masks[0]
             assert (mask & scene.mask).sum() / (mask | scene.mask).sum() > 0.95
         assert sk.video_cancel(session) is False
         sk.video_close(session)
@@ -83,7 +81,7 @@ def test_every_method_over_stdio(tmp_path: Path) -> None:
         live = sk.video_start(stream=True, model="toy-color")
         for scene in scenes[:2]:
             pushed = sk.video_push_frame(live, scene.image)
-        assert pushed.frame == 1 and pushed.masks == []
+        assert pushed.frame_index == 1 and len(pushed.masks) == 0
         sk.video_add_prompt(live, 1, 1, box=scenes[1].box)
         assert len(sk.video_push_frame(live, scenes[2].image).masks) == 1
         stats = sk.stats()
@@ -159,12 +157,12 @@ def test_leaving_a_propagation_early_cancels_it(tmp_path: Path) -> None:
         sk.video_add_prompt(session, 0, 1, point=scenes[0].inside)
         seen = []
         for frame in sk.video_propagate(session):
-            seen.append(frame.frame)
+            seen.append(frame.frame_index)
             if len(seen) == 2:
                 break
         assert seen == [0, 1]
         # the propagation is over (not busy): the session takes new prompts at once
-        assert sk.video_add_prompt(session, 5, 2, point=scenes[5].inside).frame == 5
+        assert sk.video_add_prompt(session, 5, 2, point=scenes[5].inside).frame_index == 5
         assert len(list(sk.video_propagate(session, start=28))) == 2
 
 

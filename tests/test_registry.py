@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from segmentkit import ModelCard, ModelOptions, ModelSpec, hookimpl
+from segmentkit import ModelCard, ModelOptions, ModelSpec, Segmenter, hookimpl
 from segmentkit.errors import (
     DuplicateModelError,
     MissingDependencyError,
@@ -66,7 +66,8 @@ def test_register_query_and_load(registry):
     assert registry.models(role="tracker") == []
     assert [i.card.id for i in registry.models(prompt_kind="point")] == ["toy-a"]
     model = registry.load("toy-a", role="segmenter", threshold=0.8)
-    assert isinstance(model, EchoModel) and model.options.threshold == 0.8
+    assert isinstance(model, Segmenter) and model.card.id == "toy-a"  # the core handle
+    assert isinstance(model.raw, EchoModel) and model.options.threshold == 0.8  # around the plugin's object
     assert registry.resolve("toy-a").spec.role == "prompter"  # prompter is preferred without a role
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
-from segmentkit import export, render
+from segmentkit import export, formats, render
 from segmentkit.types import FrameMasks, Masks, Segmentation
 
 H, W = 48, 64
@@ -204,11 +204,14 @@ def test_palette_label_map() -> None:
 
 
 def test_write_outputs_every_format(tmp_path, image: np.ndarray, masks: Masks) -> None:
-    paths = export.write_outputs(tmp_path, "pic", image, masks, export.FORMATS, image_info={"path": "p"})
+    document = export.to_json(masks, {"path": "p"})
+    target = formats.Target(tmp_path, "pic", masks, document, image)
+    paths = formats.write(target, formats.table().values())
     names = sorted(p.name for p in paths)
     assert names == sorted([
         "pic.overlay.png", "pic.mask-0.png", "pic.mask-1.png", "pic.mask-2.png", "pic.json",
         "pic.rle.json", "pic.coco.json", "pic.cutout-0.png", "pic.cutout-1.png", "pic.cutout-2.png",
+        "pic.labels.png",
     ])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
     for i in range(3):
@@ -223,25 +226,25 @@ def test_write_outputs_every_format(tmp_path, image: np.ndarray, masks: Masks) -
 def test_label_map_png_round_trips(tmp_path) -> None:
     small = np.random.default_rng(2).integers(0, 150, (H, W)).astype(np.int32)
     seg = Segmentation.from_label_map(small, {})
-    export.write_outputs(tmp_path, "s", np.zeros((H, W, 3), np.uint8), seg, ["png"])
+    formats.write(formats.Target(tmp_path, "s", seg), formats.choose(["png"]))
     read = Image.open(tmp_path / "s.labels.png")
     assert read.mode == "P"
     np.testing.assert_array_equal(np.asarray(read), small)
     big = small * 3
     big[0, 0] = 1000
-    (tmp_path / "b.png").write_bytes(export.label_map_png(big))
+    (tmp_path / "b.png").write_bytes(formats.label_map_png(big))
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "b.png")), big)
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch) -> None:
     target = tmp_path / "a.json"
-    export.atomic_write(target, b"old")
+    formats.atomic_write(target, b"old")
 
     def broken_replace(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        export.atomic_write(target, b"new")
+        formats.atomic_write(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]

@@ -64,7 +64,7 @@ def test_installed_plugin_is_listed_and_loads(installed: Path) -> None:
         "infos = {m.card.id: m.distribution for m in segmentkit.models()}\n"
         "model = segmentkit.load('example-otsu', bins=64)\n"
         "seg = model.segment(synthetic_scene((40, 60), background='plain').image)\n"
-        "print(json.dumps({'models': infos, 'class': type(model).__module__ + '.' + type(model).__name__,\n"
+        "print(json.dumps({'models': infos, 'class': type(model.raw).__module__ + '.' + type(model.raw).__name__,\n"
         "                  'module': __import__('segmentkit_example').__file__,\n"
         "                  'kind': seg.kind, 'shape': list(seg.label_map.shape), 'bins': model.options.bins}))\n"
     ))
@@ -97,7 +97,7 @@ def test_broken_plugins_are_recorded_and_the_others_keep_working(installed: Path
         "masks = classic.predict(classic.embed(scene.image), [segmentkit.Box(*scene.box)])\n"
         "print(json.dumps({'problems': problems, 'ids': [m.card.id for m in registry.models()],\n"
         "                  'plugins': [p[0] for p in registry.plugins()], 'masks': len(masks),\n"
-        "                  'example': type(registry.load('example-otsu')).__name__}))\n"
+        "                  'example': type(registry.load('example-otsu').raw).__name__}))\n"
     ))
     problems = {p[0]: p for p in result["problems"]}
     assert set(problems) == {"broken-import", "broken-hook"}

@@ -823,7 +823,7 @@ def test_fixed_label_model_shows_label_map_and_legend(tiny_server: Server, ui: U
     ui.open_image(path)
     before = ui.pixels()
     answer = ui.rpc(lambda: ui.page.click("#run-segment"))
-    segments = answer["result"]["label_map"]["segments"]
+    segments = [{"id": m["class_id"], "rle": m["rle"]} for m in answer["result"]["masks"]]  # one per class
     assert len(segments) > 1
     label_map = np.full(SIZE, -1)
     for seg in segments:
@@ -1009,7 +1009,7 @@ def test_client_streams_propagation_over_websocket(tiny_server: Server, ui: UI,
         await session.addPrompt(0, 1, { point: { x, y } });
         const seen = [];
         const result = await session.propagate({
-            onFrame: (frame, p) => seen.push([frame.frame, p.done, p.total, frame.masks.map((m) => m.object_id)]),
+            onFrame: (frame, p) => seen.push([frame.frame_index, p.done, p.total, frame.masks.map((m) => m.object_id)]),
         });
         await session.close();
         let error = null;

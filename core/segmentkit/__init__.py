@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .cards import ModelCard, ModelOptions, ModelSpec, WeightsSource
-from .errors import SegmentkitError
+from .cards import CallOptions, ModelCard, ModelOptions, ModelSpec, WeightsSource
+from .errors import PluginContractError, SegmentkitError
+from .handles import Grounder, Handle, Prompter, Segmenter, Session, Tracker
 from .hookspecs import hookimpl
 from .registry import ModelInfo, Registry, default_registry
-from .roles import Detections, Embedding, Grounder, Prompter, Segmenter, Tracker, TrackingSession
+from .roles import Detections, Embedding, TrackingSession
 from .types import Box, FrameMasks, Mask, Masks, MaskPrompt, Point, Segmentation, Text
 
 __version__ = "0.1.0"
@@ -26,15 +27,21 @@ def models(role: str | None = None, task: str | None = None, prompt_kind: str | 
     return default_registry().models(role=role, task=task, prompt_kind=prompt_kind)
 
 
-def load(model_id: str | None = None, role: str | None = None, **options: Any) -> Any:
-    """Load a model by id (default: the weightless ``classic``) in a role."""
+def load(model_id: str | None = None, role: str | None = None, **options: Any) -> Handle:
+    """Load a model by id (default: the weightless ``classic``) in a role.
+
+    Returns the core handle of that role (:class:`Prompter`, :class:`Segmenter`,
+    :class:`Tracker` or :class:`Grounder`), which checks every input and every answer.
+    Plugin authors implement the Protocols of :mod:`segmentkit.roles` instead.
+    """
     return default_registry().load(model_id, role=role, **options)
 
 
 __all__ = [
-    "Box", "Detections", "Embedding", "FrameMasks", "Grounder", "Mask", "MaskPrompt", "Masks",
-    "ModelCard", "ModelInfo", "ModelOptions", "ModelSpec", "Point", "Prompter", "Registry",
-    "Segmentation", "Segmenter", "SegmentkitError", "Text", "Tracker", "TrackingSession",
+    "Box", "CallOptions", "Detections", "Embedding", "FrameMasks", "Grounder", "Handle", "Mask",
+    "MaskPrompt", "Masks", "ModelCard", "ModelInfo", "ModelOptions", "ModelSpec", "PluginContractError",
+    "Point", "Prompter", "Registry", "Segmentation", "Segmenter", "SegmentkitError", "Session", "Text",
+    "Tracker", "TrackingSession",
     "WeightsSource", "hookimpl", "load", "models",
 ]
 

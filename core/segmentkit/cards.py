@@ -85,6 +85,16 @@ class ModelOptions(BaseModel):
     precision: Precision = Field(default="fp32", description="Numeric precision.")
 
 
+class CallOptions(BaseModel):
+    """Per-call options of a model (e.g. thresholds); plugins subclass this and name it in the spec.
+
+    The core validates a call's keyword options with the spec's class and hands the plugin
+    the validated instance as ``options=``; a model without its own class takes none.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class ModelSpec(BaseModel):
     """One model in one role, as returned by a plugin hook."""
 
@@ -94,6 +104,9 @@ class ModelSpec(BaseModel):
     role: Role = Field(description="The role this spec fills; must be in card.roles.")
     loader: str = Field(description="'package.module:Class', called as Class(card, options).")
     options: type[ModelOptions] = Field(default=ModelOptions, description="Options model class.")
+    call_options: type[CallOptions] = Field(
+        default=CallOptions, description="Per-call options class, passed to the role method as options=."
+    )
 
     @field_validator("loader")
     @classmethod
@@ -108,4 +121,6 @@ class ModelSpec(BaseModel):
             raise ValueError(f"spec role {self.role!r} is not in card.roles {self.card.roles}")
         if not (isinstance(self.options, type) and issubclass(self.options, ModelOptions)):
             raise ValueError("options must be a subclass of segmentkit.ModelOptions")
+        if not (isinstance(self.call_options, type) and issubclass(self.call_options, CallOptions)):
+            raise ValueError("call_options must be a subclass of segmentkit.CallOptions")
         return self

@@ -2,16 +2,19 @@
 
 >>> from segmentkit.client import Client
 >>> with Client.stdio() as sk:                                  # doctest: +SKIP
-...     result = sk.mask_from_prompt("photo.jpg", point=(320, 240))
-...     mask = result.masks[0].to_array()                     # bool (H, W)
+...     masks = sk.mask_from_prompt("photo.jpg", point=(320, 240))   # segmentkit.Masks
+...     mask = masks.masks[0]                                   # bool (H, W)
 
 >>> sk = Client.http("http://127.0.0.1:8765", token)           # doctest: +SKIP
->>> session = sk.video_start("clip.mp4")                        # doctest: +SKIP
->>> sk.video_add_prompt(session, frame=0, object_id=1, box=(40, 60, 200, 220))  # doctest: +SKIP
->>> for frame in sk.video_propagate(session): ...              # doctest: +SKIP
+>>> with sk.video_start("clip.mp4") as session:                 # doctest: +SKIP
+...     session.add_prompts(0, 1, [segmentkit.Box(40, 60, 200, 220)])
+...     for frame in session.propagate(): ...                   # segmentkit.FrameMasks
 
-Methods mirror the ``vision.*`` RPC methods and return the response models of
-:mod:`segmentkit.ipc.schemas`. A refused or failed call raises :class:`RpcError`
+Methods mirror the ``vision.*`` RPC methods and return core values: ``segment`` a
+:class:`~segmentkit.types.Segmentation`, ``mask_from_prompt`` :class:`~segmentkit.types.Masks`,
+``video_start`` a :class:`RemoteSession` with the methods of a local tracking session
+(the ``video_*`` methods take it or its id); :meth:`Client.call` returns the raw result
+document. A refused or failed call raises :class:`RpcError`
 (``.rpc_code``: the JSON-RPC code, ``.code``: its stable name). Images may be paths,
 bytes, numpy arrays or PIL images; prompts may be core prompts, tuples or dicts.
 Over HTTP, ``video_propagate`` streams through the WebSocket (needs ``websockets``).
@@ -38,17 +41,16 @@ from .ipc.schemas import (
     PROGRESS,
     CancelResult,
     CloseResult,
-    FrameResult,
     ModelEntry,
     ModelsResult,
-    PromptResult,
-    SegmentResult,
     StatsResult,
     VideoProgress,
     VideoStartResult,
 )
+from .results import ResultDocument
+from .types import FrameMasks, Masks, Segmentation
 
-__all__ = ["Client", "ClientError", "RpcError"]
+__all__ = ["Client", "ClientError", "RemoteSession", "RpcError"]
 
 
 class ClientError(SegmentkitError):
@@ -127,6 +129,22 @@ def _prompts(point: Any = None, points: Any = None, box: Any = None, text: str |
     if text is not None:
         out["text"] = text
     return out
+
+
+def _from_core(prompts: Sequence[Any]) -> dict[str, Any]:
+    """RPC prompt params of one object's core prompts (Point, Box, MaskPrompt, Text)."""
+    kinds: dict[str, list[Any]] = {}
+    for prompt in prompts:
+        kinds.setdefault(prompt.kind, []).append(prompt)
+    if any(len(kinds.get(k, ())) > 1 for k in ("box", "mask", "text")):
+        raise SegmentkitError("one object takes at most one box, one mask and one text prompt")
+    first = lambda kind: (kinds.get(kind) or [None])[0]  # noqa: E731
+    return _prompts(points=kinds.get("point"), box=first("box"), mask=first("mask"),
+                    text=getattr(first("text"), "text", None))
+
+
+def _session_id(session: Any) -> str:
+    return session.id if isinstance(session, RemoteSession) else str(session)
 
 
 def _drop_none(**params: Any) -> dict[str, Any]:
@@ -344,56 +362,51 @@ class Client:
         """Cards of the models this app may use."""
         return ModelsResult.model_validate(self.call("vision.models", _drop_none(role=role, task=task))).models
 
-    def segment(self, image: Any, *, model: str | None = None, task: str | None = None,
-                include_png: bool = False) -> SegmentResult:
-        """Whole-image segmentation."""
-        params = _drop_none(image=image_ref(image), model=model, task=task, include_png=include_png or None)
-        return SegmentResult.model_validate(self.call("vision.segment", params))
+    def segment(self, image: Any, *, model: str | None = None, task: str | None = None) -> Segmentation:
+        """Whole-image segmentation (the label map is rebuilt from the masks)."""
+        params = _drop_none(image=image_ref(image), model=model, task=task)
+        return ResultDocument.model_validate(self.call("vision.segment", params)).to_segmentation()
 
     def mask_from_prompt(self, image: Any, *, point: Any = None, points: Any = None, box: Any = None,
-                         text: str | None = None, model: str | None = None, multimask: bool = False,
-                         include_png: bool = False) -> PromptResult:
+                         text: str | None = None, model: str | None = None, multimask: bool = False) -> Masks:
         """Masks of one object from clicks (``(x, y)`` or ``(x, y, positive)``), a box and / or text."""
         params = {"image": image_ref(image), **_prompts(point, points, box, text),
-                  **_drop_none(model=model, multimask=multimask or None, include_png=include_png or None)}
-        return PromptResult.model_validate(self.call("vision.mask_from_prompt", params))
+                  **_drop_none(model=model, multimask=multimask or None)}
+        return ResultDocument.model_validate(self.call("vision.mask_from_prompt", params)).to_masks()
 
     # ------------------------------------------------------------------ video
 
-    def video_start(self, source: Any = None, *, stream: bool = False, model: str | None = None) -> str:
-        """Open a tracking session over a video file / frame folder, or a live one; returns its id."""
-        return self.video_start_info(source, stream=stream, model=model).session
-
-    def video_start_info(self, source: Any = None, *, stream: bool = False,
-                         model: str | None = None) -> VideoStartResult:
-        """Like :meth:`video_start`, returning the whole answer (frame count, size)."""
+    def video_start(self, source: Any = None, *, stream: bool = False, model: str | None = None) -> RemoteSession:
+        """Open a tracking session over a video file / frame folder, or a live one."""
         params = _drop_none(source=None if source is None else image_ref(source), stream=stream or None, model=model)
-        return VideoStartResult.model_validate(self.call("vision.segment_video_start", params))
+        started = VideoStartResult.model_validate(self.call("vision.segment_video_start", params))
+        return RemoteSession(self, started)
 
-    def video_add_prompt(self, session: str, frame: int, object_id: int, *, point: Any = None, points: Any = None,
-                         box: Any = None, mask: Any = None, text: str | None = None) -> FrameResult:
+    def video_add_prompt(self, session: Any, frame: int, object_id: int, *, point: Any = None, points: Any = None,
+                         box: Any = None, mask: Any = None, text: str | None = None) -> FrameMasks:
         """Prompt ``object_id`` on ``frame``; returns that frame's masks."""
-        params = {"session": session, "frame": frame, "object_id": object_id,
+        params = {"session": _session_id(session), "frame": frame, "object_id": object_id,
                   **_prompts(point, points, box, text, mask)}
-        return FrameResult.model_validate(self.call("vision.segment_video_add_prompt", params))
+        return ResultDocument.model_validate(self.call("vision.segment_video_add_prompt", params)).to_frame()
 
-    def video_push_frame(self, session: str, image: Any) -> FrameResult:
+    def video_push_frame(self, session: Any, image: Any) -> FrameMasks:
         """Send a live camera frame; returns its masks."""
-        params = {"session": session, "image": image_ref(image, camera=True)}
-        return FrameResult.model_validate(self.call("vision.segment_video_push_frame", params))
+        params = {"session": _session_id(session), "image": image_ref(image, camera=True)}
+        return ResultDocument.model_validate(self.call("vision.segment_video_push_frame", params)).to_frame()
 
-    def video_propagate(self, session: str, *, start: int | None = None, reverse: bool = False,
-                        max_frames: int | None = None) -> Iterator[FrameResult]:
+    def video_propagate(self, session: Any, *, start: int | None = None, reverse: bool = False,
+                        max_frames: int | None = None) -> Iterator[FrameMasks]:
         """Yield each frame's masks as the server computes them.
 
         Leaving the loop early cancels the propagation on the server.
         """
+        session = _session_id(session)
         params = _drop_none(session=session, start=start, reverse=reverse or None, max_frames=max_frames)
         messages = self._transport.stream("vision.segment_video_propagate", params, self.timeout)
         try:
             for message in messages:
                 if message.get("method") == PROGRESS:
-                    yield VideoProgress.model_validate(message["params"]).frame
+                    yield VideoProgress.model_validate(message["params"]).frame.to_frame()
                 elif "method" not in message:
                     _result(message)
         except GeneratorExit:
@@ -402,14 +415,64 @@ class Client:
                 pass
             raise
 
-    def video_cancel(self, session: str) -> bool:
+    def video_cancel(self, session: Any) -> bool:
         """Stop a running propagation; True if one was running."""
-        return CancelResult.model_validate(self.call("vision.segment_video_cancel", {"session": session})).cancelled
+        params = {"session": _session_id(session)}
+        return CancelResult.model_validate(self.call("vision.segment_video_cancel", params)).cancelled
 
-    def video_close(self, session: str) -> None:
+    def video_close(self, session: Any) -> None:
         """Close the session and free its memory."""
-        CloseResult.model_validate(self.call("vision.segment_video_close", {"session": session}))
+        CloseResult.model_validate(self.call("vision.segment_video_close", {"session": _session_id(session)}))
 
     def stats(self) -> StatsResult:
         """Loaded models and open sessions of this app (diagnostics)."""
         return StatsResult.model_validate(self.call("vision.stats"))
+
+
+class RemoteSession:
+    """A tracking session on the server, with the methods of a local one (:class:`segmentkit.Session`)."""
+
+    def __init__(self, client: Client, started: VideoStartResult):
+        self.client = client
+        self.id = started.session
+        self.model = started.model
+        self.stream = started.stream
+        self._frames = started.num_frames
+        self.frame_size = started.frame_size
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<segmentkit RemoteSession {self.id!r} ({self.model})>"
+
+    @property
+    def num_frames(self) -> int:
+        """Frames of the video (at start; a stream grows with push_frame)."""
+        return self._frames
+
+    def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> FrameMasks:
+        """Prompt ``object_id`` on ``frame`` with core prompts; returns that frame's masks."""
+        params = {"session": self.id, "frame": frame, "object_id": object_id, **_from_core(prompts)}
+        return ResultDocument.model_validate(self.client.call("vision.segment_video_add_prompt", params)).to_frame()
+
+    def propagate(self, start: int | None = None, *, reverse: bool = False,
+                  max_frames: int | None = None) -> Iterator[FrameMasks]:
+        return self.client.video_propagate(self, start=start, reverse=reverse, max_frames=max_frames)
+
+    def push_frame(self, image: Any) -> FrameMasks:
+        frame = self.client.video_push_frame(self, image)
+        self._frames = max(self._frames, frame.frame_index + 1)
+        return frame
+
+    def cancel(self) -> bool:
+        return self.client.video_cancel(self)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.client.video_close(self)
+
+    def __enter__(self) -> RemoteSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -107,3 +107,24 @@ class SessionError(SegmentkitError):
     """A tracking session is unknown, closed, over its limits or misused."""
 
     code = "session_error"
+
+
+class PluginContractError(SegmentkitError):
+    """A plugin broke the role contract (e.g. a mask not at the input image's size).
+
+    Raised by the core handles that stand between hosts and plugins; it names the model,
+    the plugin and the distribution to report it to. A plugin fault, not a user error:
+    the CLI exits 1, the IPC service answers ``plugin_error`` with the plugin in ``data``.
+    """
+
+    code = "plugin_contract"
+
+    def __init__(self, problem: str, *, model: str, plugin: str, distribution: str):
+        self.problem = problem
+        self.model = model
+        self.plugin = plugin
+        self.distribution = distribution
+        super().__init__(
+            f"plugin {plugin!r} (distribution {distribution}) broke the segmentkit contract for model "
+            f"{model!r}: {problem}; report it to the {distribution} maintainers"
+        )

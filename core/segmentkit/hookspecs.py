@@ -7,6 +7,8 @@ cheap: no model import, no I/O.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pluggy
 
 from .cards import ModelSpec
@@ -49,6 +51,15 @@ def segmentkit_grounders() -> list[ModelSpec]:
 
     Each spec's role is ``"grounder"``; its loader class implements
     :class:`segmentkit.roles.Grounder`.
+    """
+
+
+@hookspec
+def segmentkit_formats() -> list[Any]:
+    """Return output formats (:class:`segmentkit.formats.OutputFormat`) this plugin adds.
+
+    Faces offer them by name next to the built-in ones (``--format NAME``); a name that is
+    already taken is ignored with a warning. Import heavy writers inside the writer, not here.
     """
 
 

@@ -21,18 +21,17 @@ from importlib import metadata
 from typing import Any
 
 import pluggy
-from pydantic import ValidationError
 
 from . import hookspecs
 from .cards import ROLES, ModelCard, ModelSpec
 from .errors import (
     DuplicateModelError,
     MissingDependencyError,
-    OptionsError,
     PluginLoadError,
     SpecError,
     UnknownModelError,
 )
+from .handles import Handle, check_load_options, parse_options, wrap
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +186,24 @@ class Registry:
         aliases = {a: s.spec.card.id for s in specs.values() for a in s.spec.card.aliases}
         return specs, aliases
 
+    def output_formats(self) -> list[Any]:
+        """Output formats added by plugins (the ``segmentkit_formats`` hook), in registration order."""
+        from .formats import OutputFormat
+
+        found: list[Any] = []
+        for impl in self._pm.hook.segmentkit_formats.get_hookimpls():
+            dist, _ = self._dists.get(impl.plugin_name, (IN_PROCESS, ""))
+            try:
+                formats = list(impl.function() or ())
+                bad = [f for f in formats if not isinstance(f, OutputFormat)]
+                if bad:
+                    raise SpecError(f"segmentkit_formats returned {type(bad[0]).__name__}, expected OutputFormat")
+            except Exception as exc:  # one plugin's broken hook must not take the formats away
+                self._record(impl.plugin_name, dist, "segmentkit_formats", exc)
+                continue
+            found.extend(formats)
+        return found
+
     def models(
         self, role: str | None = None, task: str | None = None, prompt_kind: str | None = None
     ) -> list[ModelInfo]:
@@ -249,29 +266,15 @@ class Registry:
         names = {k[0] for k in self._collected() if role is None or k[1] == role} | set(self._aliases)
         return difflib.get_close_matches(model_id, sorted(names), n=3, cutoff=0.5)
 
-    def load(self, model_id: str | None = None, role: str | None = None, **options: Any) -> Any:
-        """Load a model: validate options, import the loader, return the role object."""
+    def load(self, model_id: str | None = None, role: str | None = None, **options: Any) -> Handle:
+        """Load a model: validate options, import the loader, return the role's core handle."""
         entry = self.resolve(model_id, role)
         spec = entry.spec
-        try:
-            opts = spec.options.model_validate(options)
-        except ValidationError as exc:
-            details = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-            )
-            raise OptionsError(f"invalid options for {spec.card.id!r}: {details}") from None
-        runtime = opts.runtime or spec.card.runtimes[0]
-        if runtime not in spec.card.runtimes:
-            raise OptionsError(
-                f"{spec.card.id!r} runs on {', '.join(spec.card.runtimes)}, not {runtime!r}"
-            )
-        if opts.precision not in spec.card.precisions:
-            raise OptionsError(
-                f"{spec.card.id!r} supports precision {', '.join(spec.card.precisions)}, not {opts.precision!r}"
-            )
+        opts = parse_options(spec.options, spec.card, options)
+        check_load_options(spec.card, opts)
         factory = _import_loader(spec.loader, entry.distribution)
         log.debug("loading %s as %s from %s", spec.card.id, spec.role, entry.distribution)
-        return factory(spec.card, opts)
+        return wrap(factory(spec.card, opts), entry, opts)
 
 
 def _check_specs(result: Any, role: str) -> list[ModelSpec]:

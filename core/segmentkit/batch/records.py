@@ -72,7 +72,7 @@ class Outcome:
 def error_record(image: Mapping[str, Any], key: str | None, model: str, stage: str, code: str,
                  reason: str) -> dict[str, Any]:
     """A line of ``errors.jsonl``: which image, at which stage, the error code and why."""
-    return {"batch": SCHEMA, "image": dict(image), "key": key, "model": model, "stage": stage,
+    return {"batch": SCHEMA, "source": dict(image), "key": key, "model": model, "stage": stage,
             "error": code, "reason": reason}
 
 
@@ -117,7 +117,7 @@ class ResumeIndex:
 
     def add(self, record: Mapping[str, Any], offset: int) -> None:
         key = record["key"]
-        self.paths.setdefault(key, set()).add(record["image"]["path"])
+        self.paths.setdefault(key, set()).add(record["source"]["path"])
         self.offsets.setdefault(key, offset)
 
     def __len__(self) -> int:

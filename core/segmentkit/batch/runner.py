@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import ValidationError
-
-from ..errors import OptionsError, PromptError, SegmentkitError, TaskError
+from ..errors import OptionsError, SegmentkitError
+from ..handles import check_load_options, check_prompt_kinds, check_task, parse_options
 from ..registry import IN_PROCESS
 from ..weights import file_sha256
 from . import inputs, writers
@@ -129,7 +128,7 @@ class _Run:
             for item in [None, *extra]:
                 error = dict(outcome.error or {})
                 if item is not None:
-                    error["image"] = {**error["image"], "path": item.path, "file_name": item.file_name}
+                    error["source"] = {**error["source"], "path": item.path, "file_name": item.file_name}
                 self.out.errors.append({**error, "time": _now()})
                 self._count("failed")
 
@@ -139,9 +138,10 @@ class _Run:
 
     def _copy_record(self, key: str, item: Item) -> None:
         record = read_record_at(self.out.results.path, self.index.offsets[key])
-        original = record["image"]["path"]
-        record["image"] = {**record["image"], "path": item.path, "file_name": item.file_name}
-        record["timing"] = {}
+        original = record["source"]["path"]
+        record["source"] = {**record["source"], "path": item.path, "file_name": item.file_name}
+        record["result"]["image"]["path"] = item.path
+        record["result"].pop("timing", None)
         record["reused_from"] = record.get("reused_from") or original
         self._append(record)
 
@@ -214,7 +214,7 @@ def _latest(path: Path, wanted: Mapping[tuple[str, str], int]) -> list[dict[str,
     """The last record of every (key, path) of this run's inputs, in input order."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for _, record in read_records(path):
-        ident = (record["key"], record["image"]["path"])
+        ident = (record["key"], record["source"]["path"])
         if ident in wanted:
             latest[ident] = record
     return [latest[ident] for ident in sorted(latest, key=wanted.__getitem__)]
@@ -233,20 +233,11 @@ def _check_model(spec: JobSpec, model: str | None, items: Sequence[Item]) -> tup
         card = entry.spec.card
         if entry.distribution != IN_PROCESS:
             sources.add(entry.plugin)
-        try:
-            entry.spec.options.model_validate(dict(spec.load_options))
-        except ValidationError as exc:
-            details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise OptionsError(f"invalid options for {card.id!r}: {details}") from None
-        if role == "segmenter" and spec.task is not None and spec.task not in card.tasks:
-            raise TaskError(f"model {card.id!r} does not do {spec.task!r} segmentation "
-                            f"(it does: {', '.join(card.tasks)})")
-        if role == "prompter":
-            kinds = {p["kind"] for item in prompted for group in item.prompts or () for p in group}
-            refused = sorted(kinds - set(card.prompt_kinds))
-            if refused:
-                raise PromptError(f"model {card.id!r} does not accept {', '.join(refused)} prompts "
-                                  f"(it accepts: {', '.join(card.prompt_kinds)})")
+        check_load_options(card, parse_options(entry.spec.options, card, spec.load_options))
+        if role == "segmenter":
+            check_task(card, spec.task)
+        else:
+            check_prompt_kinds(card, (p["kind"] for item in prompted for group in item.prompts or () for p in group))
     # Workers load only the plugin that serves the model: faster starts, no other plugin's noise.
     return dataclasses.replace(spec, model=card.id, entry_points=tuple(sorted(sources))), roles
 

@@ -57,6 +57,7 @@ class Worker:
             registry = build_registry(spec.plugins, spec.entry_points)
             for role in roles:
                 self.models[role] = registry.load(spec.model, role=role, **spec.load_options)
+                self.models[role].max_pixels = spec.max_pixels
         except Exception as exc:  # reported with the first outcome; the driver stops the run
             self.fatal = str(exc) if isinstance(exc, SegmentkitError) else f"{type(exc).__name__}: {exc}"
 
@@ -74,70 +75,41 @@ class Worker:
             rgb = _decode(data, task.file_name, self.spec.max_pixels)
             decoded = time.perf_counter()
             stage = "model"
-            result, kind = self._segment(rgb, task)
-            segmented = time.perf_counter()
+            result, document = self._segment(rgb, task)
             stage = "encode"
             files = self._files(task, rgb, result)
-            record = self._record(task, result, kind, files, {
-                "decode_s": decoded - start, "model_s": segmented - decoded,
-                "total_s": time.perf_counter() - start,
+            record = self._record(task, document, files, {
+                "decode_s": decoded - start, "total_s": time.perf_counter() - start,
             })
         except Exception as exc:
             return Outcome(task, error=self._error(task, stage, exc))
         return Outcome(task, record=record, files=files)
 
-    def _segment(self, rgb: np.ndarray, task: Task) -> tuple[Any, str | None]:
-        from ..types import Masks, validate_prompts
+    def _segment(self, rgb: np.ndarray, task: Task) -> tuple[Any, Any]:
+        from .. import pipeline
 
         if task.prompts is None:
-            segmenter = self.models["segmenter"]
-            result = segmenter.segment(rgb, task=self.spec.task) if self.spec.task else segmenter.segment(rgb)
-            return result, None
-        prompter = self.models["prompter"]
-        prompt_sets = to_prompts(task.prompts)
-        for prompt_set in prompt_sets:
-            validate_prompts(prompt_set, rgb.shape[:2])
-        embedding = prompter.embed(rgb)
-        parts = []
-        for number, prompt_set in enumerate(prompt_sets, start=1):  # object k = prompt set k
-            part = prompter.predict(embedding, prompt_set, multimask=self.spec.multimask)
-            part.object_ids = np.full(len(part), number, dtype=np.int64)
-            parts.append(part)
-        return Masks.concatenate(parts), "prompt"
+            return pipeline.segment(self.models["segmenter"], rgb, task=self.spec.task, path=task.path)
+        return pipeline.prompt(self.models["prompter"], rgb, to_prompts(task.prompts),
+                               multimask=self.spec.multimask, path=task.path)
 
     def _files(self, task: Task, rgb: np.ndarray, result: Any) -> dict[str, bytes]:
-        from ..export import label_map_png
+        """``masks/`` and ``cutouts/`` files through the output format table (bytes, written by the driver)."""
+        from ..formats import collect, table
 
-        if not (self.spec.write_masks or self.spec.write_cutouts):
-            return {}
-        from ..types import Segmentation
-
-        masks = result.masks if isinstance(result, Segmentation) else result
-        label_map = result.label_map if isinstance(result, Segmentation) else None
-        stem = output_stem(task)
+        formats = table()
         files: dict[str, bytes] = {}
-        if self.spec.write_masks and label_map is not None:
-            files[f"masks/{stem}.labels.png"] = label_map_png(label_map)
-        elif self.spec.write_masks:
-            for i in range(len(masks)):
-                files[f"masks/{stem}.mask-{i}.png"] = _png(masks.masks[i].astype(np.uint8) * 255)
-        if self.spec.write_cutouts:
-            for i in range(len(masks)):
-                alpha = np.where(masks.masks[i], 255, 0).astype(np.uint8)
-                files[f"cutouts/{stem}.cutout-{i}.png"] = _png(np.dstack([rgb, alpha]))
+        for wanted, folder, name in ((self.spec.write_masks, "masks", "png"),
+                                     (self.spec.write_cutouts, "cutouts", "cutout")):
+            if wanted:
+                files.update(collect(result, [formats[name]], stem=f"{folder}/{output_stem(task)}", source=rgb))
         return files
 
-    def _record(self, task: Task, result: Any, kind: str | None, files: dict[str, bytes],
+    def _record(self, task: Task, document: Any, files: dict[str, bytes],
                 timing: dict[str, float]) -> dict[str, Any]:
-        from ..export import to_json
-
-        meta: dict[str, Any] = {"kind": kind} if kind else {}
-        return to_json(
-            result, image_info(task), **meta, batch=SCHEMA, key=task.key, model=self.spec.model,
-            role=role_for(task.prompts is not None), options=self.spec.options(),
-            prompts=task.prompts, files=sorted(files),
-            timing={k: round(v, 6) for k, v in timing.items()},
-        )
+        document.timing = {**(document.timing or {}), **{k: round(v, 6) for k, v in timing.items()}}
+        return {"batch": SCHEMA, "key": task.key, "source": image_info(task), "role": role_for(task.prompts is not None),
+                "options": self.spec.options(), "files": sorted(files), "result": document.dump()}
 
     def _error(self, task: Task, stage: str, exc: Exception) -> dict[str, Any]:
         if isinstance(exc, SegmentkitError):
@@ -162,11 +134,3 @@ def _decode(data: bytes, name: str, max_pixels: int | None) -> np.ndarray:
     stream.name = name  # error messages name the file
     return load_image(stream, max_pixels=max_pixels)
 
-
-def _png(array: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 (H, W) grey or (H, W, 4) RGBA array."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()

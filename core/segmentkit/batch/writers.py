@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import SegmentkitError
-from ..export import atomic_write
+from ..formats import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -115,18 +115,19 @@ class OutputDir:
 def coco_document(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """One COCO dataset (images, annotations, categories) for all ``records``.
 
-    Each record's masks are rebuilt and passed through :func:`segmentkit.export.to_coco`,
+    Each record's result is rebuilt and passed through :func:`segmentkit.export.to_coco`,
     so the batch COCO file matches what ``segmentkit segment --format coco`` writes.
     """
     from ..export import to_coco
+    from ..results import ResultDocument
 
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     categories: dict[int, str] = {}
     for image_id, record in enumerate(records, start=1):
-        info = {"file_name": record["image"]["file_name"]}
-        part = to_coco(masks_from_record(record), info, image_id=image_id,
-                       first_annotation_id=len(annotations) + 1)
+        document = ResultDocument.model_validate(record["result"])
+        info = {"file_name": record["source"]["file_name"]}
+        part = to_coco(document.to_masks(), info, image_id=image_id, first_annotation_id=len(annotations) + 1)
         images.extend(part["images"])
         annotations.extend(part["annotations"])
         for category in part["categories"]:
@@ -138,31 +139,3 @@ def coco_document(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "categories": [{"id": c, "name": n} for c, n in sorted(categories.items())],
     }
 
-
-def masks_from_record(record: Mapping[str, Any]) -> Any:
-    """The :class:`~segmentkit.types.Masks` a record's JSON describes (RLE decoded)."""
-    import numpy as np
-
-    from .. import rle
-    from ..types import Masks
-
-    entries = record["masks"]
-    height, width = record["image"]["height"], record["image"]["width"]
-    if not entries:
-        return Masks.empty((height, width))
-    column = lambda name: None if any(e[name] is None for e in entries) else [e[name] for e in entries]  # noqa: E731
-    quality_keys = set.intersection(*(set(e["quality"]) for e in entries))
-    return Masks(
-        np.stack([rle.decode(e["rle"]) for e in entries]),
-        scores=[_number(e["score"]) for e in entries],
-        boxes=[e["bbox"] for e in entries],
-        class_ids=column("class_id"),
-        object_ids=column("object_id"),
-        data={k: np.asarray([_number(e["quality"][k]) for e in entries]) for k in sorted(quality_keys)},
-        id2label={int(k): v for k, v in record.get("labels", {}).items()},
-    )
-
-
-def _number(value: Any) -> float:
-    """A JSON number back to float (``null`` stood for NaN or infinity)."""
-    return float("nan") if value is None else float(value)

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from pydantic import ValidationError
 
-from ..errors import PromptError, SegmentkitError
+from ..errors import PluginContractError, PromptError, SegmentkitError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,6 +54,8 @@ def fail(message: str, code: int = USAGE_EXIT) -> typer.Exit:
 
 def describe(exc: BaseException) -> tuple[int, str]:
     """Exit code and one-line message for an exception escaping a command."""
+    if isinstance(exc, PluginContractError):  # the plugin's fault, not the user's
+        return BUG_EXIT, str(exc)
     if isinstance(exc, SegmentkitError):
         return USAGE_EXIT, str(exc) or type(exc).__name__
     if isinstance(exc, ValidationError):
@@ -279,17 +281,6 @@ def parse_frame_box(text: str, default_frame: int | None = None) -> tuple[int, A
     return frame, parse_box(rest)
 
 
-def parse_formats(text: str, allowed: Sequence[str]) -> tuple[str, ...]:
-    """``"png,json"`` -> ``("png", "json")``, each checked against ``allowed``."""
-    formats = tuple(dict.fromkeys(f.strip().lower() for f in str(text).split(",") if f.strip()))
-    unknown = [f for f in formats if f not in allowed]
-    if unknown or not formats:
-        bad = ", ".join(unknown) or repr(text)
-        raise typer.BadParameter(f"unknown format {bad}; choose from {', '.join(allowed)}",
-                                 param_hint="'--format'")
-    return formats
-
-
 # --------------------------------------------------------------------------- outputs
 
 
@@ -358,21 +349,25 @@ def check_inputs(paths: Sequence[Path]) -> None:
             raise ImageError(f"{path} is a directory, not an image")
 
 
-def deliver(
-    document: dict[str, Any], *, stem: str, image: Any, result: Any, out: Path | None,
-    formats: Sequence[str], json_out: bool,
-) -> list[Path]:
-    """Write one image's outputs into ``out`` (if set), then print JSON or a summary table."""
-    written: list[Path] = []
-    if out is not None:
-        from ..export import write_outputs
+def choose_formats(text: str, media: str = "image") -> list[Any]:
+    """``"png,json"`` -> the output formats of that name (built-in or from plugins); unknown -> exit 2."""
+    from ..formats import choose
+    from ..registry import default_registry
 
-        written = write_outputs(out, stem, image, result, formats, document=document)
+    return choose(str(text).split(","), media, default_registry())  # type: ignore[arg-type]
+
+
+def deliver(document: Any, *, stem: str, image: Any, result: Any, out: Path | None,
+            formats: Sequence[Any], json_out: bool) -> None:
+    """Write one image's outputs into ``out`` (if set) in ``formats``, then print JSON or a table."""
+    from ..formats import Target, write
+
+    doc = document.dump()
+    written = [] if out is None else write(Target(out, stem, result, doc, image), formats)
     if json_out:
-        emit_json(document)
+        emit_json(doc)
     else:
-        print_summary(document, written)
-    return written
+        print_summary(doc, written)
 
 
 def print_summary(document: dict[str, Any], written: Sequence[Path]) -> None:

@@ -18,13 +18,13 @@ from .common import (
     RuntimeOpt,
     WeightsOpt,
     check_inputs,
+    choose_formats,
     deliver,
     guarded,
     load_model,
     load_options,
     output_dir,
     parse_box,
-    parse_formats,
     parse_point,
 )
 from .segment import FormatOpt
@@ -56,14 +56,11 @@ def prompt_command(
     option: OptionOpt = None,
 ) -> None:
     """Segment the object(s) described by clicks, a box or text."""
-    import numpy as np
-
+    from .. import pipeline
     from ..errors import PromptError
-    from ..export import FORMATS, to_json
-    from ..io.image import load_image
-    from ..types import Masks, Text, validate_prompts
+    from ..types import Text
 
-    chosen = parse_formats(formats, FORMATS)
+    chosen = choose_formats(formats)
     points = [parse_point(p) for p in point or ()] + [parse_point(p, positive=False) for p in neg or ()]
     boxes = [parse_box(b) for b in box or ()]
     texts = [Text(t) for t in text or ()]
@@ -75,31 +72,12 @@ def prompt_command(
     check_inputs([image])
     if out is not None:
         output_dir(out)
-    rgb = load_image(image)
-    size = rgb.shape[:2]
     # One set per object: several boxes alone are several objects, else everything is one object.
     prompt_sets: list[list[Any]] = [[b] for b in boxes] if len(boxes) > 1 else [[*points, *boxes, *texts]]
-    for prompt_set in prompt_sets:
-        validate_prompts(prompt_set, size)
     prompter = load_model(model, "prompter",
                           **load_options(weights=weights, device=device, runtime=runtime, precision=precision,
-                                       option=option))
-    card = prompter.card
-    kinds = {p.kind for prompt_set in prompt_sets for p in prompt_set}
-    refused = sorted(kinds - set(card.prompt_kinds))
-    if refused:
-        raise PromptError(f"model {card.id!r} does not accept {', '.join(refused)} prompts "
-                          f"(it accepts: {', '.join(card.prompt_kinds)})")
-    embedding = prompter.embed(rgb)
-    if len(prompt_sets) == 1:
-        result = prompter.predict(embedding, prompt_sets[0], multimask=multimask)
-    else:
-        parts = prompter.predict_batch(embedding, prompt_sets, multimask=multimask)
-        for number, part in enumerate(parts, start=1):  # object k = the k-th box
-            if part.object_ids is None:
-                part.object_ids = np.full(len(part), number, dtype=np.int64)
-        result = Masks.concatenate(parts)
-    prompts_json = [p.model_dump(mode="json") for prompt_set in prompt_sets for p in prompt_set]
-    document = to_json(result, {"path": str(image)}, kind="prompt", model=card.id, prompts=prompts_json)
+                                         option=option))
+    rgb = prompter.image(image)
+    result, document = pipeline.prompt(prompter, rgb, prompt_sets, multimask=multimask, path=str(image))
     deliver(document, stem=image.stem or "image", image=rgb, result=result, out=out, formats=chosen,
             json_out=json_out)

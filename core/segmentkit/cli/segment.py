@@ -18,18 +18,19 @@ from .common import (
     RuntimeOpt,
     WeightsOpt,
     check_inputs,
+    choose_formats,
     deliver,
     guarded,
     load_model,
     load_options,
     output_dir,
-    parse_formats,
     progress,
     unique_stems,
 )
 
 FormatOpt = Annotated[
-    str, typer.Option("--format", "-f", help="Comma-separated: overlay, png, json, rle, coco, cutout."),
+    str, typer.Option("--format", "-f", help="Comma-separated: overlay, png, labels, json, rle, coco, cutout "
+                                             "(and formats plugins add)."),
 ]
 
 
@@ -51,26 +52,20 @@ def segment_command(
     option: OptionOpt = None,
 ) -> None:
     """Segment whole images: label maps (semantic) or masks (instance, panoptic, automatic)."""
-    from ..errors import TaskError
-    from ..export import FORMATS, to_json
-    from ..io.image import load_image
+    from .. import pipeline
+    from ..handles import check_task
 
-    chosen = parse_formats(formats, FORMATS)
+    chosen = choose_formats(formats)
     check_inputs(images)
     if out is not None:
         output_dir(out)
     segmenter = load_model(model, "segmenter",
                            **load_options(weights=weights, device=device, runtime=runtime, precision=precision,
-                                       option=option))
-    card = segmenter.card
-    if task is not None and task not in card.tasks:
-        raise TaskError(f"model {card.id!r} does not do {task!r} segmentation (it does: {', '.join(card.tasks)})")
-    with progress(len(images), f"segmenting with {card.id}") as advance:
+                                          option=option))
+    check_task(segmenter.card, task)
+    with progress(len(images), f"segmenting with {segmenter.card.id}") as advance:
         for path, stem in zip(images, unique_stems(images)):
-            image = load_image(path)
-            result = segmenter.segment(image, task=task)
-            info = {"path": str(path)}
-            document = to_json(result, info, model=card.id)
-            deliver(document, stem=stem, image=image, result=result, out=out, formats=chosen,
-                    json_out=json_out)
+            image = segmenter.image(path)
+            result, document = pipeline.segment(segmenter, image, task=task, path=str(path))
+            deliver(document, stem=stem, image=image, result=result, out=out, formats=chosen, json_out=json_out)
             advance()

@@ -27,6 +27,7 @@ from .common import (
     PrecisionOpt,
     RuntimeOpt,
     WeightsOpt,
+    choose_formats,
     emit_json,
     guarded,
     load_model,
@@ -76,8 +77,9 @@ def track_command(
 ) -> None:
     """Track objects prompted on some frames through the whole video."""
     from ..errors import PromptError
-    from ..export import atomic_write, label_map_png, to_json
+    from ..formats import Target
     from ..io.video import open_video
+    from ..results import build
     from ..sessions import check_frame
 
     prompts: dict[tuple[int, int], list[Any]] = defaultdict(list)
@@ -90,12 +92,14 @@ def track_command(
     frames = open_video(video)  # unreadable video or a prompt past its end: fail before loading a model
     for frame, _ in prompts:
         check_frame(frame, len(frames))
-    masks_dir = output_dir(out) / "masks" if out is not None else None
-    if masks_dir is not None:
-        masks_dir.mkdir(exist_ok=True)
+    chosen = choose_formats("labels,json" + (",overlay" if overlay else ""), "video") if out else []
+    if out is not None:
+        output_dir(out)
     tracker = load_model(model, "tracker", **load_options(weights=weights, device=device, runtime=runtime,
                                                           precision=precision, option=option))
     frames_doc: dict[int, list[dict[str, Any]]] = {}
+    target = Target(out or Path(), "", None, source=video)
+    sinks = [fmt.write(target) for fmt in chosen]
     with tracker.start(frames) as session:
         height, width = session.frame_size
         total = session.num_frames
@@ -108,9 +112,9 @@ def track_command(
                 for fm in results:
                     if fm.frame_index in frames_doc:  # the backward pass starts on the first prompted frame
                         continue
-                    frames_doc[fm.frame_index] = to_json(fm)["masks"]
-                    if masks_dir is not None:
-                        atomic_write(masks_dir / f"{fm.frame_index:06d}.png", label_map_png(_label_map(fm)))
+                    frames_doc[fm.frame_index] = build(fm).dump()["masks"]
+                    for sink in sinks:
+                        sink.add(fm)
                     advance()
     document = {
         "schema": TRACK_SCHEMA,
@@ -121,13 +125,8 @@ def track_command(
         "objects": sorted({o for _, o in prompts}),
         "frames": [{"frame_index": i, "masks": frames_doc[i]} for i in sorted(frames_doc)],
     }
-    written = []
-    if out is not None:
-        import json
-
-        written.append(atomic_write(out / "track.json", json.dumps(document).encode()))
-        if overlay:
-            written.append(write_overlay_video(video, masks_dir, out / "overlay.mp4"))
+    for sink in sinks:
+        sink.close(document)
     if json_out:
         emit_json(document)
     else:
@@ -135,57 +134,4 @@ def track_command(
         console.print(f"{video} ({width}x{height}): tracked {len(document['objects'])} object(s) "
                       f"over {len(frames_doc)} frame(s)", highlight=False, soft_wrap=True)
         if out is not None:
-            console.print(f"wrote {total} label maps in {masks_dir}, " + ", ".join(map(str, written)),
-                          highlight=False, soft_wrap=True)
-
-
-def _label_map(fm: Any) -> Any:
-    """(H, W) label map of one frame: object id where its mask is, 0 elsewhere (later objects on top)."""
-    import numpy as np
-
-    masks = fm.masks
-    label_map = np.zeros(masks.image_size, dtype=np.int32)
-    for mask, object_id in zip(masks.masks, masks.object_ids if masks.object_ids is not None else []):
-        label_map[mask] = int(object_id)
-    return label_map
-
-
-def write_overlay_video(source: Path, masks_dir: Path, path: Path, fps: float | None = None) -> Path:
-    """``overlay.mp4``: every frame of ``source`` tinted with its label map from ``masks_dir``."""
-    import av
-    import numpy as np
-    from PIL import Image
-
-    from ..io.video import VideoFile, open_video
-    from ..render import overlay
-    from ..types import Masks
-
-    with open_video(source) as frames:
-        rate = fps or (frames.fps if isinstance(frames, VideoFile) else 10.0)
-        h, w = frames.frame_size
-        even = (h + h % 2, w + w % 2)  # H.264 4:2:0 needs even sizes
-        tmp = path.with_name(f".{path.name}.tmp.mp4")
-        with av.open(str(tmp), "w") as container:
-            stream = container.add_stream(_h264() or "mpeg4", rate=round(rate))
-            stream.height, stream.width = even
-            stream.pix_fmt = "yuv420p"
-            for i in range(len(frames)):
-                label_map = np.asarray(Image.open(masks_dir / f"{i:06d}.png"))
-                ids = np.unique(label_map[label_map > 0])
-                objects = Masks(label_map[None] == ids[:, None, None], object_ids=ids)
-                picture = np.asarray(overlay(frames[i], objects))
-                picture = np.pad(picture, ((0, even[0] - h), (0, even[1] - w), (0, 0)), mode="edge")
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
-            container.mux(stream.encode())
-        tmp.replace(path)
-    return path
-
-
-def _h264() -> str | None:
-    import av
-
-    try:
-        av.codec.Codec("libx264", "w")
-    except Exception:  # an FFmpeg build without x264
-        return None
-    return "libx264"
+            console.print(f"wrote {len(target.written)} file(s) in {out}", highlight=False, soft_wrap=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
-from ..errors import SegmentkitError
+from ..errors import PluginContractError, SegmentkitError
 
 
 class ErrorCode(IntEnum):
@@ -37,7 +37,7 @@ class ErrorCode(IntEnum):
     BAD_VIDEO = -32016
     WEIGHTS_UNAVAILABLE = -32017
     MISSING_DEPENDENCY = -32018
-    PLUGIN_ERROR = -32019  # a plugin failed to load or returned a bad spec
+    PLUGIN_ERROR = -32019  # a plugin failed to load, returned a bad spec or broke the contract
     SESSION_ERROR = -32020  # unknown / closed session, session limit, misuse
     SESSION_BUSY = -32021  # a propagation is running on the session
     SEGMENTKIT_ERROR = -32099  # any other segmentkit error
@@ -85,6 +85,7 @@ _BY_SEGMENTKIT_CODE: dict[str, ErrorCode] = {
     "plugin_load_error": ErrorCode.PLUGIN_ERROR,
     "spec_error": ErrorCode.PLUGIN_ERROR,
     "duplicate_model": ErrorCode.PLUGIN_ERROR,
+    "plugin_contract": ErrorCode.PLUGIN_ERROR,
     "session_error": ErrorCode.SESSION_ERROR,
 }
 
@@ -123,5 +124,8 @@ def from_exception(exc: BaseException) -> RpcError:
         return exc
     if isinstance(exc, SegmentkitError):
         code = _BY_SEGMENTKIT_CODE.get(exc.code, ErrorCode.SEGMENTKIT_ERROR)
-        return RpcError(code, " ".join(str(exc).split()) or type(exc).__name__, {"code": exc.code})
+        data = {"code": exc.code}
+        if isinstance(exc, PluginContractError):  # hosts can tell users which plugin to report
+            data.update(model=exc.model, plugin=exc.plugin, distribution=exc.distribution)
+        return RpcError(code, " ".join(str(exc).split()) or type(exc).__name__, data)
     return rpc_error(ErrorCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")

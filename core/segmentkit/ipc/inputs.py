@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..cards import ModelCard
 from ..errors import PromptError
-from ..types import Box, MaskPrompt, Point, Text, validate_prompts
+from ..types import Box, MaskPrompt, Point, Text
 from .errors import ErrorCode, rpc_error
 from .manifest import App
 from .schemas import Base64Ref, CameraRef, PathRef, RleIn
@@ -55,14 +53,9 @@ def to_prompts(params: Any, max_pixels: int) -> list[Any]:
     return prompts
 
 
-def check_prompts(prompts: Sequence[Any], card: ModelCard, image_size: tuple[int, int] | None) -> None:
-    """Refuse prompt kinds the model does not take, and prompts outside the image."""
-    kinds = sorted({p.kind for p in prompts} - set(card.prompt_kinds))
-    if kinds:
-        takes = ", ".join(card.prompt_kinds) or "none"
-        raise PromptError(f"model {card.id!r} does not take {', '.join(kinds)} prompts (it takes: {takes})")
-    if image_size is not None:
-        validate_prompts(prompts, image_size)
+def ref_path(ref: PathRef | Base64Ref | CameraRef) -> str | None:
+    """The path a request named for its image (recorded in the result), if it named one."""
+    return ref.path if isinstance(ref, PathRef) else None
 
 
 def _rle_mask(rle: RleIn, max_pixels: int) -> np.ndarray:

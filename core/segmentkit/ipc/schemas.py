@@ -3,17 +3,18 @@
 The service validates requests with these models and builds responses from them; the
 Python client parses responses with them; ``docs/ipc.schema.json`` is generated from
 them (:mod:`segmentkit.ipc.schema_doc`). Coordinates are pixels of the input image,
-boxes are XYXY, sizes are ``[height, width]``, masks are COCO compressed RLE.
+boxes are XYXY, sizes are ``[height, width]``, masks are COCO compressed RLE. Every
+result of an image or a frame is the core :class:`~segmentkit.results.ResultDocument`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from ..cards import ModelCard, Role, Task
+from ..results import ResultDocument
 
 SegmentTask = Literal["semantic", "instance", "panoptic", "automatic"]
 RequestId = int | str | None
@@ -112,7 +113,8 @@ class SegmentParams(_In):
     image: ImageRef
     model: str | None = Field(default=None, description="Segmenter id; default: the app's first segmenter.")
     task: SegmentTask | None = Field(default=None, description="Task; default: the model card's first.")
-    include_png: bool = Field(default=False, description="Add base64 PNGs of each mask and of the label map.")
+    formats: list[str] = Field(default_factory=list, max_length=16,
+                               description="Output formats (e.g. png, labels, overlay) to add as base64 files.")
 
 
 class MaskFromPromptParams(_Prompts):
@@ -121,7 +123,8 @@ class MaskFromPromptParams(_Prompts):
     image: ImageRef
     model: str | None = Field(default=None, description="Prompter id; default: the app's first prompter.")
     multimask: bool = Field(default=False, description="Return 3 candidate masks with scores instead of 1.")
-    include_png: bool = Field(default=False, description="Add a base64 PNG of each mask.")
+    formats: list[str] = Field(default_factory=list, max_length=16,
+                               description="Output formats (e.g. png, labels, overlay) to add as base64 files.")
 
     @model_validator(mode="after")
     def _one_prompt(self) -> MaskFromPromptParams:
@@ -188,52 +191,6 @@ class StatsParams(_In):
 # --------------------------------------------------------------------------- outputs
 
 
-class RleOut(_Out):
-    """COCO compressed RLE (pycocotools-compatible)."""
-
-    size: tuple[int, int] = Field(description="[height, width].")
-    counts: str
-
-    def to_array(self) -> np.ndarray:
-        """The mask as a bool (H, W) array."""
-        from ..rle import decode
-
-        return decode(self.model_dump())
-
-
-class MaskOut(_Out):
-    """One mask with its box, score and labels."""
-
-    rle: RleOut
-    box: tuple[float, float, float, float] = Field(description="Tight XYXY box (x1, y1 exclusive).")
-    score: float | None = Field(description="Model score; null when not finite.")
-    area: int = Field(ge=0, description="Pixels in the mask.")
-    class_id: int | None = None
-    label: str | None = None
-    object_id: int | None = Field(default=None, description="Tracked object id (video).")
-    png: str | None = Field(default=None, description="Base64 PNG of the mask (0 / 255), if include_png.")
-
-    def to_array(self) -> np.ndarray:
-        """The mask as a bool (H, W) array."""
-        return self.rle.to_array()
-
-
-class LabelSegment(_Out):
-    """The pixels of one value of the label map."""
-
-    id: int = Field(description="Class id (semantic) or segment id (panoptic: masks[id - 1]).")
-    label: str | None = None
-    rle: RleOut
-
-
-class LabelMapOut(_Out):
-    """An (H, W) label map as one RLE per value present, optionally a PNG."""
-
-    size: tuple[int, int]
-    segments: list[LabelSegment]
-    png: str | None = Field(default=None, description="Base64 PNG (8-bit, or 16-bit over 255 ids).")
-
-
 class ModelEntry(_Out):
     """An installed model the app may use."""
 
@@ -248,33 +205,12 @@ class ModelsResult(_Out):
     models: list[ModelEntry]
 
 
-class SegmentResult(_Out):
-    model: str
-    kind: SegmentTask
-    image_size: tuple[int, int]
-    masks: list[MaskOut]
-    label_map: LabelMapOut | None = None
-
-
-class PromptResult(_Out):
-    model: str
-    image_size: tuple[int, int]
-    masks: list[MaskOut] = Field(description="1 mask, or 3 with multimask, best first as the model orders them.")
-
-
 class VideoStartResult(_Out):
     session: str
     model: str
     stream: bool
     num_frames: int = Field(description="Frames so far (grows with push_frame).")
     frame_size: tuple[int, int] | None = None
-
-
-class FrameResult(_Out):
-    """Masks of every tracked object on one frame (``object_id`` set on each)."""
-
-    frame: int
-    masks: list[MaskOut]
 
 
 class VideoProgress(_Out):
@@ -284,14 +220,14 @@ class VideoProgress(_Out):
     request_id: RequestId = Field(description="The id of the propagate request this belongs to.")
     done: int = Field(description="Frames done so far, this one included.")
     total: int | None = Field(description="Upper bound of frames this propagation visits, if known.")
-    frame: FrameResult
+    frame: ResultDocument
 
 
 class PropagateResult(_Out):
     session: str
     frames_done: int
     cancelled: bool = Field(description="True when segment_video_cancel / close stopped it early.")
-    frames: list[FrameResult] | None = Field(
+    frames: list[ResultDocument] | None = Field(
         description="Every frame (plain HTTP); null where frames went out as progress notifications."
     )
 
@@ -323,11 +259,11 @@ class StatsResult(_Out):
 
 METHODS: dict[str, tuple[type[BaseModel], type[BaseModel], str]] = {
     "vision.models": (ModelsParams, ModelsResult, "Cards of the installed models this app may use."),
-    "vision.segment": (SegmentParams, SegmentResult, "Whole-image segmentation: masks and label map."),
-    "vision.mask_from_prompt": (MaskFromPromptParams, PromptResult, "Masks of one prompted object."),
+    "vision.segment": (SegmentParams, ResultDocument, "Whole-image segmentation: the result document."),
+    "vision.mask_from_prompt": (MaskFromPromptParams, ResultDocument, "Masks of one prompted object."),
     "vision.segment_video_start": (VideoStartParams, VideoStartResult, "Open a tracking session."),
-    "vision.segment_video_add_prompt": (VideoAddPromptParams, FrameResult, "Prompt an object on a frame."),
-    "vision.segment_video_push_frame": (VideoPushFrameParams, FrameResult, "Append a live frame."),
+    "vision.segment_video_add_prompt": (VideoAddPromptParams, ResultDocument, "Prompt an object on a frame."),
+    "vision.segment_video_push_frame": (VideoPushFrameParams, ResultDocument, "Append a live frame."),
     "vision.segment_video_propagate": (
         VideoPropagateParams, PropagateResult,
         ("Track the objects; frames stream as vision.segment_video_progress notifications "

@@ -16,14 +16,16 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from .. import pipeline
 from ..cards import ModelCard
-from ..errors import TaskError, UnknownModelError
+from ..errors import UnknownModelError
+from ..handles import check_prompt_kinds, check_task
+from ..results import ResultDocument
 from .cache import ModelCache
 from .errors import ErrorCode, rpc_error
-from .inputs import check_prompts, load_ref, to_prompts
+from .inputs import load_ref, ref_path, to_prompts
 from .limits import Limits
 from .manifest import App
-from .outputs import masks_out, segmentation_out
 from .protocol import Call, Dispatcher, Notify
 from .schemas import (
     METHODS,
@@ -32,9 +34,7 @@ from .schemas import (
     ModelEntry,
     ModelsParams,
     ModelsResult,
-    PromptResult,
     SegmentParams,
-    SegmentResult,
     StatsParams,
     StatsResult,
 )
@@ -161,33 +161,29 @@ class Service:
             for i in infos if call.app.allows_model([i.card.id, *i.card.aliases])
         ])
 
-    async def segment(self, params: SegmentParams, call: Call) -> SegmentResult:
+    async def segment(self, params: SegmentParams, call: Call) -> ResultDocument:
         card = self.pick_model(call.app, params.model, "segmenter")
-        if params.task is not None and params.task not in card.tasks:
-            raise TaskError(f"model {card.id!r} does not do {params.task!r} (it does: {', '.join(card.tasks)})")
+        check_task(card, params.task)
 
-        def job() -> SegmentResult:
+        def job() -> ResultDocument:
             image = load_ref(params.image, call.app, self.limits.max_pixels)
-            loaded = self.cache.get(card.id, "segmenter")
-            with loaded.use() as model:
-                seg = model.segment(image, task=params.task)
-            return segmentation_out(seg, card.id, params.include_png)
+            with self.cache.get(card.id, "segmenter").use() as model:
+                seg, document = pipeline.segment(model, image, task=params.task, path=ref_path(params.image))
+            return pipeline.attach_files(document, seg, image, params.formats, self.registry)
 
         return await self.run(job)
 
-    async def mask_from_prompt(self, params: MaskFromPromptParams, call: Call) -> PromptResult:
+    async def mask_from_prompt(self, params: MaskFromPromptParams, call: Call) -> ResultDocument:
         card = self.pick_model(call.app, params.model, "prompter")
         prompts = to_prompts(params, self.limits.max_pixels)
-        check_prompts(prompts, card, None)
+        check_prompt_kinds(card, (p.kind for p in prompts))
 
-        def job() -> PromptResult:
+        def job() -> ResultDocument:
             image = load_ref(params.image, call.app, self.limits.max_pixels)
-            size = (int(image.shape[0]), int(image.shape[1]))
-            check_prompts(prompts, card, size)
-            loaded = self.cache.get(card.id, "prompter")
-            with loaded.use() as model:
-                masks = model.predict(model.embed(image), prompts, multimask=params.multimask)
-            return PromptResult(model=card.id, image_size=size, masks=masks_out(masks, params.include_png))
+            with self.cache.get(card.id, "prompter").use() as model:
+                masks, document = pipeline.prompt(model, image, [prompts], multimask=params.multimask,
+                                                  path=ref_path(params.image))
+            return pipeline.attach_files(document, masks, image, params.formats, self.registry)
 
         return await self.run(job)
 

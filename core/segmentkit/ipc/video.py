@@ -27,15 +27,14 @@ from ..errors import SessionError
 from ..sessions import SessionTable
 from .cache import Loaded
 from .errors import ErrorCode, rpc_error
-from .inputs import check_prompts, load_ref, to_prompts
+from ..results import ResultDocument, build
+from .inputs import load_ref, to_prompts
 from .manifest import App
-from .outputs import frame_out
 from .protocol import Call
 from .schemas import (
     PROGRESS,
     CancelResult,
     CloseResult,
-    FrameResult,
     PropagateResult,
     SessionParams,
     VideoAddPromptParams,
@@ -69,7 +68,7 @@ class LiveSession:
     app_id: str
     model_id: str
     loaded: Loaded
-    session: Any  # segmentkit.roles.TrackingSession
+    session: Any  # segmentkit.handles.Session
     stream: bool
     lock: threading.Lock = field(default_factory=threading.Lock)
     run: _Run | None = None
@@ -167,29 +166,25 @@ class VideoMethods:
             num_frames=int(live.session.num_frames), frame_size=live.session.frame_size,
         )
 
-    async def add_prompt(self, params: VideoAddPromptParams, call: Call) -> FrameResult:
+    async def add_prompt(self, params: VideoAddPromptParams, call: Call) -> ResultDocument:
         live = self._get(call.app, params.session)
-        card = self.service.registry.resolve(live.model_id, "tracker").spec.card
         prompts = to_prompts(params, self.service.limits.max_pixels)
 
-        def job() -> FrameResult:
-            def add(session: Any) -> Any:
-                check_prompts(prompts, card, session.frame_size)
-                return session.add_prompts(params.frame, params.object_id, prompts)
-
-            return frame_out(live.step(add))
+        def job() -> ResultDocument:
+            frame = live.step(lambda session: session.add_prompts(params.frame, params.object_id, prompts))
+            return build(frame, model=live.model_id)
 
         return await self.service.run(job)
 
-    async def push_frame(self, params: VideoPushFrameParams, call: Call) -> FrameResult:
+    async def push_frame(self, params: VideoPushFrameParams, call: Call) -> ResultDocument:
         call.app.check_camera("segment_video_push_frame")
         live = self._get(call.app, params.session)
         if not live.stream:
             raise SessionError(f"session {params.session!r} reads a video; push_frame needs stream: true")
 
-        def job() -> FrameResult:
+        def job() -> ResultDocument:
             image = load_ref(params.image, call.app, self.service.limits.max_pixels)
-            return frame_out(live.step(lambda session: session.push_frame(image)))
+            return build(live.step(lambda session: session.push_frame(image)), model=live.model_id)
 
         return await self.service.run(job)
 
@@ -220,7 +215,7 @@ class VideoMethods:
                     while not room.acquire(timeout=0.1):
                         if run.cancel.is_set():
                             return
-                    put(frame_out(frame))
+                    put(build(frame, model=live.model_id))
             finally:
                 with live.lock, contextlib.suppress(Exception):
                     getattr(frames, "close", lambda: None)()
@@ -231,7 +226,7 @@ class VideoMethods:
 
         notify = call.notify
         table = self.tables[call.app.id]
-        collected: list[FrameResult] = []
+        collected: list[ResultDocument] = []
         done = 0
         work = loop.run_in_executor(self.service.tracking, worker)
         work.add_done_callback(finished)

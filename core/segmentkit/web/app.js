@@ -277,7 +277,7 @@ async function promptImage() {
   const multimask = $("multimask").checked;
   const result = await client.maskFromPrompt({ image: state.media.image, model: state.choice.id, multimask, ...params });
   if (generation !== state.generation) return;
-  checkSize(result.image_size);
+  checkSize([result.image.height, result.image.width]);
   for (const id of state.current) overlay.removeMask(id);
   // Candidates (multimask) show the best-scoring one; a text query may find several objects.
   const best = result.masks.reduce((b, m, k) => ((m.score ?? 0) > (result.masks[b].score ?? 0) ? k : b), 0);
@@ -357,7 +357,7 @@ $("run-segment").addEventListener("click", async () => {
     const { id, task, card } = state.choice;
     const result = await client.segment({ image: state.media.image, model: id, task: task || undefined });
     if (generation !== state.generation) return;
-    checkSize(result.image_size);
+    checkSize([result.image.height, result.image.width]);
     state.prompts = [];
     state.current = [];
     overlay.setPrompts([]);
@@ -368,9 +368,10 @@ $("run-segment").addEventListener("click", async () => {
 
 function segmentSpecs(result, card) {
   const fixed = card.labels.length > 0;
-  if (result.label_map && result.kind === "semantic") {
-    return result.label_map.segments.map((s) => ({
-      rle: s.rle, colorIndex: s.id, label: s.label ?? `class ${s.id}`, score: null, info: { class_id: s.id },
+  if (result.kind === "semantic") { // one mask per class present
+    return result.masks.map((m) => ({
+      rle: m.rle, colorIndex: m.class_id, label: m.label ?? `class ${m.class_id}`, score: null,
+      info: { class_id: m.class_id },
     }));
   }
   return result.masks.map((m, i) => ({
@@ -631,7 +632,7 @@ $("export-coco").addEventListener("click", () => busy("Exporting…", async () =
     images = [...results.keys()].sort((a, b) => a - b).map((frame) => ({
       file_name: `frame_${String(frame).padStart(6, "0")}.png`, frame, width, height,
       masks: results.get(frame).filter((m) => !video.removed.has(m.object_id) && !video.hidden.has(m.object_id))
-        .map((m) => ({ rle: m.rle, area: m.area, box: m.box, score: m.score, label: m.label,
+        .map((m) => ({ rle: m.rle, area: m.area, box: m.bbox, score: m.score, label: m.label,
           info: { class_id: m.class_id, object_id: m.object_id } })),
     }));
   } else {

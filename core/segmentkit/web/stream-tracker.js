@@ -19,7 +19,7 @@ export class StreamTracker {
     this.model = model;
     this.frameCount = frameCount;
     this.frameImage = frameImage;
-    /** Masks per frame index, as the service sent them (MaskOut objects). */
+    /** Masks per frame index, as the service sent them (result-document mask records). */
     this.results = new Map();
     /** Frames pushed into the current session. */
     this.pushed = 0;
@@ -90,20 +90,20 @@ export class StreamTracker {
     const index = this.pushed;
     const result = await this.session.pushFrame(await this.frameImage(index));
     this.pushed = index + 1;
-    this.results.set(result.frame, result.masks);
+    this.results.set(result.frame_index, result.masks);
     for (const [key, entry] of this._log) {
       if (key !== skip && entry.frame === index) {
         this._merge(await this.session.addPrompt(entry.frame, entry.object, entry.params));
       }
     }
-    return result.frame;
+    return result.frame_index;
   }
 
   // A prompt's answer replaces the masks of the objects it names, keeps the others.
   _merge(result) {
     const named = new Set(result.masks.map((m) => m.object_id));
-    const kept = (this.results.get(result.frame) || []).filter((m) => !named.has(m.object_id));
-    this.results.set(result.frame, [...kept, ...result.masks].sort((a, b) => a.object_id - b.object_id));
+    const kept = (this.results.get(result.frame_index) || []).filter((m) => !named.has(m.object_id));
+    this.results.set(result.frame_index, [...kept, ...result.masks].sort((a, b) => a.object_id - b.object_id));
   }
 
   _serial(task) {

@@ -225,7 +225,7 @@ export class VideoSession {
   /** Append a frame (`{base64}` / `{camera}` image) to a stream session; resolves with its masks. */
   async pushFrame(image) {
     const result = await this.client.call("vision.segment_video_push_frame", { session: this.id, image });
-    this.numFrames = Math.max(this.numFrames, result.frame + 1);
+    this.numFrames = Math.max(this.numFrames, result.frame_index + 1);
     return result;
   }
 

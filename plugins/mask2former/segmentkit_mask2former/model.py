@@ -9,14 +9,14 @@ import numpy as np
 import torch
 from segmentkit import ModelCard, Segmentation
 from segmentkit.checkpoints import labels_from_config, read_config
-from segmentkit.errors import OptionsError, TaskError, WeightsUnavailableError
+from segmentkit.errors import WeightsUnavailableError
 from segmentkit.io.image import load_image
 from segmentkit.types import Masks
 from segmentkit.weights import resolve_weights
 
 from . import postprocess
 from .processing import Preprocessing, preprocess
-from .specs import INPUT_SIZE, Mask2FormerOptions, card_dataset
+from .specs import INPUT_SIZE, Mask2FormerCall, Mask2FormerOptions, card_dataset
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +36,14 @@ class Mask2FormerSegmenter:
         self.preprocessing = Preprocessing.from_dir(self.folder, card.input_size or INPUT_SIZE)
         self.model = self._load()
 
-    def segment(self, image: Any, *, task: str | None = None, **thresholds: Any) -> Segmentation:
-        """Segment ``image`` for ``task`` (default: the card's first task).
+    def segment(self, image: Any, *, task: str | None = None, options: Mask2FormerCall | None = None) -> Segmentation:
+        """Segment ``image`` for ``task`` (default: the card's first; the core checked it is on the card).
 
-        ``thresholds`` override the load options for this call: ``threshold``,
-        ``mask_threshold``, ``overlap_mask_area_threshold``, ``label_ids_to_fuse``.
+        ``options`` (the thresholds set for this call) override the load options.
         """
         task = task or self.card.tasks[0]
-        if task not in self.card.tasks:
-            raise TaskError(
-                f"model {self.card.id!r} does not do {task!r} segmentation (it does: {', '.join(self.card.tasks)}); "
-                f"its checkpoint was trained for {card_dataset(self.card).name}"
-            )
-        options = self._options(thresholds)
+        given = {} if options is None else options.model_dump(exclude_unset=True)
+        options = self.options.model_copy(update=given) if given else self.options
         pixels = load_image(image)
         size = (int(pixels.shape[0]), int(pixels.shape[1]))
         class_logits, mask_logits = self._forward(preprocess(pixels, self.preprocessing))
@@ -83,18 +78,6 @@ class Mask2FormerSegmenter:
             data["fused"] = found.fused.numpy()
         return Masks(found.masks.numpy().reshape(-1, *size), scores=found.scores.numpy(), class_ids=class_ids,
                      data=data, id2label=dict(self.id2label))
-
-    def _options(self, overrides: dict[str, Any]) -> Mask2FormerOptions:
-        if not overrides:
-            return self.options
-        unknown = set(overrides) - {"threshold", "mask_threshold", "overlap_mask_area_threshold",
-                                    "label_ids_to_fuse"}
-        if unknown:
-            raise OptionsError(f"segment() got unknown option(s) {', '.join(sorted(unknown))} for {self.card.id!r}")
-        try:
-            return Mask2FormerOptions.model_validate({**self.options.model_dump(), **overrides})
-        except ValueError as exc:
-            raise OptionsError(f"invalid options for {self.card.id!r}: {exc}") from None
 
     def _load(self) -> Any:
         from transformers import Mask2FormerForUniversalSegmentation

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pydantic import Field
-from segmentkit import ModelCard, ModelOptions, ModelSpec, WeightsSource
+from segmentkit import CallOptions, ModelCard, ModelOptions, ModelSpec, WeightsSource
 from segmentkit.label_sets import ADE20K, CITYSCAPES
 
 from .labels import CITYSCAPES_THINGS, COCO_INSTANCE, COCO_PANOPTIC, COCO_THINGS
@@ -76,6 +76,21 @@ class Mask2FormerOptions(ModelOptions):
     )
 
 
+class Mask2FormerCall(CallOptions):
+    """Per-call overrides of the thresholds (``segment(image, threshold=0.3)``); unset ones keep the load options."""
+
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0, description=Mask2FormerOptions.model_fields["threshold"].description)
+    mask_threshold: float = Field(default=0.5, gt=0.0, lt=1.0,
+                                  description=Mask2FormerOptions.model_fields["mask_threshold"].description)
+    overlap_mask_area_threshold: float = Field(
+        default=0.8, ge=0.0, le=1.0,
+        description=Mask2FormerOptions.model_fields["overlap_mask_area_threshold"].description,
+    )
+    label_ids_to_fuse: tuple[int, ...] | None = Field(
+        default=None, description=Mask2FormerOptions.model_fields["label_ids_to_fuse"].description,
+    )
+
+
 def card_dataset(card: ModelCard) -> Dataset:
     """The training dataset of a card, from its id (``mask2former-swin-<size>-<dataset>``)."""
     for key, dataset in DATASETS.items():
@@ -110,4 +125,5 @@ CARDS: tuple[ModelCard, ...] = tuple(_card(b, key) for key, sizes in _PUBLISHED.
 
 def specs() -> list[ModelSpec]:
     """One segmenter spec per card."""
-    return [ModelSpec(card=card, role="segmenter", loader=LOADER, options=Mask2FormerOptions) for card in CARDS]
+    return [ModelSpec(card=card, role="segmenter", loader=LOADER, options=Mask2FormerOptions,
+                      call_options=Mask2FormerCall) for card in CARDS]

@@ -13,14 +13,14 @@ from typing import Any
 import torch
 from segmentkit import ModelCard, Segmentation
 from segmentkit.checkpoints import labels_from_config, read_config
-from segmentkit.errors import OptionsError, TaskError, WeightsUnavailableError
+from segmentkit.errors import WeightsUnavailableError
 from segmentkit.io.image import load_image
 from segmentkit.weights import resolve_weights, weights_identity
 
 from . import onnx_cache
 from .fused import FoldedSegformer
 from .processing import Preprocessing, plan_windows, preprocess, sliding_logits, upsample_argmax
-from .specs import SegformerOptions
+from .specs import SegformerCall, SegformerOptions
 
 log = logging.getLogger(__name__)
 OUTPUT_STRIDE = 4  # SegFormer's logits are 1/4 of its input
@@ -43,21 +43,17 @@ class SegformerSegmenter:
 
     # ------------------------------------------------------------------ public API
 
-    def segment(self, image: Any, *, task: str | None = None, sliding_window: bool | None = None,
-                runtime: str | None = None) -> Segmentation:
+    def segment(self, image: Any, *, task: str | None = None, options: SegformerCall | None = None) -> Segmentation:
         """Semantic label map of ``image`` at its own resolution, with the checkpoint's label names.
 
-        ``sliding_window`` and ``runtime`` override the load options for this call.
+        ``options`` (``sliding_window``, ``runtime`` set for this call) override the load options;
+        the core has checked the task and the runtime against the card.
         """
-        task = task or self.card.tasks[0]
-        if task not in self.card.tasks:
-            raise TaskError(
-                f"model {self.card.id!r} does not do {task!r} segmentation (it does: {', '.join(self.card.tasks)})"
-            )
-        run = self._engine(runtime or self.runtime)
+        given = {} if options is None else options.model_dump(exclude_unset=True)
+        run = self._engine(given.get("runtime") or self.runtime)
         pixels = load_image(image)
         size = (int(pixels.shape[0]), int(pixels.shape[1]))
-        slide = self.options.sliding_window if sliding_window is None else sliding_window
+        slide = given.get("sliding_window", self.options.sliding_window)
         layout = plan_windows(size, self.preprocessing.size, self.options.window_overlap) if slide else None
         if layout is None:
             logits = run(preprocess(pixels, self.preprocessing))[0]
@@ -70,8 +66,6 @@ class SegformerSegmenter:
     # ------------------------------------------------------------------ forward
 
     def _engine(self, runtime: str) -> Any:
-        if runtime not in self.card.runtimes:
-            raise OptionsError(f"{self.card.id!r} runs on {', '.join(self.card.runtimes)}, not {runtime!r}")
         if runtime == "onnxruntime":
             if self._session is None:
                 self._session = self._load_session()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pydantic import Field
-from segmentkit import ModelCard, ModelOptions, ModelSpec, WeightsSource
+from segmentkit import CallOptions, ModelCard, ModelOptions, ModelSpec, WeightsSource
+from segmentkit.cards import Runtime
 from segmentkit.label_sets import ADE20K, CITYSCAPES
 
 LOADER = "segmentkit_segformer.model:SegformerSegmenter"
@@ -42,6 +43,13 @@ class SegformerOptions(ModelOptions):
     )
 
 
+class SegformerCall(CallOptions):
+    """Per-call overrides (``segment(image, sliding_window=True)``); unset ones keep the load options."""
+
+    sliding_window: bool = Field(default=False, description=SegformerOptions.model_fields["sliding_window"].description)
+    runtime: Runtime | None = Field(default=None, description="Runtime for this call (one of the card's runtimes).")
+
+
 def _card(size: str, dataset: str) -> ModelCard:
     if dataset == "ade":
         side = _ADE_SIZE.get(size, 512)
@@ -76,4 +84,5 @@ CARDS: tuple[ModelCard, ...] = tuple(
 
 def specs() -> list[ModelSpec]:
     """One segmenter spec per card."""
-    return [ModelSpec(card=card, role="segmenter", loader=LOADER, options=SegformerOptions) for card in CARDS]
+    return [ModelSpec(card=card, role="segmenter", loader=LOADER, options=SegformerOptions,
+                      call_options=SegformerCall) for card in CARDS]

@@ -1,0 +1,307 @@
+"""The objects ``load()`` returns: core handles that stand between hosts and a plugin.
+
+A handle wraps the plugin's role object (which implements a Protocol of
+:mod:`segmentkit.roles`) and owns the contract, once, for every host:
+
+- inputs: images are decoded and size-limited once; the task and the prompt kinds are
+  checked against the card; prompts are validated against the image; per-call options
+  are validated with the spec's :class:`~segmentkit.cards.CallOptions` class;
+- outputs: every answer is checked by :mod:`segmentkit.contract`; a broken one raises
+  :class:`~segmentkit.errors.PluginContractError` naming the model, plugin and distribution.
+
+>>> sam = sk.load("sam2.1-hiera-tiny")                     # doctest: +SKIP
+>>> masks = sam.predict(sam.embed("photo.jpg"), [sk.Point(320, 240)])   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+import numpy as np
+from pydantic import ValidationError
+
+from . import contract
+from .cards import CallOptions, ModelCard, ModelOptions
+from .errors import OptionsError, PluginContractError, PromptError, TaskError
+from .roles import Detections, Embedding
+from .types import FrameMasks, Masks, Segmentation, validate_prompts
+
+if TYPE_CHECKING:
+    from .registry import RegisteredSpec
+
+T = TypeVar("T")
+
+__all__ = [
+    "Grounder", "Handle", "Prompter", "Segmenter", "Session", "Tracker", "check_load_options",
+    "check_prompt_kinds", "check_task", "parse_options", "wrap",
+]
+
+
+# --------------------------------------------------------------------------- card checks
+
+
+def parse_options(cls: type[Any], card: ModelCard, given: Mapping[str, Any]) -> Any:
+    """``given`` validated by the options class ``cls``; an :class:`OptionsError` says what is wrong."""
+    try:
+        return cls.model_validate(dict(given))
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise OptionsError(f"invalid options for {card.id!r}: {details}") from None
+
+
+def check_load_options(card: ModelCard, options: ModelOptions) -> None:
+    """Refuse a runtime or precision the card does not list."""
+    runtime = options.runtime or card.runtimes[0]
+    if runtime not in card.runtimes:
+        raise OptionsError(f"{card.id!r} runs on {', '.join(card.runtimes)}, not {runtime!r}")
+    if options.precision not in card.precisions:
+        raise OptionsError(
+            f"{card.id!r} supports precision {', '.join(card.precisions)}, not {options.precision!r}"
+        )
+
+
+def check_task(card: ModelCard, task: str | None) -> None:
+    """Refuse a task the card does not list (``None``: the model's default)."""
+    if task is not None and task not in card.tasks:
+        raise TaskError(f"model {card.id!r} does not do {task!r} segmentation (it does: {', '.join(card.tasks)})")
+
+
+def check_prompt_kinds(card: ModelCard, kinds: Iterable[str]) -> None:
+    """Refuse prompt kinds (``"point"``, ``"box"``, ...) the card does not accept."""
+    refused = sorted(set(kinds) - set(card.prompt_kinds))
+    if refused:
+        takes = ", ".join(card.prompt_kinds) or "none"
+        raise PromptError(f"model {card.id!r} does not accept {', '.join(refused)} prompts (it accepts: {takes})")
+
+
+def validate_options(spec_class: type[CallOptions], card: ModelCard, given: Mapping[str, Any]) -> CallOptions | None:
+    """The call's keyword options as the spec's class (``None`` when the model declares none)."""
+    if spec_class is CallOptions:
+        if given:
+            raise OptionsError(f"model {card.id!r} takes no per-call options, got {', '.join(sorted(given))}")
+        return None
+    options = parse_options(spec_class, card, given)
+    runtime = getattr(options, "runtime", None)
+    if runtime is not None and runtime not in card.runtimes:
+        raise OptionsError(f"{card.id!r} runs on {', '.join(card.runtimes)}, not {runtime!r}")
+    return options
+
+
+# --------------------------------------------------------------------------- handles
+
+
+class Handle:
+    """What every role's handle shares: the card, where the plugin came from, the checks."""
+
+    role = ""
+
+    def __init__(self, raw: Any, entry: RegisteredSpec, options: ModelOptions):
+        self.raw = raw  # the plugin's own object (plugin tests; hosts use the handle)
+        self.spec = entry.spec
+        self.card: ModelCard = entry.spec.card
+        self.options = options
+        self.plugin = entry.plugin
+        self.distribution = entry.distribution
+        self.max_pixels: int | None = None  # None: $SEGMENTKIT_MAX_PIXELS or the default
+
+    def __repr__(self) -> str:
+        return f"<segmentkit {type(self).__name__} {self.card.id!r} from {self.distribution}>"
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for names the handle lacks: a plugin's own attributes (engine, cache, ...) stay
+        # readable for its tests and tools; the role's methods are always the checked ones.
+        if name.startswith("__") or name == "raw":
+            raise AttributeError(name)
+        return getattr(self.raw, name)
+
+    @property
+    def thread_safe(self) -> bool:
+        """True when the plugin says its object may be called from several threads at once."""
+        return getattr(self.raw, "thread_safe", False) is True
+
+    def fault(self, problem: str) -> PluginContractError:
+        return PluginContractError(problem, model=self.card.id, plugin=self.plugin, distribution=self.distribution)
+
+    def checked(self, check: Callable[..., T], *args: Any) -> T:
+        """Run a :mod:`~segmentkit.contract` check; a violation becomes a PluginContractError."""
+        try:
+            return check(*args)
+        except contract.Violation as exc:
+            raise self.fault(str(exc)) from None
+
+    def image(self, image: Any) -> np.ndarray:
+        """The input as (H, W, 3) uint8, decoded and limited once."""
+        from .io.image import load_image
+
+        return load_image(image, max_pixels=self.max_pixels)
+
+    def prompts(self, prompts: Any, size: tuple[int, int]) -> list[Any]:
+        """``prompts`` checked against the card's prompt kinds and the image."""
+        checked = validate_prompts(prompts, size)
+        check_prompt_kinds(self.card, (p.kind for p in checked))
+        return checked
+
+    def call_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """``{"options": instance}`` to pass to the plugin, or ``{}`` if it declares none."""
+        options = validate_options(self.spec.call_options, self.card, given)
+        return {} if options is None else {"options": options}
+
+
+class Segmenter(Handle):
+    """Whole-image segmentation (semantic, instance, panoptic or automatic masks)."""
+
+    role = "segmenter"
+
+    def segment(self, image: Any, *, task: str | None = None, **options: Any) -> Segmentation:
+        """Segment ``image`` for ``task`` (default: the model's); ``options``: the model's per-call options."""
+        check_task(self.card, task)
+        extra = self.call_options(options)
+        rgb = self.image(image)
+        result = self.raw.segment(rgb, task=task, **extra)
+        return self.checked(contract.check_segmentation, result, rgb.shape[:2], task)
+
+
+class Prompter(Handle):
+    """Prompt -> masks: embed an image once, predict for many prompt sets."""
+
+    role = "prompter"
+
+    def embed(self, image: Any) -> Embedding:
+        rgb = self.image(image)
+        return self.checked(contract.check_embedding, self.raw.embed(rgb), rgb.shape[:2])
+
+    def predict(self, embedding: Embedding, prompts: Sequence[Any], *, multimask: bool = False,
+                **options: Any) -> Masks:
+        """Masks of one object described by ``prompts`` (1 mask, or several with ``multimask``)."""
+        size = tuple(embedding.image_size)
+        checked = self.prompts(prompts, size)
+        extra = self.call_options(options)
+        masks = self.raw.predict(embedding, checked, multimask=multimask, **extra)
+        return self.checked(contract.check_masks, masks, size)
+
+    def predict_batch(self, embedding: Embedding, prompt_sets: Sequence[Sequence[Any]], *,
+                      multimask: bool = False, **options: Any) -> list[Masks]:
+        """Masks for several objects, one prompt set each (the plugin's batch call if it has one)."""
+        size = tuple(embedding.image_size)
+        sets = [self.prompts(s, size) for s in prompt_sets]
+        extra = self.call_options(options)
+        batch = getattr(self.raw, "predict_batch", None)
+        if batch is None:
+            parts = [self.raw.predict(embedding, s, multimask=multimask, **extra) for s in sets]
+        else:
+            parts = list(batch(embedding, sets, multimask=multimask, **extra))
+        if len(parts) != len(sets):
+            raise self.fault(f"predict_batch returned {len(parts)} results for {len(sets)} prompt sets")
+        return [self.checked(contract.check_masks, p, size, f"masks of prompt set {i}") for i, p in enumerate(parts)]
+
+    def predict_objects(self, embedding: Embedding, prompt_sets: Sequence[Sequence[Any]], *,
+                        multimask: bool = False, **options: Any) -> Masks:
+        """One :class:`Masks` for several objects: object ``k`` (``object_ids``) is prompt set ``k`` (from 1)."""
+        parts = self.predict_batch(embedding, prompt_sets, multimask=multimask, **options)
+        for number, part in enumerate(parts, start=1):
+            part.object_ids = np.full(len(part), number, dtype=np.int64)
+        return Masks.concatenate(parts)
+
+
+class Grounder(Handle):
+    """Open-vocabulary detection: text phrases -> labelled boxes."""
+
+    role = "grounder"
+
+    def detect(self, image: Any, text: str) -> Detections:
+        rgb = self.image(image)
+        if not str(text).strip():
+            raise PromptError("text prompt must not be blank")
+        return self.checked(contract.check_detections, self.raw.detect(rgb, text), rgb.shape[:2])
+
+
+class Tracker(Handle):
+    """Starts tracking sessions; every session is wrapped so its answers are checked."""
+
+    role = "tracker"
+
+    def start(self, source: Any = None, *, stream: bool = False) -> Session:
+        """Open a session over ``source`` (video file, frame folder, frames), or a live one with ``stream``."""
+        return Session(self, self.raw.start(source, stream=stream))
+
+
+class Session:
+    """A tracking session as hosts see it: prompts checked in, every frame's masks checked out."""
+
+    def __init__(self, tracker: Tracker, raw: Any):
+        self.tracker = tracker
+        self.raw = raw
+
+    def __getattr__(self, name: str) -> Any:  # the session's own extras (state, stats) stay readable
+        if name.startswith("__") or name == "raw":
+            raise AttributeError(name)
+        return getattr(self.raw, name)
+
+    @property
+    def id(self) -> str:
+        return str(self.raw.id)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.raw.num_frames)
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        size = self.raw.frame_size
+        return None if size is None else (int(size[0]), int(size[1]))
+
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self.raw, "closed", False))
+
+    def _frame(self, result: Any, frame: int | None = None) -> FrameMasks:
+        return self.tracker.checked(contract.check_frame, result, self.frame_size, self.num_frames, frame)
+
+    def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> FrameMasks:
+        """Prompt ``object_id`` on ``frame``; returns that frame's masks."""
+        from .sessions import check_frame
+
+        check_frame(frame, self.num_frames)
+        size = self.frame_size
+        checked = self.tracker.prompts(prompts, size) if size is not None else list(prompts)
+        return self._frame(self.raw.add_prompts(frame, object_id, checked), frame)
+
+    def propagate(self, start: int | None = None, *, reverse: bool = False,
+                  max_frames: int | None = None) -> Iterator[FrameMasks]:
+        """Yield each frame's masks as the tracker computes them (checked one by one)."""
+        frames = self.raw.propagate(start, reverse=reverse, max_frames=max_frames)
+        try:
+            for result in frames:
+                yield self._frame(result)
+        finally:
+            getattr(frames, "close", lambda: None)()
+
+    def push_frame(self, image: Any) -> FrameMasks:
+        """Append a live frame (decoded and limited here) and return its masks."""
+        return self._frame(self.raw.push_frame(self.tracker.image(image)))
+
+    def remove_object(self, object_id: int) -> None:
+        self.raw.remove_object(object_id)
+
+    def reset(self) -> None:
+        self.raw.reset()
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+HANDLES: dict[str, type[Handle]] = {
+    "segmenter": Segmenter, "prompter": Prompter, "tracker": Tracker, "grounder": Grounder,
+}
+
+
+def wrap(raw: Any, entry: RegisteredSpec, options: ModelOptions) -> Handle:
+    """The handle of ``entry``'s role around the plugin object ``raw``."""
+    return HANDLES[entry.spec.role](raw, entry, options)
