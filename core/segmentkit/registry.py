@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from . import hookspecs
 from .cards import ROLES, ModelCard, ModelSpec
+from .devices import resolve_device
 from .errors import (
     DuplicateModelError,
     MissingDependencyError,
@@ -261,6 +262,7 @@ class Registry:
             )
             raise OptionsError(f"invalid options for {spec.card.id!r}: {details}") from None
         runtime = opts.runtime or spec.card.runtimes[0]
+        opts = opts.model_copy(update={"device": resolve_device(opts.device, runtime)})
         if runtime not in spec.card.runtimes:
             raise OptionsError(
                 f"{spec.card.id!r} runs on {', '.join(spec.card.runtimes)}, not {runtime!r}"
