@@ -14,6 +14,7 @@ REVISIONS = {
     "facebook/sam2.1-hiera-small": "ee5bba1d82bb8749febdf90f45e84b687142ba03",
     "facebook/sam2.1-hiera-base-plus": "b7320756a13354e7530a63935656d35b2f91a290",
     "facebook/sam2.1-hiera-large": "665f8e2ad61cf5f53d65644ff27c8ee525124610",
+    # found in a third-party pin list; not yet checked to hold the transformers files (the others were)
     "facebook/sam2-hiera-tiny": "7c218beaf0bb87874785f32b582f640134fc1c09",
     "facebook/sam2-hiera-small": "main",  # no commit hash found offline; pin when one is known
     "facebook/sam2-hiera-base-plus": "main",  # no commit hash found offline; pin when one is known
