@@ -355,6 +355,7 @@ class StatsResult(_Out):
     app: str
     loaded: list[LoadedModel]
     sessions: int = Field(description="Open sessions of this app.")
+    limits: dict[str, int] = Field(description="The service's max_pixels and max_request_bytes.")
 
 
 # --------------------------------------------------------------------------- the method table
