@@ -5,8 +5,7 @@
 ...     run_tracking(session, prompts, TrackExport("out", ("davis", "mots"), video))
 
 Prompts are keyed by (frame, object id). Every object is tracked forwards from the
-earliest prompted frame to the end, then backwards to frame 0 if prompts start later;
-each frame is handed to the export (and ``on_frame``) as soon as it is computed.
+earliest prompted frame to the end, then backwards from there to frame 0; each frame is handed to the export (and ``on_frame``) as soon as it is computed.
 Ctrl-C stops the run between frames; the export then writes what was tracked.
 """
 
@@ -30,12 +29,7 @@ def track_frames(session: Any, prompts: Prompts) -> Iterator[FrameMasks]:
         raise PromptError("no prompt given: give at least one prompt on some frame")
     for (frame, object_id), items in sorted(prompts.items()):
         session.add_prompts(frame, object_id, list(items))
-    first = min(frame for frame, _ in prompts)
-    yield from session.propagate(first)
-    if first:
-        for fm in session.propagate(first, reverse=True):
-            if fm.frame_index != first:  # the backward pass starts on the first prompted frame
-                yield fm
+    yield from session.propagate(min(frame for frame, _ in prompts), direction="both")
 
 
 def run_tracking(session: Any, prompts: Prompts, export: TrackExport, *,

@@ -41,7 +41,7 @@ def test_follows_a_moving_object_forwards_and_backwards(tracker, moving):
         session.add_prompts(0, 1, [segmentkit.Box(*moving[0].box)])
         forwards = list(session.propagate())
         session.add_prompts(7, 2, [segmentkit.Box(*moving[7].box)])
-        backwards = list(session.propagate(7, reverse=True))
+        backwards = list(session.propagate(7, direction="backward"))
     assert [fm.frame_index for fm in forwards] == list(range(8))
     assert [fm.frame_index for fm in backwards] == list(range(7, -1, -1))
     for fm in forwards:
@@ -80,3 +80,22 @@ def test_a_prompt_later_in_the_video_restarts_the_object(tracker, moving):
         masks = {fm.frame_index: fm.masks.masks[0] for fm in session.propagate()}
     assert iou(masks[4], moving[4].mask) >= MIN_IOU
     assert iou(masks[5], moving[5].mask) < 0.2 and masks[5][:30, :40].mean() > 0.2
+
+
+def test_saved_session_continues_like_an_uninterrupted_one(tracker, moving, tmp_path):
+    images = [s.image for s in moving]
+    with tracker.start(images) as session:
+        session.add_prompts(0, 1, [segmentkit.Box(*moving[0].box)])
+        session.add_prompts(2, 5, [segmentkit.Point(*moving[2].inside)])
+        whole = [fm.masks.masks for fm in session.propagate()]
+    with tracker.start(images) as session:
+        session.add_prompts(0, 1, [segmentkit.Box(*moving[0].box)])
+        session.add_prompts(2, 5, [segmentkit.Point(*moving[2].inside)])
+        first = [fm.masks.masks for fm in session.propagate(max_frames=4)]
+        path = session.save(tmp_path / "walk.session")
+    with tracker.restore(path, images) as restored:
+        rest = [fm.masks.masks for fm in restored.propagate(4)]
+        again = [fm.masks.masks for fm in restored.propagate(0)]  # from the key frames' saved masks
+    assert len(first) + len(rest) == len(again) == len(whole)
+    for got, again_, want in zip(first + rest, again, whole):
+        assert np.array_equal(got, want) and np.array_equal(again_, want)
