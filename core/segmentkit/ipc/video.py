@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SessionError
+from ..io.video import open_video
 from ..sessions import SessionTable
 from .cache import Loaded
 from .errors import ErrorCode, rpc_error
@@ -143,6 +144,7 @@ class VideoMethods:
         card = self.service.pick_model(app, params.model, "tracker")
         source = None if params.source is None else app.check_path(params.source.path)
         table = self.tables[app.id]
+        max_pixels = self.service.limits.max_pixels
 
         def job() -> LiveSession:
             table.evict_idle()
@@ -151,8 +153,14 @@ class VideoMethods:
                     f"app {app.id!r} has {len(table)} open sessions, the limit; close one first"
                 )
             loaded = self.service.cache.get(card.id, "tracker")
-            with loaded.use() as tracker:
-                session = tracker.start(None if source is None else str(source), stream=params.stream)
+            frames = None if source is None else open_video(source, roots=app.roots, max_pixels=max_pixels)
+            try:
+                with loaded.use() as tracker:
+                    session = tracker.start(frames, stream=params.stream)
+            except BaseException:
+                if frames is not None:
+                    frames.close()
+                raise
             live = LiveSession(secrets.token_urlsafe(16), app.id, card.id, loaded, session, params.stream)
             try:
                 table.add(live, owner=app.id)
@@ -170,10 +178,10 @@ class VideoMethods:
     async def add_prompt(self, params: VideoAddPromptParams, call: Call) -> FrameResult:
         live = self._get(call.app, params.session)
         card = self.service.registry.resolve(live.model_id, "tracker").spec.card
-        prompts = to_prompts(params, self.service.limits.max_pixels)
 
         def job() -> FrameResult:
             def add(session: Any) -> Any:
+                prompts = to_prompts(params, _pixels(session.frame_size, self.service.limits.max_pixels))
                 check_prompts(prompts, card, session.frame_size)
                 return session.add_prompts(params.frame, params.object_id, prompts)
 
@@ -279,6 +287,11 @@ class VideoMethods:
             await run.finished.wait()
         await self.service.run(self.tables[call.app.id].close, params.session, call.app.id)
         return CloseResult(session=live.id, closed=True)
+
+
+def _pixels(frame_size: tuple[int, int] | None, max_pixels: int) -> int:
+    """The most pixels a mask prompt may describe: the frame's, once there is a frame."""
+    return max_pixels if frame_size is None else min(max_pixels, frame_size[0] * frame_size[1])
 
 
 def _total(num_frames: int, params: VideoPropagateParams) -> int | None:
