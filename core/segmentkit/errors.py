@@ -31,19 +31,32 @@ class UnknownModelError(SegmentkitError, LookupError):
         super().__init__(message or f"unknown {what}{hint} (`segmentkit models` lists installed models)")
 
 
-class DuplicateModelError(SegmentkitError):
-    """Two distributions register the same model id for the same role."""
+class PluginError(SegmentkitError):
+    """A plugin broke the rules: the plugin's fault, not the user's (the CLI exits 1).
+
+    The message names the distribution to blame; ``distribution`` holds it where known.
+    """
+
+    code = "plugin_error"
+
+    def __init__(self, message: str, *, distribution: str | None = None):
+        self.distribution = distribution
+        super().__init__(message)
+
+
+class DuplicateModelError(PluginError):
+    """Two plugins claim one model id, or one alias names two models."""
 
     code = "duplicate_model"
 
 
-class PluginLoadError(SegmentkitError):
-    """A plugin failed to import or to register its specs."""
+class PluginLoadError(PluginError):
+    """A plugin, or a model's loader, failed to import or to register."""
 
     code = "plugin_load_error"
 
 
-class SpecError(SegmentkitError, ValueError):
+class SpecError(PluginError, ValueError):
     """A plugin returned an invalid model spec or card."""
 
     code = "spec_error"

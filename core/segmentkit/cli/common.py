@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from pydantic import ValidationError
 
-from ..errors import PromptError, SegmentkitError
+from ..errors import PluginError, PromptError, SegmentkitError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,6 +54,8 @@ def fail(message: str, code: int = USAGE_EXIT) -> typer.Exit:
 
 def describe(exc: BaseException) -> tuple[int, str]:
     """Exit code and one-line message for an exception escaping a command."""
+    if isinstance(exc, PluginError):  # the plugin's fault, not the user's; the message names it
+        return BUG_EXIT, str(exc) or type(exc).__name__
     if isinstance(exc, SegmentkitError):
         return USAGE_EXIT, str(exc) or type(exc).__name__
     if isinstance(exc, ValidationError):
@@ -85,8 +87,8 @@ def error_boundary() -> Iterator[None]:
     """Turn exceptions into an exit code and one line on stderr; never a traceback.
 
     ``SegmentkitError``, pydantic ``ValidationError``, usage errors (bad option, missing
-    argument) and missing files exit 2; anything else exits 1 with a hint to set
-    ``SEGMENTKIT_DEBUG=1``, which also prints the traceback. ``typer.Exit`` passes through.
+    argument) and missing files exit 2; a ``PluginError`` (a plugin's fault, named) exits 1;
+    anything else exits 1 with a hint to set ``SEGMENTKIT_DEBUG=1``, which also prints the traceback. ``typer.Exit`` passes through.
     """
     try:
         yield

@@ -102,16 +102,12 @@ def track_command(
         for (frame, object_id), items in sorted(prompts.items()):
             session.add_prompts(frame, object_id, items)
         first = min(frame for frame, _ in prompts)
-        passes = [session.propagate(first)] + ([session.propagate(first, reverse=True)] if first else [])
         with progress(total, f"tracking {video.name}") as advance:
-            for results in passes:
-                for fm in results:
-                    if fm.frame_index in frames_doc:  # the backward pass starts on the first prompted frame
-                        continue
-                    frames_doc[fm.frame_index] = to_json(fm)["masks"]
-                    if masks_dir is not None:
-                        atomic_write(masks_dir / f"{fm.frame_index:06d}.png", label_map_png(_label_map(fm)))
-                    advance()
+            for fm in session.propagate(first, direction="both"):
+                frames_doc[fm.frame_index] = to_json(fm)["masks"]
+                if masks_dir is not None:
+                    atomic_write(masks_dir / f"{fm.frame_index:06d}.png", label_map_png(_label_map(fm)))
+                advance()
     document = {
         "schema": TRACK_SCHEMA,
         "model": tracker.card.id,

@@ -198,4 +198,5 @@ class Service:
             LoadedModel(model=m.model_id, role=m.role, loads=m.loads, calls=m.calls)  # type: ignore[arg-type]
             for m in self.cache.stats() if call.app.allows_model([m.model_id])
         ]
-        return StatsResult(app=call.app.id, loaded=loaded, sessions=self.video.count(call.app))
+        limits = {"max_pixels": self.limits.max_pixels, "max_request_bytes": self.limits.max_request_bytes}
+        return StatsResult(app=call.app.id, loaded=loaded, sessions=self.video.count(call.app), limits=limits)

@@ -65,7 +65,7 @@ def test_track_writes_label_maps_json_and_overlay(checkpoint, clip, tmp_path):
         session.add_prompts(3, 1, [sk.Point(30, 32)])
         session.add_prompts(3, 2, [sk.Box(58, 38, 84, 62)])
         api = {fm.frame_index: fm for fm in session.propagate()}
-        api.update({fm.frame_index: fm for fm in session.propagate(3, reverse=True) if fm.frame_index < 3})
+        api.update({fm.frame_index: fm for fm in session.propagate(3, direction="backward") if fm.frame_index < 3})
     for frame in doc["frames"]:
         i = frame["frame_index"]
         labels = np.asarray(Image.open(out / "masks" / f"{i:06d}.png"))
