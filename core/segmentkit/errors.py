@@ -98,6 +98,12 @@ class ImageTooLargeError(ImageError):
     code = "image_too_large"
 
 
+class PathDeniedError(SegmentkitError):
+    """A file resolves outside the folders it may be read from (a grant)."""
+
+    code = "path_denied"
+
+
 class VideoError(SegmentkitError, ValueError):
     """A video source could not be opened or read."""
 
