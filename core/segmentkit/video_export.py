@@ -47,8 +47,8 @@ from .types import FrameMasks, Masks
 
 __all__ = [
     "DEFAULT_VIDEO_FORMATS", "TRACK_SCHEMA", "VIDEO_FORMATS", "TrackExport", "VideoInfo", "check_formats",
-    "davis_palette", "davis_png", "default_formats", "frame_label_map", "has_pyav", "mots_lines",
-    "youtube_vis_document",
+    "davis_palette", "davis_png", "default_formats", "export_session", "frame_label_map", "has_pyav",
+    "mots_lines", "prompts_meta", "youtube_vis_document",
 ]
 
 TRACK_SCHEMA = "segmentkit.track/1"
@@ -72,8 +72,9 @@ class VideoInfo:
 
     @classmethod
     def of(cls, frames: FrameSource, path: str | Path | None = None) -> VideoInfo:
-        """Describe an open video (file, frame folder or sequence)."""
+        """Describe an open video (file, frame folder or sequence); ``path`` defaults to its own."""
         n = len(frames)
+        path = getattr(frames, "path", None) if path is None else path
         name = Path(path).stem if path is not None else "video"
         if isinstance(frames, FrameDirectory):
             stems = tuple(p.stem for p in frames.files)
@@ -241,6 +242,8 @@ class TrackExport:
         self.closed = False
         self.check_objects(objects)
         if self.out is not None:
+            if self.out.exists() and not self.out.is_dir():
+                raise ExportError(f"{self.out} exists and is not a folder")
             self.out.mkdir(parents=True, exist_ok=True)
         if "davis" in self.formats:
             self.davis_dir.mkdir(parents=True, exist_ok=True)
@@ -354,3 +357,28 @@ class TrackExport:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def prompts_meta(prompts: Mapping[tuple[int, int], Sequence[Any]]) -> dict[str, Any]:
+    """The ``prompts`` and ``objects`` fields of the track document; ``prompts`` keyed by (frame, object id)."""
+    return {
+        "prompts": [{"frame": f, "object_id": o, **p.model_dump(mode="json")}
+                    for (f, o), items in sorted(prompts.items()) for p in items],
+        "objects": sorted({o for _, o in prompts}),
+    }
+
+
+def export_session(session: Any, out_dir: str | Path, formats: Sequence[str] | None = None) -> list[Path]:
+    """Write what a :class:`~segmentkit.sessions.TrackingSession` has tracked (the latest masks of
+    every frame) in ``formats`` (default :func:`default_formats`) into ``out_dir``; returns the paths."""
+    frames = session.frames
+    if session.is_stream:
+        raise ExportError("a live stream's session cannot be exported: it keeps only its latest frames")
+    meta = prompts_meta({(f, o): p for f, o, p in session.prompts})
+    with TrackExport(out_dir, default_formats() if formats is None else formats, VideoInfo.of(frames),
+                     frames=frames, meta={"model": session.model_id, **meta}, objects=session.object_ids) as export:
+        for i in range(session.num_frames):
+            fm = session.frame_masks(i)
+            if fm is not None:
+                export.add(fm)
+    return export.close()
