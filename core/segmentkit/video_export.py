@@ -139,14 +139,9 @@ def davis_png(label_map: np.ndarray) -> bytes:
     """PNG bytes of a label map with ids 0-255 as a DAVIS palette image."""
     import io
 
-    from PIL import Image
+    from .render import palette_label_map
 
-    arr = np.asarray(label_map)
-    if arr.ndim != 2:
-        raise ValueError(f"label map must be (H, W), got shape {arr.shape}")
-    if arr.size and (arr.min() < 0 or arr.max() > 255):
-        raise ExportError(f"a DAVIS palette PNG holds ids 0-255, got {arr.min()}..{arr.max()}")
-    picture = Image.fromarray(arr.astype(np.uint8), "P")
+    picture = palette_label_map(label_map)
     picture.putpalette(davis_palette())
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
