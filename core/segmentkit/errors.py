@@ -98,6 +98,12 @@ class ImageTooLargeError(ImageError):
     code = "image_too_large"
 
 
+class PathDeniedError(SegmentkitError):
+    """A file resolves outside the folders it may be read from (a grant)."""
+
+    code = "path_denied"
+
+
 class VideoError(SegmentkitError, ValueError):
     """A video source could not be opened or read."""
 
@@ -120,3 +126,9 @@ class SessionError(SegmentkitError):
     """A tracking session is unknown, closed, over its limits or misused."""
 
     code = "session_error"
+
+
+class ExportError(SegmentkitError, ValueError):
+    """Results cannot be written in the requested format (e.g. an object id the format cannot hold)."""
+
+    code = "bad_export"

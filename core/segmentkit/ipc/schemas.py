@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag, model_validator
 
 from ..cards import ModelCard, Role, Task
 
@@ -20,7 +20,7 @@ RequestId = int | str | None
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)  # no coercion
 
 
 class _Out(BaseModel):
@@ -83,7 +83,7 @@ class BoxIn(_In):
 class RleIn(_In):
     """A mask as COCO RLE: compressed (``counts`` a string) or uncompressed (a list)."""
 
-    size: tuple[int, int] = Field(description="[height, width].")
+    size: tuple[StrictInt, StrictInt] = Field(strict=False, description="[height, width].")  # a JSON array
     counts: str | list[int] = Field(description="Run lengths, column-major, starting with zeros.")
 
 
