@@ -41,8 +41,11 @@ from .ipc.schemas import (
     PROGRESS,
     CancelResult,
     CloseResult,
+    ExportResult,
     ModelEntry,
     ModelsResult,
+    ObjectsResult,
+    SaveResult,
     StatsResult,
     VideoProgress,
     VideoStartResult,
@@ -394,14 +397,14 @@ class Client:
         params = {"session": _session_id(session), "image": image_ref(image, camera=True)}
         return ResultDocument.model_validate(self.call("vision.segment_video_push_frame", params)).to_frame()
 
-    def video_propagate(self, session: Any, *, start: int | None = None, reverse: bool = False,
+    def video_propagate(self, session: Any, *, start: int | None = None, direction: str | None = None,
                         max_frames: int | None = None) -> Iterator[FrameMasks]:
-        """Yield each frame's masks as the server computes them.
+        """Yield each frame's masks as the server computes them (``direction``: forward, backward, both).
 
         Leaving the loop early cancels the propagation on the server.
         """
         session = _session_id(session)
-        params = _drop_none(session=session, start=start, reverse=reverse or None, max_frames=max_frames)
+        params = _drop_none(session=session, start=start, direction=direction, max_frames=max_frames)
         messages = self._transport.stream("vision.segment_video_propagate", params, self.timeout)
         try:
             for message in messages:
@@ -423,6 +426,55 @@ class Client:
     def video_close(self, session: Any) -> None:
         """Close the session and free its memory."""
         CloseResult.model_validate(self.call("vision.segment_video_close", {"session": _session_id(session)}))
+
+    def video_remove_object(self, session: str, object_id: int) -> list[int]:
+        """Stop tracking ``object_id``; returns the objects left."""
+        params = {"session": session, "object_id": object_id}
+        return ObjectsResult.model_validate(self.call("vision.segment_video_remove_object", params)).object_ids
+
+    def video_reset(self, session: str) -> None:
+        """Forget every object and prompt of the session."""
+        ObjectsResult.model_validate(self.call("vision.segment_video_reset", {"session": session}))
+
+    def video_save(self, session: str, path: str | Path) -> str:
+        """Save the session to ``path`` on the server's machine (inside the app's grants)."""
+        params = {"session": session, "path": str(path)}
+        return SaveResult.model_validate(self.call("vision.segment_video_save", params)).path
+
+    def video_export(self, session: str, folder: str | Path, formats: Sequence[str] | None = None) -> list[str]:
+        """Write the session's masks in video formats into ``folder`` on the server's machine."""
+        params = _drop_none(session=session, dir=str(folder), formats=None if formats is None else list(formats))
+        return ExportResult.model_validate(self.call("vision.segment_video_export", params)).paths
+
+    def video_restore(self, path: str | Path, *, model: str | None = None) -> str:
+        """Open a saved session again; returns the new session's id."""
+        params = _drop_none(path=str(path), model=model)
+        return VideoStartResult.model_validate(self.call("vision.segment_video_restore", params)).session
+
+    def video_remove_object(self, session: Any, object_id: int) -> list[int]:
+        """Stop tracking ``object_id``; returns the objects left."""
+        params = {"session": _session_id(session), "object_id": object_id}
+        return ObjectsResult.model_validate(self.call("vision.segment_video_remove_object", params)).object_ids
+
+    def video_reset(self, session: Any) -> None:
+        """Forget every object and prompt of the session."""
+        ObjectsResult.model_validate(self.call("vision.segment_video_reset", {"session": _session_id(session)}))
+
+    def video_save(self, session: Any, path: str | Path) -> str:
+        """Save the session to ``path`` on the server's machine (inside the app's grants)."""
+        params = {"session": _session_id(session), "path": str(path)}
+        return SaveResult.model_validate(self.call("vision.segment_video_save", params)).path
+
+    def video_export(self, session: Any, folder: str | Path, formats: Sequence[str] | None = None) -> list[str]:
+        """Write the session's masks in video formats into ``folder`` on the server's machine."""
+        params = _drop_none(session=_session_id(session), dir=str(folder),
+                            formats=None if formats is None else list(formats))
+        return ExportResult.model_validate(self.call("vision.segment_video_export", params)).paths
+
+    def video_restore(self, path: str | Path, *, model: str | None = None) -> RemoteSession:
+        """Open a saved session again."""
+        params = _drop_none(path=str(path), model=model)
+        return RemoteSession(self, VideoStartResult.model_validate(self.call("vision.segment_video_restore", params)))
 
     def stats(self) -> StatsResult:
         """Loaded models and open sessions of this app (diagnostics)."""
@@ -454,14 +506,23 @@ class RemoteSession:
         params = {"session": self.id, "frame": frame, "object_id": object_id, **_from_core(prompts)}
         return ResultDocument.model_validate(self.client.call("vision.segment_video_add_prompt", params)).to_frame()
 
-    def propagate(self, start: int | None = None, *, reverse: bool = False,
+    def propagate(self, start: int | None = None, *, direction: str | None = None,
                   max_frames: int | None = None) -> Iterator[FrameMasks]:
-        return self.client.video_propagate(self, start=start, reverse=reverse, max_frames=max_frames)
+        return self.client.video_propagate(self, start=start, direction=direction, max_frames=max_frames)
 
     def push_frame(self, image: Any) -> FrameMasks:
         frame = self.client.video_push_frame(self, image)
         self._frames = max(self._frames, frame.frame_index + 1)
         return frame
+
+    def remove_object(self, object_id: int) -> None:
+        self.client.video_remove_object(self, object_id)
+
+    def reset(self) -> None:
+        self.client.video_reset(self)
+
+    def save(self, path: str | Path) -> str:
+        return self.client.video_save(self, path)
 
     def cancel(self) -> bool:
         return self.client.video_cancel(self)

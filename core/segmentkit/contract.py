@@ -90,8 +90,13 @@ def check_embedding(embedding: Any, size: tuple[int, int]) -> Embedding:
     return embedding
 
 
-def check_frame(result: Any, size: tuple[int, int] | None, num_frames: int, frame: int | None = None) -> FrameMasks:
-    """A :class:`FrameMasks` of a frame in ``[0, num_frames)`` (``frame`` if given) at ``size``."""
+def check_frame(result: Any, size: tuple[int, int] | None, num_frames: int, frame: int | None = None, *,
+                stream: bool = False) -> FrameMasks:
+    """A :class:`FrameMasks` of a frame in ``[0, num_frames)`` (``frame`` if given) at ``size``.
+
+    A live stream may also answer for the next frame to come (a prompt given ahead of it),
+    with no masks while it has no frame size yet.
+    """
     if not isinstance(result, FrameMasks):
         raise Violation(f"a session must return segmentkit.FrameMasks, got {type(result).__name__}")
     index = result.frame_index
@@ -99,9 +104,11 @@ def check_frame(result: Any, size: tuple[int, int] | None, num_frames: int, fram
         raise Violation(f"frame_index must be an int, got {index!r}")
     if frame is not None and index != frame:
         raise Violation(f"asked for frame {frame}, got frame {index}")
-    if not 0 <= index < num_frames:
+    if not 0 <= index < num_frames + stream:
         raise Violation(f"frame {index} is out of range: the video has frames 0..{num_frames - 1}")
     if size is None:
+        if stream and len(result.masks) == 0:
+            return result
         raise Violation("a session returned masks but reports no frame_size")
     check_masks(result.masks, size, f"frame {index} masks")
     ids = result.masks.object_ids

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import rle as _rle
 from .results import SCHEMA, build, number, parts, quality
+from .results import image_info as results_image_info
 
 __all__ = ["SCHEMA", "to_coco", "to_json"]
 
@@ -38,10 +39,7 @@ def to_coco(
     """
     _, masks, id2label, _ = parts(result)
     height, width = masks.image_size
-    info = dict(image_info or {})
-    for key, expected in (("width", width), ("height", height)):
-        if key in info and int(info[key]) != expected:
-            raise ValueError(f"image info says {key}={info[key]}, the result is {width}x{height}")
+    info = results_image_info(image_info, masks.image_size)
     name = info.get("file_name") or str(info.get("path", "")).replace("\\", "/").rsplit("/", 1)[-1]
     image = {"id": image_id, "width": width, "height": height, "file_name": str(name)}
     scalars, _ = quality(masks)

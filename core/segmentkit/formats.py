@@ -8,10 +8,9 @@ from :func:`table`; a plugin adds its own with the ``segmentkit_formats`` hook::
         return [OutputFormat("npy", write_npy, "masks as one .npy array")]
 
 An image format's ``write(target)`` writes one result through ``target.write(suffix,
-bytes)``. A video format (``media="video"``) is a factory: ``write(target)`` returns a
-:class:`FrameSink` that gets every frame's masks (in the order they are computed, a
-frame at most once) and then ``close(document)``. Files are written atomically and
-follow the umask.
+bytes)``. A video format (``media="video"``) is a writer class that takes frames one by one
+(:class:`segmentkit.video_export.FrameWriter`). Files are written atomically and follow
+the umask.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
@@ -145,14 +144,6 @@ class Target:
         return self._rgb
 
 
-class FrameSink(Protocol):
-    """What a video format's factory returns."""
-
-    def add(self, frame: FrameMasks) -> None: ...
-
-    def close(self, document: Mapping[str, Any]) -> None: ...
-
-
 @dataclass(frozen=True)
 class OutputFormat:
     """One output format: its name, the function that writes it, and one line of help."""
@@ -208,86 +199,6 @@ def _cutout(target: Target) -> None:
         target.write(f".cutout-{i}.png", png_bytes(cutout(target.rgb(), mask)))
 
 
-# --------------------------------------------------------------------------- video formats
-
-
-@dataclass
-class _LabelFrames:
-    """``<stem>masks/NNNNNN.png``: one label map per frame (pixel = object id, 0 = background)."""
-
-    target: Target
-
-    def add(self, frame: FrameMasks) -> None:
-        self.target.write(f"masks/{frame.frame_index:06d}.png", label_map_png(label_map_of(frame)))
-
-    def close(self, document: Mapping[str, Any]) -> None:
-        pass
-
-
-@dataclass
-class _TrackJson:
-    target: Target
-
-    def add(self, frame: FrameMasks) -> None:
-        pass
-
-    def close(self, document: Mapping[str, Any]) -> None:
-        self.target.write("track.json", json.dumps(document, allow_nan=False).encode())
-
-
-@dataclass
-class _OverlayVideo:
-    """``<stem>overlay.mp4``: every frame tinted with its masks (frames without masks untinted)."""
-
-    target: Target
-    frames: dict[int, bytes] = field(default_factory=dict)  # frame -> label-map PNG (small)
-
-    def add(self, frame: FrameMasks) -> None:
-        self.frames[frame.frame_index] = label_map_png(label_map_of(frame))
-
-    def close(self, document: Mapping[str, Any]) -> None:
-        self.target.write("overlay.mp4", overlay_mp4(self.target.source, self.frames))
-
-
-def overlay_mp4(source: Any, label_pngs: Mapping[int, bytes], fps: float | None = None) -> bytes:
-    """MP4 bytes of every frame of ``source`` tinted with its label map (``label_pngs[frame]``)."""
-    import av
-    from PIL import Image
-
-    from .io.video import VideoFile, open_video
-    from .render import overlay
-
-    buffer = io.BytesIO()
-    with open_video(source) as frames:
-        rate = fps or (frames.fps if isinstance(frames, VideoFile) else 10.0)
-        h, w = frames.frame_size
-        even = (h + h % 2, w + w % 2)  # H.264 4:2:0 needs even sizes
-        with av.open(buffer, "w", format="mp4") as container:
-            stream = container.add_stream(_h264() or "mpeg4", rate=round(rate))
-            stream.height, stream.width = even
-            stream.pix_fmt = "yuv420p"
-            for i in range(len(frames)):
-                picture = np.asarray(frames[i])
-                if i in label_pngs:
-                    label_map = np.asarray(Image.open(io.BytesIO(label_pngs[i])))
-                    ids = np.unique(label_map[label_map > 0])
-                    picture = np.asarray(overlay(picture, Masks(label_map[None] == ids[:, None, None], object_ids=ids)))
-                picture = np.pad(picture, ((0, even[0] - h), (0, even[1] - w), (0, 0)), mode="edge")
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
-            container.mux(stream.encode())
-    return buffer.getvalue()
-
-
-def _h264() -> str | None:
-    import av
-
-    try:
-        av.codec.Codec("libx264", "w")
-    except Exception:  # an FFmpeg build without x264
-        return None
-    return "libx264"
-
-
 BUILTIN: tuple[OutputFormat, ...] = (
     OutputFormat("overlay", _overlay, "<stem>.overlay.png: the image with its masks tinted"),
     OutputFormat("png", _png, "<stem>.labels.png (label map) or <stem>.mask-<i>.png (0/255 per mask)"),
@@ -296,15 +207,22 @@ BUILTIN: tuple[OutputFormat, ...] = (
     OutputFormat("rle", _rle, "<stem>.rle.json: the masks as COCO RLE"),
     OutputFormat("coco", _coco, "<stem>.coco.json: a one-image COCO dataset"),
     OutputFormat("cutout", _cutout, "<stem>.cutout-<i>.png: the image cut out by each mask (RGBA)"),
-    OutputFormat("labels", _LabelFrames, "masks/NNNNNN.png: a label map per frame", media="video"),
-    OutputFormat("json", _TrackJson, "track.json: the track document", media="video"),
-    OutputFormat("overlay", _OverlayVideo, "overlay.mp4: the video with its masks tinted", media="video"),
 )
 
 
 def table(media: Media = "image", registry: Any = None) -> dict[str, OutputFormat]:
-    """Every format for ``media``: the built-in ones, then those plugins add (never replacing one)."""
-    formats = {f.name: f for f in BUILTIN if f.media == media}
+    """Every format for ``media``: the built-in ones, then those plugins add (never replacing one).
+
+    The built-in video formats are :data:`segmentkit.video_export.VIDEO_WRITERS` (DAVIS,
+    YouTube-VIS, MOTS, overlay.mp4, track.json), whose writers take frames one by one.
+    """
+    if media == "video":
+        from .video_export import VIDEO_WRITERS
+
+        formats = {name: OutputFormat(name, writer, (writer.__doc__ or "").strip().split("\n")[0], "video")
+                   for name, writer in VIDEO_WRITERS.items()}
+    else:
+        formats = {f.name: f for f in BUILTIN}
     extra: Iterable[Any] = () if registry is None else registry.output_formats()
     for fmt in extra:
         if fmt.media != media:

@@ -25,6 +25,7 @@ from . import contract
 from .cards import CallOptions, ModelCard, ModelOptions
 from .errors import OptionsError, PluginContractError, PromptError, TaskError
 from .roles import Detections, Embedding
+from .sessions import Propagation
 from .types import FrameMasks, Masks, Segmentation, validate_prompts
 
 if TYPE_CHECKING:
@@ -123,10 +124,10 @@ class Handle:
     def fault(self, problem: str) -> PluginContractError:
         return PluginContractError(problem, model=self.card.id, plugin=self.plugin, distribution=self.distribution)
 
-    def checked(self, check: Callable[..., T], *args: Any) -> T:
+    def checked(self, check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a :mod:`~segmentkit.contract` check; a violation becomes a PluginContractError."""
         try:
-            return check(*args)
+            return check(*args, **kwargs)
         except contract.Violation as exc:
             raise self.fault(str(exc)) from None
 
@@ -137,7 +138,7 @@ class Handle:
         return load_image(image, max_pixels=self.max_pixels)
 
     def prompts(self, prompts: Any, size: tuple[int, int]) -> list[Any]:
-        """``prompts`` checked against the card's prompt kinds and the image."""
+        """``prompts`` checked against the image and the card's prompt kinds."""
         checked = validate_prompts(prompts, size)
         check_prompt_kinds(self.card, (p.kind for p in checked))
         return checked
@@ -209,11 +210,13 @@ class Grounder(Handle):
 
     role = "grounder"
 
-    def detect(self, image: Any, text: str) -> Detections:
-        rgb = self.image(image)
+    def detect(self, image: Any, text: str, **options: Any) -> Detections:
+        """Boxes for the phrases of ``text``; ``options``: the model's per-call options."""
         if not str(text).strip():
             raise PromptError("text prompt must not be blank")
-        return self.checked(contract.check_detections, self.raw.detect(rgb, text), rgb.shape[:2])
+        extra = self.call_options(options)
+        rgb = self.image(image)
+        return self.checked(contract.check_detections, self.raw.detect(rgb, text, **extra), rgb.shape[:2])
 
 
 class Tracker(Handle):
@@ -224,6 +227,10 @@ class Tracker(Handle):
     def start(self, source: Any = None, *, stream: bool = False) -> Session:
         """Open a session over ``source`` (video file, frame folder, frames), or a live one with ``stream``."""
         return Session(self, self.raw.start(source, stream=stream))
+
+    def restore(self, path: Any, source: Any = None) -> Session:
+        """Open a session saved with ``session.save(path)`` again (``source``: its video)."""
+        return Session(self, self.raw.restore(path, source))
 
 
 class Session:
@@ -256,26 +263,32 @@ class Session:
         return bool(getattr(self.raw, "closed", False))
 
     def _frame(self, result: Any, frame: int | None = None) -> FrameMasks:
-        return self.tracker.checked(contract.check_frame, result, self.frame_size, self.num_frames, frame)
+        stream = bool(getattr(self.raw, "is_stream", False))
+        return self.tracker.checked(contract.check_frame, result, self.frame_size, self.num_frames, frame, stream=stream)
 
     def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> FrameMasks:
-        """Prompt ``object_id`` on ``frame``; returns that frame's masks."""
-        from .sessions import check_frame
+        """Prompt ``object_id`` on ``frame``; returns that frame's masks.
 
-        check_frame(frame, self.num_frames)
+        Prompts are checked against the frame; which kinds a session takes (a text-prompted
+        tracker also takes box corrections) and which frames it holds are the session's to say.
+        """
         size = self.frame_size
-        checked = self.tracker.prompts(prompts, size) if size is not None else list(prompts)
+        checked = validate_prompts(prompts, size) if size is not None else list(prompts)
         return self._frame(self.raw.add_prompts(frame, object_id, checked), frame)
 
-    def propagate(self, start: int | None = None, *, reverse: bool = False,
-                  max_frames: int | None = None) -> Iterator[FrameMasks]:
-        """Yield each frame's masks as the tracker computes them (checked one by one)."""
-        frames = self.raw.propagate(start, reverse=reverse, max_frames=max_frames)
-        try:
-            for result in frames:
-                yield self._frame(result)
-        finally:
-            getattr(frames, "close", lambda: None)()
+    def propagate(self, start: int | None = None, *, direction: str = "forward",
+                  max_frames: int | None = None) -> Propagation:
+        """Every object's masks frame by frame, checked one by one (``.total``: frames to come)."""
+        frames = self.raw.propagate(start, direction=direction, max_frames=max_frames)
+
+        def checked() -> Iterator[FrameMasks]:
+            try:
+                for result in frames:
+                    yield self._frame(result)
+            finally:
+                getattr(frames, "close", lambda: None)()
+
+        return Propagation(checked(), getattr(frames, "total", self.num_frames))
 
     def push_frame(self, image: Any) -> FrameMasks:
         """Append a live frame (decoded and limited here) and return its masks."""

@@ -227,10 +227,7 @@ def build(
     """
     found, masks, id2label, frame_index = parts(result)
     height, width = masks.image_size
-    info = dict(image or {})
-    for key, expected in (("width", width), ("height", height)):
-        if key in info and int(info[key]) != expected:
-            raise ValueError(f"image info says {key}={info[key]}, the result is {width}x{height}")
+    info = image_info(image, masks.image_size)
     _, arrays = quality(masks)
     return ResultDocument(
         model=model, image=ImageInfo(**{**info, "width": width, "height": height}),
@@ -240,6 +237,16 @@ def build(
         prompts=None if prompts is None else [[_prompt(p) for p in s] for s in prompts],
         timing=None if timing is None else {k: round(float(v), 6) for k, v in timing.items()},
     )
+
+
+def image_info(info: Mapping[str, Any] | None, size: tuple[int, int]) -> dict[str, Any]:
+    """``info`` as a dict, refused if its ``width`` / ``height`` contradict the result's ``size``."""
+    height, width = size
+    info = dict(info or {})
+    for key, expected in (("width", width), ("height", height)):
+        if key in info and int(info[key]) != expected:
+            raise ValueError(f"image info says {key}={info[key]}, the result is {width}x{height}")
+    return info
 
 
 def _prompt(prompt: Any) -> dict[str, Any]:

@@ -103,7 +103,7 @@ class BadSession:
         self.objects.append(object_id)
         return self._frame(frame)
 
-    def propagate(self, start=None, *, reverse=False, max_frames=None):
+    def propagate(self, start=None, *, direction="forward", max_frames=None):
         for index in range(start or 0, self.num_frames):
             yield self._frame(index)
 

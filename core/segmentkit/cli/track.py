@@ -5,8 +5,10 @@ Prompts name their frame (``F:``) and, with an ``@ID`` suffix, their object (def
 object 2 from a click on frame 12. Tracking runs forwards from the earliest prompted
 frame to the end, then backwards to frame 0 if prompts start later.
 
-``--out DIR`` receives ``masks/NNNNNN.png`` (a label map per frame: pixel = object id,
-0 = background), ``track.json`` (per-frame COCO RLE per object) and ``overlay.mp4``.
+``--out DIR`` receives the ``--format`` outputs (default ``davis,json,overlay``; see
+:mod:`segmentkit.video_export`): DAVIS palette PNGs, ``track.json``, ``youtube-vis.json``,
+``mots.txt``, ``overlay.mp4``. Without PyAV, frame folders still work and the default
+skips the overlay. Ctrl-C stops between frames and writes what was tracked (exit 130).
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from .common import (
     WeightsOpt,
     choose_formats,
     emit_json,
+    fail,
     guarded,
     load_model,
     load_options,
-    output_dir,
     parse_box,
     parse_point,
     progress,
@@ -41,7 +43,6 @@ from .common import (
 )
 
 Repeated = list[str] | None
-TRACK_SCHEMA = "segmentkit.track/1"
 _OBJECT = re.compile(r"^(.*?)@\s*(\d+)\s*$")
 
 
@@ -66,8 +67,10 @@ def track_command(
                                           help="Box on frame F (one per object and frame).")] = None,
     model: ModelOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", file_okay=False,
-                                             help="Write label-map PNGs, track.json and overlay.mp4.")] = None,
-    overlay: Annotated[bool, typer.Option("--overlay/--no-overlay", help="Write overlay.mp4.")] = True,
+                                             help="Write the --format outputs into DIR.")] = None,
+    formats: Annotated[str | None, typer.Option(
+        "--format", "-f", metavar="LIST",
+        help="Comma-separated: davis, youtube-vis, mots, overlay, json (default: davis,json,overlay).")] = None,
     json_out: JsonOpt = False,
     weights: WeightsOpt = None,
     device: DeviceOpt = None,
@@ -77,10 +80,10 @@ def track_command(
 ) -> None:
     """Track objects prompted on some frames through the whole video."""
     from ..errors import PromptError
-    from ..formats import Target
     from ..io.video import open_video
-    from ..results import build
     from ..sessions import check_frame
+    from ..tracking import run_tracking
+    from ..video_export import TrackExport, VideoInfo, default_formats, prompts_meta
 
     prompts: dict[tuple[int, int], list[Any]] = defaultdict(list)
     for kind, texts in (("point", point), ("neg", neg), ("box", box)):
@@ -89,49 +92,30 @@ def track_command(
             prompts[(frame, object_id)].append(prompt)
     if not prompts:
         raise PromptError("no prompt given: pass --point F:X,Y, --neg F:X,Y or --box F:X0,Y0,X1,Y1")
+    chosen = tuple(f.name for f in choose_formats(formats, "video")) if formats else default_formats()
     frames = open_video(video)  # unreadable video or a prompt past its end: fail before loading a model
     for frame, _ in prompts:
         check_frame(frame, len(frames))
-    chosen = choose_formats("labels,json" + (",overlay" if overlay else ""), "video") if out else []
-    if out is not None:
-        output_dir(out)
+    meta = prompts_meta(prompts)
+    export = TrackExport(out, chosen, VideoInfo.of(frames, video), frames=frames, meta=meta,
+                         objects=meta["objects"])
+    if out is not None and formats is None and "overlay" not in chosen:
+        stderr_console().print("note: no overlay.mp4 without PyAV: pip install 'segmentkit[video]'", markup=False)
     tracker = load_model(model, "tracker", **load_options(weights=weights, device=device, runtime=runtime,
                                                           precision=precision, option=option))
-    frames_doc: dict[int, list[dict[str, Any]]] = {}
-    target = Target(out or Path(), "", None, source=video)
-    sinks = [fmt.write(target) for fmt in chosen]
-    with tracker.start(frames) as session:
-        height, width = session.frame_size
-        total = session.num_frames
-        for (frame, object_id), items in sorted(prompts.items()):
-            session.add_prompts(frame, object_id, items)
-        first = min(frame for frame, _ in prompts)
-        passes = [session.propagate(first)] + ([session.propagate(first, reverse=True)] if first else [])
-        with progress(total, f"tracking {video.name}") as advance:
-            for results in passes:
-                for fm in results:
-                    if fm.frame_index in frames_doc:  # the backward pass starts on the first prompted frame
-                        continue
-                    frames_doc[fm.frame_index] = build(fm).dump()["masks"]
-                    for sink in sinks:
-                        sink.add(fm)
-                    advance()
-    document = {
-        "schema": TRACK_SCHEMA,
-        "model": tracker.card.id,
-        "video": {"path": str(video), "width": width, "height": height, "frames": total},
-        "prompts": [{"frame": f, "object_id": o, **p.model_dump(mode="json")}
-                    for (f, o), items in sorted(prompts.items()) for p in items],
-        "objects": sorted({o for _, o in prompts}),
-        "frames": [{"frame_index": i, "masks": frames_doc[i]} for i in sorted(frames_doc)],
-    }
-    for sink in sinks:
-        sink.close(document)
+    export.meta = {"model": tracker.card.id, **meta}
+    with tracker.start(frames) as session, progress(session.num_frames, f"tracking {video.name}",
+                                                    enabled=not json_out, unit="frames") as advance:
+        interrupted = run_tracking(session, prompts, export, on_frame=lambda _: advance())
+    document = export.document
     if json_out:
         emit_json(document)
     else:
+        height, width = frames.frame_size
         console = stderr_console()
         console.print(f"{video} ({width}x{height}): tracked {len(document['objects'])} object(s) "
-                      f"over {len(frames_doc)} frame(s)", highlight=False, soft_wrap=True)
+                      f"over {len(document['frames'])} of {len(frames)} frame(s)", highlight=False, soft_wrap=True)
         if out is not None:
-            console.print(f"wrote {len(target.written)} file(s) in {out}", highlight=False, soft_wrap=True)
+            console.print("wrote " + ", ".join(map(str, export.close())), highlight=False, soft_wrap=True)
+    if interrupted:
+        raise fail(f"interrupted after {len(document['frames'])} frame(s); what was tracked is written", 130)

@@ -106,7 +106,7 @@ export class VisionClient {
     return this.call("vision.models", params);
   }
 
-  /** `vision.segment({image, model?, task?, include_png?})`: masks and / or label map. */
+  /** `vision.segment({image, model?, task?, formats?})`: the result document (masks; files for formats). */
   segment(params, options) {
     return this.call("vision.segment", params, options);
   }

@@ -19,7 +19,7 @@ from segmentkit.io import load_image
 from segmentkit.roles import Detections
 from segmentkit.weights import resolve_weights
 
-from .options import GroundingOptions
+from .options import GroundingCall, GroundingOptions
 from .phrases import PhraseMap, normalise_query
 
 log = logging.getLogger(__name__)
@@ -96,17 +96,19 @@ class GroundingDino:
             inputs = {k: v.to(self.device) for k, v in text_inputs.items()}
             return self.model(pixel_values=pixel_values, pixel_mask=mask, **inputs)
 
-    def detect(self, image, text: str, *, box_threshold: float | None = None,
-               text_threshold: float | None = None) -> Detections:
-        """Boxes (XYXY pixels) for the phrases of ``text``; empty when nothing scores high enough."""
+    def detect(self, image, text: str, *, options: GroundingCall | None = None) -> Detections:
+        """Boxes (XYXY pixels) for the phrases of ``text``; empty when nothing scores high enough.
+
+        ``options`` (thresholds set for this call) override the load options."""
+        given = {} if options is None else options.model_dump(exclude_unset=True)
         array = load_image(image)
         text_inputs, phrase_map = self.tokenize(text)
         pixels = preprocess(array, self.options.shortest_edge, self.options.longest_edge)
         outputs = self.forward(pixels, text_inputs)
         return self.postprocess(
             outputs.logits[0], outputs.pred_boxes[0], text_inputs["input_ids"][0], phrase_map, array.shape[:2],
-            self.options.box_threshold if box_threshold is None else box_threshold,
-            self.options.text_threshold if text_threshold is None else text_threshold,
+            given.get("box_threshold", self.options.box_threshold),
+            given.get("text_threshold", self.options.text_threshold),
         )
 
     def postprocess(self, logits: torch.Tensor, boxes: torch.Tensor, input_ids: torch.Tensor,

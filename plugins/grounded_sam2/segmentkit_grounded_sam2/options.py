@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from segmentkit import ModelOptions
+from segmentkit import CallOptions, ModelOptions
 
 
 class GroundingOptions(ModelOptions):
@@ -16,6 +16,13 @@ class GroundingOptions(ModelOptions):
     text_threshold: float = Field(default=0.25, ge=0, le=1, description="Tokens above this name the box.")
     shortest_edge: int = Field(default=800, gt=0, description="Resize so the short side is this long...")
     longest_edge: int = Field(default=1333, gt=0, description="...and the long side at most this.")
+
+
+class GroundingCall(CallOptions):
+    """Per-call thresholds (``detect(image, text, box_threshold=0.3)``); unset ones keep the load options."""
+
+    box_threshold: float = Field(default=0.35, ge=0, le=1, description="Keep boxes scoring above this.")
+    text_threshold: float = Field(default=0.25, ge=0, le=1, description="Tokens above this name the box.")
 
 
 class GroundedOptions(ModelOptions):

@@ -41,6 +41,10 @@ class Parts:
         return self._get("tracker", self.options.sam, self.options.sam_weights)
 
     def detect(self, image: Any, text: str) -> Any:
-        """Run the grounder on the normalised query ("A cat. dog" -> "a cat. dog.")."""
-        return self.detector.detect(image, normalise_query(text), box_threshold=self.options.box_threshold,
-                                    text_threshold=self.options.text_threshold)
+        """Run the grounder on the normalised query ("A cat. dog" -> "a cat. dog.").
+
+        The pipeline's thresholds go to a grounder whose per-call options take them.
+        """
+        takes = self.detector.spec.call_options.model_fields
+        thresholds = {k: getattr(self.options, k) for k in ("box_threshold", "text_threshold") if k in takes}
+        return self.detector.detect(image, normalise_query(text), **thresholds)
