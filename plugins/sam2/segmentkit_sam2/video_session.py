@@ -26,6 +26,7 @@ from segmentkit.types import FrameMasks, Masks
 from .preprocess import upscale_masks
 from .video_options import Sam2TrackerOptions
 from .video_prompts import VideoPrompt, encode_video_prompts
+from .video_saving import load_into, state_of
 from .video_state import TrackState
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,12 @@ class Sam2TrackingSession(TrackingSession):
 
     def _clear(self) -> None:
         self._memory.reset()
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return state_of(self._memory)
+
+    def _load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        load_into(self._memory, meta, arrays)
 
     def _release(self) -> None:
         self._memory.release()

@@ -301,3 +301,25 @@ def test_file_memory_is_bounded(tracker, tmp_path):
     # the prompt frame with `window` frames each side of it, then the current frame's window
     assert max(held) <= 2 * window + 2
     assert held[-1] == (window + 1) + (window + 1)
+
+
+def test_save_and_restore_continue_exactly(tracker, frames, tmp_path):
+    """A session saved mid-way and restored gives the masks the uninterrupted session gives."""
+    path = write_video(tmp_path / "clip.mp4", frames)
+    with tracker.start(path) as s:
+        s.add_prompts(0, 1, [sk.Point(30, 32)])
+        s.add_prompts(0, 2, [sk.Box(58, 38, 84, 62)])
+        list(s.propagate(max_frames=6))
+        s.add_prompts(4, 1, [sk.Point(35, 30), sk.Point(10, 60, positive=False)])  # a correction, not yet run
+        saved = s.save(tmp_path / "session.npz")
+        rest = [(r.frame_index, r.masks.masks.copy()) for r in s.propagate(direction="both")]
+        s.add_prompts(9, 2, [sk.Point(70, 45)])
+        more = [(r.frame_index, r.masks.masks.copy()) for r in s.propagate()]
+    with tracker.restore(saved) as r:
+        assert r.object_ids == [1, 2] and r.frame_masks(5).object_ids == [1, 2]
+        again = [(f.frame_index, f.masks.masks.copy()) for f in r.propagate(direction="both")]
+        r.add_prompts(9, 2, [sk.Point(70, 45)])
+        again_more = [(f.frame_index, f.masks.masks.copy()) for f in r.propagate()]
+    assert [f for f, _ in again] == [f for f, _ in rest] == [4, 5, 6, 7, 8, 9, 10, 11, 3, 2, 1, 0]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(again + again_more, rest + more))
+    assert any(not np.array_equal(a, b) for (_, a), (_, b) in zip(rest, rest[1:]))  # not constant masks
