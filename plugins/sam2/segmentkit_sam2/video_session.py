@@ -40,7 +40,6 @@ class Sam2TrackingSession(TrackingSession):
         self.options = options
         self._model = model
         self._device = torch.device(options.device)
-        self._bf16 = options.precision == "bf16"
         self._memory: TrackState | None = TrackState(model, frames, self.objects, device=self._device)
 
     # ------------------------------------------------------------------ hooks
@@ -91,7 +90,7 @@ class Sam2TrackingSession(TrackingSession):
         if self.is_stream:
             state.video_height, state.video_width = self.frame_size
         stream = {"frame": state.pixels(frame)} if self.is_stream else {}
-        with torch.inference_mode(), torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self._bf16):
+        with torch.inference_mode():
             out = self._model(inference_session=state, frame_idx=frame, reverse=reverse, **stream)
         if corrected is not None:
             state.make_conditioning(corrected, frame)
