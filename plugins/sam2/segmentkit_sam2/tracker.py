@@ -28,7 +28,8 @@ class Sam2Tracker:
         if self.options.runtime not in (None, "torch"):
             raise OptionsError(f"{card.id!r} tracks on torch only, not runtime {self.options.runtime!r}")
         self.model = load_video_model(card, self.options)
-        self._fast = lean_view(self.model, bf16=self.options.precision == "bf16")
+        self._fast = lean_view(self.model, bf16=self.options.precision == "bf16",
+                               memory_frames=self.options.memory_frames)
 
     def start(self, source: VideoSource | None = None, *, stream: bool = False) -> Sam2TrackingSession:
         """A session over ``source`` (video file, frame folder or image sequence), or with

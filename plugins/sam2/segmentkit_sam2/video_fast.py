@@ -7,7 +7,7 @@ weights (nothing is copied except bf16 weight copies):
 - ``get_image_features``: :class:`~.hiera.LeanImageEncoder` (bf16 for the first two
   Hiera stages with ``precision="bf16"``), plus the neck's sine position encodings,
   which depend only on the feature-map sizes and are computed once per model;
-- ``memory_attention``: :class:`~.video_memory.LeanMemoryAttention` (bf16 products with
+- ``memory_attention``: :class:`~.video_memory.LeanMemoryAttention` (its MLP in bf16 with
   ``precision="bf16"``).
 
 The loaded model itself is left untouched (tests run it as the reference).
@@ -20,13 +20,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
+from segmentkit.errors import OptionsError
 
 from .hiera import LeanImageEncoder, bf16_fp32_blocks
 from .video_memory import LeanMemoryAttention
 
 
-def lean_view(model: Any, *, bf16: bool) -> Any:
-    """A shallow copy of ``model`` whose image features and memory attention run the lean forwards."""
+def lean_view(model: Any, *, bf16: bool, memory_frames: int | None = None) -> Any:
+    """A shallow copy of ``model`` whose image features and memory attention run the lean forwards.
+
+    ``memory_frames`` (at most the checkpoint's ``num_maskmem - 1``) shortens the recent-frame
+    memory: transformers reads it from the instance's ``num_maskmem``."""
     dtype = torch.bfloat16 if bf16 else torch.float32
     encoder = LeanImageEncoder(model, dtype, fp32_blocks=bf16_fp32_blocks(model) if bf16 else (), no_memory=False)
     positions = _position_encodings(model)
@@ -40,6 +44,10 @@ def lean_view(model: Any, *, bf16: bool) -> Any:
     view._modules = dict(model._modules)
     view._modules["memory_attention"] = LeanMemoryAttention(model.memory_attention, dtype)
     view.get_image_features = image_features
+    if memory_frames is not None:
+        if memory_frames > model.num_maskmem - 1:
+            raise OptionsError(f"memory_frames is at most {model.num_maskmem - 1} for this checkpoint")
+        view.num_maskmem = memory_frames + 1
     return view
 
 

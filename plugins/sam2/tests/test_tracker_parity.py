@@ -212,3 +212,21 @@ def test_streaming(tracker, clip):
         assert session.num_frames == FRAMES
     assert mine[FRAMES - 1].object_ids == [1, 2]
     assert_same(mine, ref_masks)
+
+
+def test_bf16_fast_path_agrees(checkpoint, tracker, clip):
+    """precision=bf16 (bf16 encoder stages and memory attention) against transformers in fp32."""
+    path, frames = clip
+    fast = Registry().load(MODEL, role="tracker", weights=checkpoint, precision="bf16")
+    ref = reference(tracker, frames)
+    ref.add(0, 1, points=[(30, 32)], labels=[1])
+    ref.run(0)
+    ref.add(0, 2, box=(58, 38, 84, 62))
+    ref.run(0)
+    with fast.start(path) as session:
+        session.add_prompts(0, 1, [sk.Point(30, 32)])
+        session.add_prompts(0, 2, [sk.Box(58, 38, 84, 62)])
+        mine = by_frame(session.propagate(max_frames=20))
+    theirs = dict(ref.propagate(max_frames=20))  # transformers counts the start frame apart
+    assert sorted(mine) == list(range(20))
+    assert_same(mine, {f: theirs[f] for f in mine})
