@@ -5,12 +5,13 @@ These commands read model cards only; they import no model code (no torch).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 import typer
 
 from .app import app
-from .common import JsonOpt, emit_json, guarded, stderr_console, stdout_console
+from .common import BUG_EXIT, JsonOpt, emit_json, fail, guarded, stderr_console, stdout_console
 
 
 def _registry() -> Any:
@@ -65,42 +66,43 @@ def models_command(
 
 @app.command("plugins")
 @guarded
-def plugins_command(json_out: JsonOpt = False) -> None:
-    """List registered plugins with distribution and version, and plugins that failed to load."""
+def plugins_command(
+    json_out: JsonOpt = False,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Also import every model's loader and validate its options; exit 1 on any problem.")] = False,
+) -> None:
+    """List registered plugins with distribution and version, and plugins or models that failed to load."""
     registry = _registry()
-    problems = registry.problems  # collects specs first, so hook failures are included
+    problems = registry.check() if check else registry.problems  # collects specs: hook failures count
     plugins = registry.plugins()
     if json_out:
-        emit_json({
-            "plugins": [{"name": n, "distribution": d, "version": v} for n, d, v in plugins],
-            "problems": [{"plugin": p.plugin, "distribution": p.distribution, "stage": p.stage,
-                          "error": p.error} for p in problems],
-        })
-        return
-    from rich.table import Table
+        emit_json({"plugins": [{"name": n, "distribution": d, "version": v} for n, d, v in plugins],
+                   "problems": [dataclasses.asdict(p) for p in problems]})
+    else:
+        from rich.table import Table
 
-    console = stdout_console()
-    table = Table(title="plugins", title_justify="left")
-    for column in ("name", "distribution", "version"):
-        table.add_column(column)
-    for name, dist, version in plugins:
-        table.add_row(name, dist, version)
-    console.print(table if plugins else "no plugins registered")
-    if problems:
-        bad = Table(title="plugins that failed to load", title_justify="left")
-        for column in ("plugin", "distribution", "stage", "error"):
-            bad.add_column(column, overflow="fold")
-        for p in problems:
-            bad.add_row(p.plugin, p.distribution, p.stage, p.error)
-        console.print(bad)
+        console = stdout_console()
+        tables = [("plugins", ("name", "distribution", "version"), plugins),
+                  ("plugin problems", ("plugin", "distribution", "stage", "models", "error"),
+                   [(p.plugin, p.distribution, p.stage, ", ".join(p.models), p.error) for p in problems])]
+        for title, columns, rows in tables:
+            table = Table(*columns, title=title, title_justify="left")
+            for row in rows:
+                table.add_row(*row)
+            if rows or title == "plugins":
+                console.print(table if rows else "no plugins registered")
+    if check and problems:
+        raise fail(f"{len(problems)} plugin problem(s) found; see the report above", BUG_EXIT)
 
 
 @app.command("pull")
 @guarded
 def pull_command(
     model: Annotated[str, typer.Argument(help="Model id whose weights to fetch into the cache.")],
+    revision: Annotated[str | None, typer.Option(
+        "--revision", help="Hub commit, branch or tag to fetch instead of the card's pinned revision.")] = None,
 ) -> None:
-    """Fetch a model's weights into the Hugging Face cache now (needs network)."""
+    """Fetch a model's weights into the Hugging Face cache now (needs network); prints the folder."""
     from ..errors import WeightsUnavailableError
     from ..weights import offline, pull
 
@@ -108,7 +110,7 @@ def pull_command(
     if card.weights is None:
         stderr_console().print(f"{card.id} needs no weights; nothing to pull")
         return
-    source = f"{card.weights.repo_id}@{card.weights.revision[:12]}"
+    source = f"{card.weights.repo_id}@{(revision or card.weights.revision)[:12]}"
     if offline():
         raise WeightsUnavailableError(
             f"cannot pull {card.id!r} ({source}): segmentkit is offline (SEGMENTKIT_OFFLINE or "
@@ -116,5 +118,5 @@ def pull_command(
             "checkpoint with --weights DIR"
         )
     with stderr_console().status(f"pulling {source} for {card.id} ..."):
-        path = pull(card)
+        path = pull(card, revision)
     typer.echo(str(path))

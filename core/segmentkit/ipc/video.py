@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SessionError
+from ..io.video import open_video
 from ..session_files import read_session
 from ..sessions import SessionTable
 from .cache import Loaded
@@ -37,12 +38,14 @@ from .schemas import (
     PROGRESS,
     CancelResult,
     CloseResult,
+    ExportResult,
     FrameResult,
     ObjectsResult,
     PropagateResult,
     SaveResult,
     SessionParams,
     VideoAddPromptParams,
+    VideoExportParams,
     VideoObjectParams,
     VideoProgress,
     VideoPropagateParams,
@@ -121,6 +124,7 @@ class VideoMethods:
             "vision.segment_video_remove_object": self.remove_object,
             "vision.segment_video_reset": self.reset,
             "vision.segment_video_save": self.save,
+            "vision.segment_video_export": self.export,
             "vision.segment_video_restore": self.restore,
         }
 
@@ -153,7 +157,8 @@ class VideoMethods:
             app.check_camera("a live (stream) session")
         card = self.service.pick_model(app, params.model, "tracker")
         source = None if params.source is None else str(app.check_path(params.source.path))
-        return await self._open(app, card.id, lambda tracker: tracker.start(source, stream=params.stream))
+        return await self._open(app, card.id, lambda tracker: tracker.start(self._frames(app, source),
+                                                                            stream=params.stream))
 
     async def restore(self, params: VideoRestoreParams, call: Call) -> VideoStartResult:
         app = call.app
@@ -162,7 +167,11 @@ class VideoMethods:
         card = self.service.pick_model(app, params.model or saved.manifest["model"] or None, "tracker")
         video = saved.manifest["source"]
         source = None if video is None else str(app.check_path(video))
-        return await self._open(app, card.id, lambda tracker: tracker.restore(path, source))
+        return await self._open(app, card.id, lambda tracker: tracker.restore(path, self._frames(app, source)))
+
+    def _frames(self, app: App, source: str | None) -> Any:
+        """The frames of ``source``, read only from files inside ``app``'s grants (links resolved)."""
+        return None if source is None else open_video(source, roots=app.roots, max_pixels=self.service.limits.max_pixels)
 
     async def _open(self, app: App, model_id: str, make: Callable[[Any], Any]) -> VideoStartResult:
         table = self.tables[app.id]
@@ -193,10 +202,10 @@ class VideoMethods:
     async def add_prompt(self, params: VideoAddPromptParams, call: Call) -> FrameResult:
         live = self._get(call.app, params.session)
         card = self.service.registry.resolve(live.model_id, "tracker").spec.card
-        prompts = to_prompts(params, self.service.limits.max_pixels)
 
         def job() -> FrameResult:
             def add(session: Any) -> Any:
+                prompts = to_prompts(params, _pixels(session.frame_size, self.service.limits.max_pixels))
                 check_prompts(prompts, card, session.frame_size)
                 return session.add_prompts(params.frame, params.object_id, prompts)
 
@@ -308,6 +317,14 @@ class VideoMethods:
         path = await self.service.run(live.step, lambda s: s.save(folder / target.name))
         return SaveResult(session=live.id, path=str(path))
 
+    async def export(self, params: VideoExportParams, call: Call) -> ExportResult:
+        from ..video_export import export_session
+
+        live = self._get(call.app, params.session)
+        folder = call.app.check_path(params.dir)
+        paths = await self.service.run(live.step, lambda s: export_session(s, folder, params.formats))
+        return ExportResult(session=live.id, paths=[str(p) for p in paths])
+
     async def cancel(self, params: SessionParams, call: Call) -> CancelResult:
         live = self._get(call.app, params.session, idle=False)
         run = live.run
@@ -325,3 +342,8 @@ class VideoMethods:
             await run.finished.wait()
         await self.service.run(self.tables[call.app.id].close, params.session, call.app.id)
         return CloseResult(session=live.id, closed=True)
+
+
+def _pixels(frame_size: tuple[int, int] | None, max_pixels: int) -> int:
+    """The most pixels a mask prompt may describe: the frame's, once there is a frame."""
+    return max_pixels if frame_size is None else min(max_pixels, frame_size[0] * frame_size[1])
