@@ -126,3 +126,9 @@ class SessionError(SegmentkitError):
     """A tracking session is unknown, closed, over its limits or misused."""
 
     code = "session_error"
+
+
+class ExportError(SegmentkitError, ValueError):
+    """Results cannot be written in the requested format (e.g. an object id the format cannot hold)."""
+
+    code = "bad_export"

@@ -165,7 +165,9 @@ WeightsOpt = Annotated[
     typer.Option("--weights", metavar="DIR", exists=True, file_okay=False,
                  help="Local checkpoint directory instead of the hub cache."),
 ]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, ... (default: cpu).")]
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", help="auto (the default: CUDA, else MPS, else CPU), cpu, cuda, cuda:1, ...")
+]
 RuntimeOpt = Annotated[
     Literal["torch", "onnxruntime", "numpy"] | None,
     typer.Option("--runtime", help="Runtime (default: the model card's first)."),
@@ -336,17 +338,28 @@ def stderr_console() -> Any:
 
 
 @contextlib.contextmanager
-def progress(total: int, description: str, enabled: bool = True) -> Iterator[Callable[[], None]]:
-    """A rich progress bar on stderr; yields ``advance()``. Disabled for a single item."""
+def progress(total: int, description: str, enabled: bool = True,
+             unit: str = "items") -> Iterator[Callable[[], None]]:
+    """A rich progress bar on stderr (done/total, ``unit``/s, ETA); yields ``advance()``.
+
+    Disabled for a single item.
+    """
     if not enabled or total <= 1:
         yield lambda: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=stderr_console(), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)
+    rate = TextColumn(f"{{task.fields[rate]}} {unit}/s")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), rate,
+                  TimeRemainingColumn(), console=stderr_console(), transient=True) as bar:
+        task = bar.add_task(description, total=total, rate="-")
+
+        def advance() -> None:
+            bar.advance(task)
+            speed = bar.tasks[0].speed
+            bar.update(task, rate="-" if speed is None else f"{speed:.2f}")
+
+        yield advance
 
 
 def check_inputs(paths: Sequence[Path]) -> None:

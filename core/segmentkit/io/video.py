@@ -116,7 +116,10 @@ def _av() -> Any:
     try:
         import av
     except ImportError:
-        raise MissingDependencyError("av", "pip install 'segmentkit[video]'", purpose="reading video files") from None
+        raise MissingDependencyError(
+            "av", "pip install 'segmentkit[video]'",
+            purpose="reading video files (a folder of frames works without it)",
+        ) from None
     return av
 
 
