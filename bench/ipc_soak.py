@@ -93,34 +93,34 @@ class World:
             "app": {"id": "com.example.soak"},
             "capabilities": {"models": ["classic", "toy-color"], "fs": {"user-selected": [str(self.granted)]}}}))
 
-    def kinds(self) -> dict[str, tuple[float, Callable[[Any], list[tuple[str, str]]]]]:
-        """name -> (weight, steps(client) -> [(raw message, expected outcome)])."""
+    def kinds(self) -> dict[str, tuple[float, Callable[[], list[tuple[str, str]]]]]:
+        """name -> (weight, steps() -> [(raw message, expected outcome)])."""
         def req(method: str, params: dict[str, Any], rid: Any = None) -> str:
             return json.dumps({"jsonrpc": "2.0", "id": rid if rid is not None else method, "method": method,
                                "params": params})
 
-        def session(c: Any) -> list[tuple[str, str]]:
+        def session() -> list[tuple[str, str]]:
             return [(req("vision.segment_video_start", {"source": {"path": str(self.clip)}, "model": "toy"}), OK),
                     ("ADD", OK), ("RLE", "-32011"), ("PROPAGATE", OK), ("CLOSE", OK)]
 
         prompt = {"image": {"base64": self.image64}, "point": self.scene_point, "model": "classic"}
         return {
-            "stats": (3, lambda c: [(req("vision.stats", {}), OK)]),
-            "models": (2, lambda c: [(req("vision.models", {}), OK)]),
-            "prompt": (4, lambda c: [(req("vision.mask_from_prompt", prompt), OK)]),
-            "segment": (2, lambda c: [(req("vision.segment", {"image": {"base64": self.image64}, "model": "toy"}),
+            "stats": (3, lambda: [(req("vision.stats", {}), OK)]),
+            "models": (2, lambda: [(req("vision.models", {}), OK)]),
+            "prompt": (4, lambda: [(req("vision.mask_from_prompt", prompt), OK)]),
+            "segment": (2, lambda: [(req("vision.segment", {"image": {"base64": self.image64}, "model": "toy"}),
                                        OK)]),
             "session": (1, session),
-            "not_json": (1, lambda c: [('{"jsonrpc": "2.0", "id": 1, "method": ', "-32700")]),
-            "surrogate_id": (1, lambda c: [('{"jsonrpc": "2.0", "id": "\\ud800", "method": "vision.stats"}', OK)]),
-            "no_id_invalid": (1, lambda c: [('{"jsonrpc": "2.0", "method": 1}', "-32600")]),
-            "coerced": (1, lambda c: [(req("vision.mask_from_prompt", {**prompt, "multimask": "yes"}), "-32602")]),
-            "outside": (1, lambda c: [(req("vision.segment", {"image": {"path": self.outside}}), "-32002")]),
-            "fifo": (1, lambda c: [(req("vision.segment", {"image": {"path": self.fifo}, "model": "toy"}),
+            "not_json": (1, lambda: [('{"jsonrpc": "2.0", "id": 1, "method": ', "-32700")]),
+            "surrogate_id": (1, lambda: [('{"jsonrpc": "2.0", "id": "\\ud800", "method": "vision.stats"}', OK)]),
+            "no_id_invalid": (1, lambda: [('{"jsonrpc": "2.0", "method": 1}', "-32600")]),
+            "coerced": (1, lambda: [(req("vision.mask_from_prompt", {**prompt, "multimask": "yes"}), "-32602")]),
+            "outside": (1, lambda: [(req("vision.segment", {"image": {"path": self.outside}}), "-32002")]),
+            "fifo": (1, lambda: [(req("vision.segment", {"image": {"path": self.fifo}, "model": "toy"}),
                                     "-32010")]),
-            "bomb": (1, lambda c: [(req("vision.segment", {"image": {"base64": self.bomb}, "model": "toy"}),
+            "bomb": (1, lambda: [(req("vision.segment", {"image": {"base64": self.bomb}, "model": "toy"}),
                                     "-32013")]),
-            "batch": (1, lambda c: [("[" + req("vision.stats", {}, "\udfff") + ","
+            "batch": (1, lambda: [("[" + req("vision.stats", {}, "\udfff") + ","
                                      '{"jsonrpc": "2.0", "method": "vision.nope"},'
                                      '{"jsonrpc": "2.0", "id": "b", "method": "vision.nope"}]', "batch")]),
         }
@@ -218,7 +218,7 @@ def client_run(world: World, conn: Any, requests: int, seed: int, log: list[Any]
     while sent < requests:
         name = rng.choices(names, weights)[0]
         sid = None
-        for raw, expected in kinds[name][1](None):
+        for raw, expected in kinds[name][1]():
             if raw in ("ADD", "RLE", "PROPAGATE", "CLOSE"):
                 raw = world.session_step(raw, sid or "")
             t0 = time.perf_counter()
