@@ -335,7 +335,20 @@ class UI:
         self.name = name
         self.errors: list[str] = []
         self.sent: dict[str, Any] = {}  # params of the request ``rpc`` waited for
+        self.dialogs: list[str] = []  # messages of confirm() dialogs, answered with ``accept_dialogs``
+        self.accept_dialogs = True
+        self.calls: list[dict[str, Any]] = []  # every JSON-RPC request the page sent: {method, params}
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.on("dialog", self._dialog)
+        page.on("request", self._request)
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.accept() if self.accept_dialogs else dialog.dismiss()
+
+    def _request(self, request: Any) -> None:
+        if request.url.endswith("/rpc") and request.method == "POST":
+            self.calls.append(json.loads(request.post_data))
 
     def open(self, url: str, *, ready: bool = True) -> UI:
         self.page.goto(url)
@@ -393,6 +406,20 @@ class UI:
         mouse.move(*self._to_page((x0 + x1) / 2, (y0 + y1) / 2), steps=4)
         mouse.move(*self._to_page(x1, y1), steps=4)
         mouse.up()
+
+    def touch(self, kind: str, *points: tuple[float, float]) -> None:
+        """A raw touch event (touchStart / touchMove / touchEnd) with fingers at image pixels."""
+        if not hasattr(self, "_cdp"):
+            self._cdp = self.page.context.new_cdp_session(self.page)
+        fingers = [dict(zip(("x", "y"), self._to_page(x, y)), id=k) for k, (x, y) in enumerate(points)]
+        self._cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": fingers})
+
+    def tap(self, x: float, y: float) -> None:
+        self.page.touchscreen.tap(*self._to_page(x, y))
+
+    def prompts(self) -> list[dict[str, Any]]:
+        """The prompts of the object being prompted, as the page holds them."""
+        return self.page.evaluate("window.segmentkit.prompts()")
 
     def canvas_size(self) -> tuple[int, int]:
         w, h = self.page.evaluate("[document.querySelector('canvas.sk-overlay').width,"
@@ -492,6 +519,9 @@ def check_markers(ui: UI, points: list[tuple[float, float]], boxes: list[tuple[f
         inner = (xx > x0 * scale + pad) & (xx < x1 * scale - pad) & (yy > y0 * scale + pad) & (yy < y1 * scale - pad)
         allowed |= outer & ~inner
         assert alpha[outer & ~inner].mean() > 0.3, "no box marker"
+    cursor = ui.page.evaluate("window.segmentkit && window.segmentkit.overlay.cursor")
+    if cursor:  # the keyboard cursor's crosshair
+        allowed |= (xx - cursor["x"] * scale) ** 2 + (yy - cursor["y"] * scale) ** 2 <= (13 * dpr) ** 2
     assert not alpha[~allowed].any(), "markers drawn away from the prompts"
 
 
