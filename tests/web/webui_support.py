@@ -220,7 +220,7 @@ TINY_PLUGIN = textwrap.dedent('''
             self.frames.append(load_image(image))
             return self._masks(len(self.frames) - 1)
 
-        def propagate(self, start=None, *, reverse=False, max_frames=None):
+        def propagate(self, start=None, *, direction="forward", max_frames=None):
             from segmentkit.errors import SessionError
 
             raise SessionError("a live stream is tracked with push_frame")
