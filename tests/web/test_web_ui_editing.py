@@ -197,7 +197,7 @@ def test_model_picker_lists_each_model_once(classic_server: Server, ui: UI) -> N
     assert len(values) == len(set(values)) and values.count("classic") == 1
     ui.page.select_option("#model", "classic")
     modes = ui.page.locator("#mode option").all_inner_texts()
-    assert modes == ["Prompt", "Segment · automatic"]
+    assert modes == ["Prompt", "Segment · automatic", "Track video"]
 
 
 def test_automatic_rows_highlight_and_select(classic_server: Server, ui: UI) -> None:

@@ -98,6 +98,7 @@ def _tab_to(ui: UI, predicate: str, limit: int = 40) -> int:
 def test_keyboard_only(classic_server: Server, ui: UI, scene: tuple[Scene, Path]) -> None:
     """Open an image, place, move, undo and delete prompts, draw a box and get help: keys only."""
     s, path = scene
+    ui.page.on("filechooser", lambda chooser: None)  # turns Chromium's chooser interception on early
     ui.open(classic_server.page_url)
     _tab_to(ui, "e.id === 'open-image-button'")
     with ui.page.expect_file_chooser() as chooser:
