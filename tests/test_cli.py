@@ -63,12 +63,13 @@ def _env(site: Path | None, tmp: Path, **extra: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def sites(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("sites")
-    return {"fake": _site(base / "fake", ["skfake"]), "broken": _site(base / "broken", ["skfake", "skbroken"])}
+    return {"fake": _site(base / "fake", ["skfake"]), "broken": _site(base / "broken", ["skfake", "skbroken"]),
+            "faults": _site(base / "faults", ["skfake", "skbadloader"])}
 
 
 # Only these plugins load in the tests below, so a plugin elsewhere in the tree that is
 # broken (and logs a warning line) cannot change what these tests see.
-ALLOW = {"fake": "classic,skfake", "broken": "classic,skfake,skbroken"}
+ALLOW = {"fake": "classic,skfake", "broken": "classic,skfake,skbroken", "faults": "classic,skfake,skbadloader"}
 
 
 @pytest.fixture
@@ -144,9 +145,48 @@ def test_plugins_lists_versions_and_problems(cli) -> None:
     assert [(p["plugin"], p["stage"]) for p in doc["problems"]] == [("skbroken", "import")]
     assert "broken on purpose" in doc["problems"][0]["error"]
     table = cli("plugins", site="broken")
-    assert table.returncode == 0 and "failed to load" in table.stdout and "skbroken" in table.stdout
+    assert table.returncode == 0 and "plugin problems" in table.stdout and "skbroken" in table.stdout
     # A broken plugin does not stop the others: the fake model still works.
     assert cli("models", "--json", site="broken").returncode == 0
+
+
+def test_plugins_check_reports_plugin_faults_and_exits_1(cli) -> None:
+    assert cli("plugins", "--check", "--json").returncode == 0  # classic and skfake are sound
+    proc = cli("plugins", "--check", "--json", site="faults")
+    assert proc.returncode == 1, proc.stderr
+    assert "plugin problem(s) found" in proc.stderr
+    problems = {(p["plugin"], p["stage"], *p["models"]): p["error"] for p in json.loads(proc.stdout)["problems"]}
+    assert set(problems) == {("skfake", "duplicate-id", "fake-prompter"), ("skbadloader", "duplicate-id", "fake-prompter"),
+                             ("skbadloader", "loader", "bad-class"), ("skbadloader", "loader", "bad-module"),
+                             ("skbadloader", "loader", "bad-dependency")}
+    assert "no attribute 'NoSuchClass'" in problems[("skbadloader", "loader", "bad-class")]
+    assert "pip install not_installed_dep_xyz" in problems[("skbadloader", "loader", "bad-dependency")]
+    assert "skbadloader (plugin 'skbadloader')" in problems[("skbadloader", "loader", "bad-module")]
+    table = cli("plugins", "--check", site="faults")
+    assert table.returncode == 1 and "NoSuchClass" in table.stdout and "duplicate-id" in table.stdout
+
+
+def test_plugin_faults_exit_1_user_errors_exit_2(cli, tmp_path) -> None:
+    image = tmp_path / "in.png"
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(image)
+    segment = ["segment", image, "--json", "--model"]
+
+    def error_line(model: str, code: int) -> str:  # after the one warning line about the duplicate id
+        proc = cli(*segment, model, site="faults")
+        assert proc.returncode == code and "Traceback" not in proc.stderr, proc.stderr
+        warning, error = proc.stderr.splitlines()
+        assert warning.startswith("warning: ") and "fake-prompter" in warning and error.startswith("error: ")
+        return error
+
+    for model, text in [("bad-class", "no attribute 'NoSuchClass'"), ("bad-module", "no module named 'skbadloader.modle'"),
+                        ("fake-prompter", "registered by both skbadloader")]:
+        line = error_line(model, 1)
+        assert text in line and "(plugin 'skbadloader')" in line and "pip install" not in line
+    assert "pip install not_installed_dep_xyz" in error_line("bad-dependency", 2)
+    assert "fake-semantic" in error_line("fake-semantc", 2)  # a user's typo
+    fine = cli(*segment, "fine-segmenter", site="faults")  # the plugin's sound model is unaffected
+    assert fine.returncode == 0 and json.loads(fine.stdout), fine.stderr
+    assert "fake-semantic" in {r["id"] for r in json.loads(cli("models", "--json", site="faults").stdout)}
 
 
 def test_pull(cli) -> None:

@@ -140,6 +140,21 @@ def test_oversized_requests_are_refused_and_the_server_stays_up(server: Any) -> 
 # --------------------------------------------------------------------------- methods
 
 
+def test_lone_surrogates_and_invalid_requests_are_answered(server: Any) -> None:
+    token = server["tokens"][B]
+    surrogate = '{"jsonrpc": "2.0", "id": "\\ud800", "method": "vision.models"}'
+    batch = f'[{surrogate}, {{"jsonrpc": "2.0", "method": 1}}, {{"jsonrpc": "2.0", "id": 3, "method": "vision.stats"}}]'
+    answer = post(server, surrogate, token)
+    assert answer.status_code == 200 and answer.json()["id"] == "\ud800"
+    answers = post(server, batch, token).json()
+    assert [a["id"] for a in answers] == ["\ud800", None, 3] and answers[1]["error"]["code"] == -32600
+    with websockets_sync.connect(f"ws://127.0.0.1:{server['port']}/ws?token={token}") as ws:
+        ws.send(surrogate)
+        assert json.loads(ws.recv(timeout=30))["id"] == "\ud800"
+        ws.send(batch)
+        assert [a["id"] for a in json.loads(ws.recv(timeout=30))] == ["\ud800", None, 3]
+
+
 def test_every_method_over_http_and_websocket(server: Any) -> None:
     scenes = server["scenes"]
     with client(server, A) as sk:

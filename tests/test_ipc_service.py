@@ -427,6 +427,37 @@ def test_propagate_collects_or_streams_every_frame(service: Service, video: tupl
     assert error(gone) == (ErrorCode.SESSION_ERROR, "session_error")
 
 
+def test_both_directions_remove_reset_save_and_restore(tmp_path: Path, video: tuple[Path, list[Any]]) -> None:
+    folder, scenes = video
+    granted = tmp_path / "granted"
+    granted.mkdir()
+    app = App(id="app", roots=(folder.resolve(), granted.resolve()))
+    service = make_service([app])
+    session = _start_and_prompt(service, folder, scenes, app=app)
+    rpc = lambda method, **params: run(call(service, method, params, app=app))  # noqa: E731
+    result(rpc("vision.segment_video_add_prompt", session=session, frame=2, object_id=6, point={"x": 1, "y": 1}))
+
+    both = result(rpc("vision.segment_video_propagate", session=session, start=2, direction="both"))
+    assert [f["frame"] for f in both["frames"]] == [2, 3, 4, 5, 1, 0]
+
+    saved = result(rpc("vision.segment_video_save", session=session, path=str(granted / "s.npz")))
+    assert Path(saved["path"]) == (granted / "s.npz").resolve() and Path(saved["path"]).stat().st_size > 0
+    outside = rpc("vision.segment_video_save", session=session, path=str(tmp_path / "s.npz"))
+    assert error(outside) == (ErrorCode.PATH_DENIED, "path_denied") and not (tmp_path / "s.npz").exists()
+
+    assert result(rpc("vision.segment_video_remove_object", session=session, object_id=5))["object_ids"] == [6]
+    assert error(rpc("vision.segment_video_remove_object", session=session, object_id=5))[1] == "session_error"
+    one = result(rpc("vision.segment_video_propagate", session=session, start=0, max_frames=1))["frames"]
+    assert [m["object_id"] for m in one[0]["masks"]] == [6]
+    assert result(rpc("vision.segment_video_reset", session=session))["object_ids"] == []
+    assert error(rpc("vision.segment_video_propagate", session=session))[1] == "session_error"
+
+    restored = result(rpc("vision.segment_video_restore", path=saved["path"]))
+    assert restored["session"] != session and restored["num_frames"] == len(scenes)
+    again = result(rpc("vision.segment_video_propagate", session=restored["session"], start=2, direction="both"))
+    assert again["frames"] == both["frames"]  # both objects back, the same masks
+
+
 def test_cancel_stops_a_running_propagation(video: tuple[Path, list[Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     folder, scenes = video
     monkeypatch.setenv("TOY_DELAY_S", "0.05")

@@ -49,7 +49,7 @@ def test_every_method_over_stdio(tmp_path: Path) -> None:
         ids = [m.card.id for m in sk.models()]
         assert "classic" in ids and "toy-color" in ids
         trackers = [m.card.id for m in sk.models(role="tracker")]
-        assert "toy-color" in trackers and "classic" not in trackers
+        assert "toy-color" in trackers and "classic" in trackers
 
         seg = sk.segment(image_path, model="classic")
         expected = segmenter.segment(SCENE.image)
@@ -129,14 +129,21 @@ def test_bad_input_is_answered_and_the_server_stays_up(tmp_path: Path) -> None:
         _line(8, "vision.segment_video_start", {"stream": True}),
         b'{"jsonrpc": "2.0", "id": 9, "method": "vision.models", "params": {"role": Infinity}}\n',
         _line(10, "vision.segment", {"image": {"path": str(image)}}),
+        b'{"jsonrpc": "2.0", "id": "\\ud800", "method": "vision.models"}\n',  # a lone surrogate
+        b'[{"jsonrpc": "2.0", "id": 12, "method": "vision.nope\\udfff"}, {"jsonrpc": "2.0", "method": 1}]\n',
         b'{"jsonrpc": "2.0", "id": 11, "method": "vision.models"}',  # last line without a newline
     ]
     answers, code = _exchange(["--manifest", str(manifest), "--max-request-mb", "0.05"], lines)
     assert code == 0
-    assert len(answers) == 12
+    batch = next(a for a in answers if isinstance(a, list))
+    assert [(a["id"], a["error"]["code"]) for a in batch] == [
+        (12, ErrorCode.METHOD_NOT_FOUND), (None, ErrorCode.INVALID_REQUEST)]
+    answers = [a for a in answers if not isinstance(a, list)]
+    assert len(answers) == 13
     by_id = {a["id"]: a for a in answers if a["id"] is not None}
     # the garbage line and request 9 (Infinity is not JSON) cannot be parsed: their errors have id null
     assert [a["error"]["code"] for a in answers if a["id"] is None] == [ErrorCode.PARSE_ERROR] * 2
+    assert [m["card"]["id"] for m in by_id["\ud800"]["result"]["models"]] == ["classic"]
     expected = {
         1: ErrorCode.METHOD_NOT_FOUND, 2: ErrorCode.INVALID_PARAMS, 3: ErrorCode.PAYLOAD_TOO_LARGE,
         4: ErrorCode.MODEL_DENIED, 5: ErrorCode.PATH_DENIED, 6: ErrorCode.PATH_DENIED, 7: ErrorCode.CAMERA_DENIED,

@@ -15,15 +15,16 @@ The tests at the bottom check the toy itself against the synthetic scenes' true 
 from __future__ import annotations
 
 import os
-import secrets
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any, Self
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from segmentkit import ModelCard, ModelOptions, ModelSpec, hookimpl
 from segmentkit.errors import PromptError, SessionError
 from segmentkit.roles import Embedding
+from segmentkit.session_files import restore_session
+from segmentkit.sessions import TrackingSession
 from segmentkit.types import Box, FrameMasks, MaskPrompt, Masks, Point, Segmentation
 
 TOLERANCE = 40.0
@@ -116,83 +117,49 @@ class Toy:
         return [self.predict(embedding, p, multimask=multimask) for p in prompt_sets]
 
     def start(self, source: Any = None, *, stream: bool = False) -> ToySession:
-        from segmentkit.io.video import open_video
+        from segmentkit.io.video import FrameStream, open_video
 
         if stream == (source is not None):
             raise SessionError("give a source or stream=True")
-        return ToySession([] if stream else open_video(source))
+        return ToySession(FrameStream() if stream else open_video(source))
+
+    def restore(self, path: Any, source: Any = None) -> ToySession:
+        return restore_session(self, path, source)
 
 
-class ToySession:
+class ToySession(TrackingSession):
     """Objects keep their prompt colour; every frame is thresholded on each colour."""
 
     def __init__(self, frames: Any):
-        self.id = secrets.token_hex(8)
-        self.frames = frames
+        super().__init__(frames, model_id=CARD.id)
         self.colors: dict[int, np.ndarray] = {}
-        self.closed = False
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.frames)
-
-    @property
-    def frame_size(self) -> tuple[int, int] | None:
-        return tuple(self.frames[0].shape[:2]) if len(self.frames) else None
-
-    def _frame(self, index: int) -> np.ndarray:
-        if self.closed:
-            raise SessionError("session is closed")
-        if not 0 <= index < len(self.frames):
-            raise SessionError(f"frame {index} is out of range: the video has frames 0..{len(self.frames) - 1}")
-        return np.asarray(self.frames[index])
 
     def _masks(self, index: int) -> FrameMasks:
-        image = self._frame(index)
-        ids = sorted(self.colors)
+        image = np.asarray(self.frames[index])
+        ids = self.object_ids
         stack = np.stack([color_mask(image, self.colors[i]) for i in ids]) if ids else \
             np.zeros((0, *image.shape[:2]), dtype=bool)
         return FrameMasks(index, Masks(stack, object_ids=np.array(ids, dtype=np.int64)))
 
-    def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> FrameMasks:
-        self.colors[object_id] = prompt_color(self._frame(frame), prompts)
+    def _prompt(self, frame: int, index: int, prompts: Any) -> FrameMasks:
+        self.colors[self.objects.id_of(index)] = prompt_color(np.asarray(self.frames[frame]), prompts)
         return self._masks(frame)
 
-    def propagate(self, start: int | None = None, *, reverse: bool = False,
-                  max_frames: int | None = None) -> Iterator[FrameMasks]:
-        if not self.colors:
-            raise SessionError("add a prompt before propagating")
-        first = (len(self.frames) - 1 if reverse else 0) if start is None else start
-        order = range(first, -1, -1) if reverse else range(first, len(self.frames))
-        delay = float(os.environ.get("TOY_DELAY_S", "0"))
-        for count, index in enumerate(order):
-            if max_frames is not None and count >= max_frames:
-                return
-            time.sleep(delay)
-            yield self._masks(index)
+    def _track(self, frame: int, reverse: bool) -> FrameMasks:
+        time.sleep(float(os.environ.get("TOY_DELAY_S", "0")))
+        return self._masks(frame)
 
-    def push_frame(self, image: Any) -> FrameMasks:
-        from segmentkit.io import load_image
+    def _remove(self, object_id: int, index: int) -> None:
+        del self.colors[object_id]
 
-        self.frames.append(load_image(image))
-        return self._masks(len(self.frames) - 1)
-
-    def remove_object(self, object_id: int) -> None:
-        self.colors.pop(object_id, None)
-
-    def reset(self) -> None:
+    def _clear(self) -> None:
         self.colors.clear()
 
-    def close(self) -> None:
-        self.closed = True
-        if hasattr(self.frames, "close"):
-            self.frames.close()
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"colors": {str(k): v.tolist() for k, v in self.colors.items()}}, {}
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.colors = {int(k): np.asarray(v) for k, v in meta["colors"].items()}
 
 
 # --------------------------------------------------------------------------- the toy's own checks

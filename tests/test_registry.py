@@ -3,6 +3,7 @@
 import types
 
 import pytest
+from pydantic import ConfigDict
 
 from segmentkit import ModelCard, ModelOptions, ModelSpec, hookimpl
 from segmentkit.errors import (
@@ -103,14 +104,63 @@ def test_unknown_and_invalid_options(registry):
         registry.load("toy-a", runtime="onnxruntime")
 
 
-def test_duplicate_id_names_both_plugins_and_keeps_first(registry):
-    spec = ModelSpec(card=card(), role="segmenter", loader=LOADER)
-    registry.register(plugin(("segmentkit_segmenters", [spec]), name="first"))
-    registry.register(plugin(("segmentkit_segmenters", [spec]), name="second"))
-    assert [i.plugin for i in registry.models()] == ["first"]
-    problem = registry.problems[0]
-    assert problem.plugin == "second" and "first" in problem.error and "second" in problem.error
-    assert DuplicateModelError.__name__ in problem.error
+def test_duplicate_id_quarantines_only_the_clashing_specs(registry):
+    clash = card("toy-a", roles=("segmenter", "prompter"))
+    registry.register(plugin(("segmentkit_segmenters", [ModelSpec(card=clash, role="segmenter", loader=LOADER),
+                                                         ModelSpec(card=card("first-only"), role="segmenter", loader=LOADER)]),
+                             ("segmentkit_prompters", [ModelSpec(card=clash, role="prompter", loader=LOADER)]),
+                             name="first"))
+    registry.register(plugin(("segmentkit_segmenters", [ModelSpec(card=card("toy-a"), role="segmenter", loader=LOADER),
+                                                         ModelSpec(card=card("second-only"), role="segmenter", loader=LOADER)]),
+                             name="second"))
+    assert [(i.card.id, i.plugin) for i in registry.models()] == [("first-only", "first"), ("second-only", "second")]
+    assert registry.load("first-only").card.id == "first-only" and registry.load("second-only").card.id == "second-only"
+    for role in (None, "segmenter", "prompter"):
+        with pytest.raises(DuplicateModelError, match=r"toy-a.*registered by both .*'first'.* and .*'second'"):
+            registry.load("toy-a", role=role)
+    problems = [(p.plugin, p.stage, p.models) for p in registry.problems]
+    assert problems == [("first", "duplicate-id", ("toy-a",)), ("second", "duplicate-id", ("toy-a",))]
+    assert DuplicateModelError.__name__ in registry.problems[0].error
+
+
+def test_alias_collision_is_an_error(registry):
+    registry.register(plugin(("segmentkit_segmenters", [
+        ModelSpec(card=card("alpha", aliases=("shared",)), role="segmenter", loader=LOADER),
+        ModelSpec(card=card("gamma", aliases=("delta",)), role="segmenter", loader=LOADER),
+        ModelSpec(card=card("kept", aliases=("k",)), role="segmenter", loader=LOADER),
+    ])), name="one")
+    registry.register(plugin(("segmentkit_segmenters", [
+        ModelSpec(card=card("beta", aliases=("shared",)), role="segmenter", loader=LOADER),
+        ModelSpec(card=card("delta"), role="segmenter", loader=LOADER),  # an id that is gamma's alias
+    ])), name="two")
+    assert [i.card.id for i in registry.models()] == ["kept"]
+    assert registry.load("k").card.id == "kept"
+    for name in ("shared", "alpha", "beta", "gamma", "delta"):
+        with pytest.raises(DuplicateModelError, match="name '(shared|delta)' is"):
+            registry.load(name)
+    problems = {(p.plugin, p.stage, p.models) for p in registry.problems}
+    assert problems == {("one", "alias", ("alpha", "beta")), ("two", "alias", ("alpha", "beta")),
+                        ("one", "alias", ("delta", "gamma")), ("two", "alias", ("delta", "gamma"))}
+
+
+def test_card_roles_must_match_the_hooks_that_return_them(registry):
+    two_roles = card("liar", roles=("segmenter", "prompter"))  # but only the segmenter hook returns it
+    registry.register(plugin(("segmentkit_segmenters", [ModelSpec(card=two_roles, role="segmenter", loader=LOADER),
+                                                         ModelSpec(card=card("honest"), role="segmenter", loader=LOADER)])))
+    assert [i.card.id for i in registry.models()] == ["honest"]
+    with pytest.raises(SpecError, match="card lists roles prompter, segmenter but .* hooks return it as segmenter"):
+        registry.load("liar")
+    assert [(p.stage, p.models) for p in registry.problems] == [("card-roles", ("liar",))]
+
+
+def test_trace_goes_through_pluggy(monkeypatch, capsys):
+    monkeypatch.setenv("SEGMENTKIT_TRACE", "1")
+    registry = Registry(entry_points=False)
+    registry.register(plugin(("segmentkit_segmenters", [ModelSpec(card=card(), role="segmenter", loader=LOADER)])))
+    assert [i.card.id for i in registry.models()] == ["toy-a"]
+    trace = capsys.readouterr().err
+    assert "segmentkit trace:" in trace and "segmentkit_segmenters" in trace
+    assert "finish segmentkit_segmenters -->" in trace and "toy-a" in trace  # pluggy's after-call record
 
 
 def test_raising_hook_is_isolated(registry):
@@ -140,16 +190,56 @@ def test_unknown_hook_name_is_refused(registry):
     assert registry.problems[0].stage == "register"
 
 
-def test_loader_import_failures(registry):
+def test_loader_import_failures_say_whose_fault(registry):
     specs = [
         ModelSpec(card=card("missing-dep"), role="segmenter", loader="not_installed_pkg_xyz.mod:Model"),
         ModelSpec(card=card("no-attr"), role="segmenter", loader=f"{__name__}:Nope"),
+        ModelSpec(card=card("typo"), role="segmenter", loader="segmentkit.modle:Model"),  # installed package
     ]
     registry.register(plugin(("segmentkit_segmenters", specs)))
-    with pytest.raises(MissingDependencyError, match="pip install"):
+    with pytest.raises(MissingDependencyError, match="pip install not_installed_pkg_xyz"):
         registry.load("missing-dep")
-    with pytest.raises(PluginLoadError, match="no attribute 'Nope'"):
+    with pytest.raises(PluginLoadError, match=r"no-attr.*from <in-process> \(plugin 'toy'\).*no attribute 'Nope'"):
         registry.load("no-attr")
+    with pytest.raises(PluginLoadError, match="no module named 'segmentkit.modle'") as typo:
+        registry.load("typo")
+    assert "pip install" not in str(typo.value) and typo.value.distribution == "<in-process>"
+
+
+class NoSegment(EchoModel):
+    """A segmenter loader that forgot its one method."""
+
+
+class Segments(EchoModel):
+    def segment(self, image, *, task=None):
+        raise AssertionError("check() must not run the model")
+
+
+class OpenOptions(ModelOptions):
+    model_config = ConfigDict(extra="allow")
+
+
+class BadDefault(ModelOptions):
+    threshold: float = "high"
+
+
+def test_check_imports_every_loader_and_validates_options(registry):
+    sound = f"{__name__}:Segments"
+    ok = ModelSpec(card=card("ok"), role="segmenter", loader=sound, options=ToyOptions)
+    bad = {
+        "missing-class": ModelSpec(card=card("missing-class"), role="segmenter", loader=f"{__name__}:Nope"),
+        "no-method": ModelSpec(card=card("no-method"), role="segmenter", loader=f"{__name__}:NoSegment"),
+        "open-options": ModelSpec(card=card("open-options"), role="segmenter", loader=sound, options=OpenOptions),
+        "bad-default": ModelSpec(card=card("bad-default"), role="segmenter", loader=sound, options=BadDefault),
+    }
+    registry.register(plugin(("segmentkit_segmenters", [ok, *bad.values()])))
+    assert registry.problems == []  # nothing is imported until check()
+    found = {p.models: p for p in registry.check()}
+    assert set(found) == {(m,) for m in bad} and {p.stage for p in found.values()} == {"loader"}
+    assert "no attribute 'Nope'" in found[("missing-class",)].error
+    assert "lacks segment of a segmenter" in found[("no-method",)].error
+    assert "extra='forbid'" in found[("open-options",)].error
+    assert "BadDefault is invalid" in found[("bad-default",)].error and "threshold" in found[("bad-default",)].error
 
 
 def test_card_and_spec_validation():

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 
+import numpy as np
 import pytest
-from segmentkit.errors import SessionError
-from segmentkit.sessions import ObjectIndex, SessionTable, check_frame, check_object_id
+from PIL import Image
+from segmentkit.cards import ModelCard
+from segmentkit.errors import PromptError, SessionError
+from segmentkit.io.video import FrameStream, open_video
+from segmentkit.session_files import read_session, restore_session
+from segmentkit.sessions import ObjectIndex, SessionTable, TrackingSession, check_frame, check_object_id
+from segmentkit.types import Box, FrameMasks, MaskPrompt, Masks, Point
 
 
 class FakeSession:
@@ -183,3 +190,201 @@ def test_check_frame():
         check_frame(0, 0, what="stream")
     with pytest.raises(SessionError, match="frame 2 is no longer held: the stream keeps frames 5..9"):
         check_frame(2, 10, first=5, what="stream")
+
+
+# --------------------------------------------------------------------------- the TrackingSession base
+
+
+class Blob(TrackingSession):
+    """A test tracker whose maths is trivial and order-dependent, so the base's bookkeeping shows.
+
+    Each object's mask on a frame is a square whose side is ``1 +`` the number of frames
+    the object has been tracked through since it was last prompted, in this pass order:
+    a frame computed from a different history gives a different mask.
+    """
+
+    def __init__(self, frames, **kw):
+        super().__init__(frames, **kw)
+        self.age: dict[int, int] = {}
+        self.calls: list[tuple[int, bool]] = []
+
+    def _masks(self, frame):
+        h, w = self.frame_size
+        ids = self.object_ids
+        stack = np.zeros((len(ids), h, w), bool)
+        for k, i in enumerate(ids):
+            side = 1 + self.age[i] % min(h, w)
+            stack[k, :side, i : i + side] = True
+        return FrameMasks(frame, Masks(stack, object_ids=np.asarray(ids, np.int64)))
+
+    def _prompt(self, frame, index, prompts):
+        self.age[self.objects.id_of(index)] = 0
+        return self._masks(frame)
+
+    def _track(self, frame, reverse):
+        self.calls.append((frame, reverse))
+        for i in self.age:
+            self.age[i] += 1
+        return self._masks(frame)
+
+    def _remove(self, object_id, index):
+        del self.age[object_id]
+
+    def _clear(self):
+        self.age.clear()
+
+    def _state(self):
+        ids = sorted(self.age)
+        return {"ids": ids}, {"age": np.asarray([self.age[i] for i in ids], np.int64)}
+
+    def _load_state(self, meta, arrays):
+        self.age = dict(zip(meta["ids"], arrays["age"].tolist()))
+
+
+class BlobTracker:
+    card = ModelCard(id="blob", family="test", roles=("tracker",), tasks=("track",), license="MIT")
+
+    def start(self, source=None, *, stream=False):
+        return Blob(FrameStream() if stream else open_video(source), model_id=self.card.id, max_objects=3)
+
+    def restore(self, path, source=None):
+        return restore_session(self, path, source)
+
+
+@pytest.fixture
+def blob_frames(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(8):
+        Image.fromarray(np.full((12, 16, 3), 10 * i, np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def _order(results):
+    return [r.frame_index for r in results]
+
+
+def test_propagate_directions_and_defaults(blob_frames):
+    with BlobTracker().start(blob_frames) as s:
+        s.add_prompts(3, 1, [Point(1, 1)])
+        both = s.propagate(direction="both")
+        assert both.total == 8
+        assert _order(both) == [3, 4, 5, 6, 7, 2, 1, 0]
+        assert s.calls[-1] == (0, True) and s.calls[0] == (3, False)
+        assert _order(s.propagate(direction="backward", max_frames=2)) == [3, 2]
+        assert _order(s.propagate(5, direction="both", max_frames=2)) == [5, 6, 4]
+        assert _order(s.propagate(0, direction="both")) == list(range(8))
+        with pytest.raises(SessionError, match="direction must be one of"):
+            s.propagate(direction="sideways")
+        with pytest.raises(SessionError, match="out of range"):
+            s.propagate(8)
+        with pytest.raises(SessionError, match="max_frames"):
+            s.propagate(max_frames=0)
+
+
+def test_a_correction_repropagates_only_the_frames_it_can_change(blob_frames):
+    with BlobTracker().start(blob_frames) as s:
+        s.add_prompts(0, 1, [Point(1, 1)])
+        first = {r.frame_index: r for r in s.propagate()}
+        assert _order(first.values()) == list(range(8))
+        s.add_prompts(5, 1, [Point(2, 2)])  # a correction on frame 5
+        again = list(s.propagate())
+        assert _order(again) == [5, 6, 7]  # frames 0..4 cannot change going forwards
+        s.add_prompts(5, 1, [Point(3, 3)])
+        assert _order(s.propagate(direction="both")) == [5, 6, 7, 4, 3, 2, 1, 0]
+        # nothing prompted since: the next call starts from the prompted frames again
+        assert _order(s.propagate(direction="backward")) == [5, 4, 3, 2, 1, 0]
+        assert s.frame_masks(7) is not None and s.frame_masks(7).object_ids == [1]
+        assert [f for f, _, _ in s.prompts] == [0, 5]  # the second prompt on 5 replaced the first
+
+
+def test_remove_reset_and_bookkeeping(blob_frames):
+    with BlobTracker().start(blob_frames) as s:
+        s.add_prompts(0, 4, [Point(1, 1)])
+        s.add_prompts(2, 9, [Point(1, 1)])
+        assert s.object_ids == [4, 9]
+        with pytest.raises(PromptError):  # validated before the object is registered
+            s.add_prompts(0, 5, [Point(100, 1)])
+        assert s.object_ids == [4, 9]
+        list(s.propagate(0))
+        s.remove_object(4)
+        assert s.object_ids == [9] and s.frame_masks(1).object_ids == [9]
+        assert [o for _, o, _ in s.prompts] == [9]
+        with pytest.raises(SessionError, match="was removed"):
+            s.add_prompts(0, 4, [Point(1, 1)])
+        assert _order(s.propagate()) == list(range(2, 8))  # object 9's prompted frame
+        s.reset()
+        assert s.object_ids == [] and s.prompts == [] and s.frame_masks(1) is None
+        with pytest.raises(SessionError, match="no objects"):
+            s.propagate()
+        s.add_prompts(1, 4, [Point(1, 1)])  # ids are free again after reset
+        for _ in range(2):
+            s.add_prompts(1, len(s.object_ids) + 10, [Point(1, 1)])
+        with pytest.raises(SessionError, match="at most 3"):
+            s.add_prompts(1, 99, [Point(1, 1)])
+    assert s.closed
+    for call in (lambda: s.add_prompts(0, 1, [Point(1, 1)]), s.propagate, s.reset, lambda: s.remove_object(4)):
+        with pytest.raises(SessionError, match="closed"):
+            call()
+    s.close()
+
+
+def test_streams_push_and_keep_only_held_results(blob_frames):
+    with BlobTracker().start(stream=True) as s:
+        with pytest.raises(SessionError, match="push_frame"):
+            s.propagate()
+        frame = np.zeros((12, 16, 3), np.uint8)
+        assert len(s.push_frame(frame).masks) == 0
+        s.add_prompts(0, 1, [Point(1, 1)])
+        for _ in range(40):
+            s.push_frame(frame)
+        assert s.num_frames == 41 and len(s._results) <= s.frames.max_held
+    with BlobTracker().start(blob_frames) as s, pytest.raises(SessionError, match="live session"):
+        s.push_frame(frame)
+
+
+def test_save_and_restore_continue_like_an_uninterrupted_session(blob_frames, tmp_path):
+    tracker = BlobTracker()
+    with tracker.start(blob_frames) as s:
+        s.add_prompts(2, 1, [Point(1, 1), Point(3, 3, positive=False)])
+        s.add_prompts(2, 7, [MaskPrompt(np.eye(12, 16, dtype=bool))])
+        s.add_prompts(0, 3, [Box(0, 0, 4, 4)])
+        s.remove_object(3)
+        list(s.propagate(direction="forward", max_frames=3))
+        s.add_prompts(4, 1, [Point(2, 2)])  # pending correction, saved before propagating it
+        path = s.save(tmp_path / "session.npz")
+        rest = [r.masks.masks for r in s.propagate(direction="both")]
+        before = [s.frame_masks(f).masks.masks for f in range(8)]
+    with tracker.restore(path) as r:
+        assert r.object_ids == [1, 7] and r.model_id == "blob"
+        assert [(f, o) for f, o, _ in r.prompts] == [(2, 1), (2, 7), (4, 1)]
+        assert np.array_equal(r.prompts[1][2][0].mask, np.eye(12, 16, dtype=bool))
+        with pytest.raises(SessionError, match="was removed"):
+            r.add_prompts(0, 3, [Point(1, 1)])
+        again = [m.masks.masks for m in r.propagate(direction="both")]
+        after = [r.frame_masks(f).masks.masks for f in range(8)]
+    assert len(again) == len(rest) and all(np.array_equal(a, b) for a, b in zip(again, rest))
+    assert all(np.array_equal(a, b) for a, b in zip(after, before))
+
+
+def test_saved_files_are_checked(blob_frames, tmp_path):
+    tracker = BlobTracker()
+    with tracker.start(blob_frames) as s:
+        s.add_prompts(0, 1, [Point(1, 1)])
+        path = s.save(tmp_path / "s.npz")
+    saved = read_session(path)
+    assert saved.manifest["format"] == "segmentkit.session" and saved.manifest["version"] == 1
+    newer = dict(saved.manifest, version=99)
+    np.savez(tmp_path / "newer.npz", manifest=np.frombuffer(json.dumps(newer).encode(), np.uint8))
+    with pytest.raises(SessionError, match="newer"):
+        tracker.restore(tmp_path / "newer.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(SessionError, match="not a saved session"):
+        tracker.restore(tmp_path / "junk.npz")
+    short = tmp_path / "short"
+    short.mkdir()
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(short / "0.png")
+    with pytest.raises(SessionError, match="not the video it was saved over"):
+        tracker.restore(path, short)
+    with pytest.raises(SessionError, match="cannot save"):
+        TrackingSession(FrameStream()).save(tmp_path / "x.npz")

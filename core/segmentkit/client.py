@@ -41,7 +41,9 @@ from .ipc.schemas import (
     FrameResult,
     ModelEntry,
     ModelsResult,
+    ObjectsResult,
     PromptResult,
+    SaveResult,
     SegmentResult,
     StatsResult,
     VideoProgress,
@@ -382,13 +384,13 @@ class Client:
         params = {"session": session, "image": image_ref(image, camera=True)}
         return FrameResult.model_validate(self.call("vision.segment_video_push_frame", params))
 
-    def video_propagate(self, session: str, *, start: int | None = None, reverse: bool = False,
+    def video_propagate(self, session: str, *, start: int | None = None, direction: str | None = None,
                         max_frames: int | None = None) -> Iterator[FrameResult]:
-        """Yield each frame's masks as the server computes them.
+        """Yield each frame's masks as the server computes them (``direction``: forward, backward, both).
 
         Leaving the loop early cancels the propagation on the server.
         """
-        params = _drop_none(session=session, start=start, reverse=reverse or None, max_frames=max_frames)
+        params = _drop_none(session=session, start=start, direction=direction, max_frames=max_frames)
         messages = self._transport.stream("vision.segment_video_propagate", params, self.timeout)
         try:
             for message in messages:
@@ -409,6 +411,25 @@ class Client:
     def video_close(self, session: str) -> None:
         """Close the session and free its memory."""
         CloseResult.model_validate(self.call("vision.segment_video_close", {"session": session}))
+
+    def video_remove_object(self, session: str, object_id: int) -> list[int]:
+        """Stop tracking ``object_id``; returns the objects left."""
+        params = {"session": session, "object_id": object_id}
+        return ObjectsResult.model_validate(self.call("vision.segment_video_remove_object", params)).object_ids
+
+    def video_reset(self, session: str) -> None:
+        """Forget every object and prompt of the session."""
+        ObjectsResult.model_validate(self.call("vision.segment_video_reset", {"session": session}))
+
+    def video_save(self, session: str, path: str | Path) -> str:
+        """Save the session to ``path`` on the server's machine (inside the app's grants)."""
+        params = {"session": session, "path": str(path)}
+        return SaveResult.model_validate(self.call("vision.segment_video_save", params)).path
+
+    def video_restore(self, path: str | Path, *, model: str | None = None) -> str:
+        """Open a saved session again; returns the new session's id."""
+        params = _drop_none(path=str(path), model=model)
+        return VideoStartResult.model_validate(self.call("vision.segment_video_restore", params)).session
 
     def stats(self) -> StatsResult:
         """Loaded models and open sessions of this app (diagnostics)."""

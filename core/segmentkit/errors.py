@@ -31,19 +31,32 @@ class UnknownModelError(SegmentkitError, LookupError):
         super().__init__(message or f"unknown {what}{hint} (`segmentkit models` lists installed models)")
 
 
-class DuplicateModelError(SegmentkitError):
-    """Two distributions register the same model id for the same role."""
+class PluginError(SegmentkitError):
+    """A plugin broke the rules: the plugin's fault, not the user's (the CLI exits 1).
+
+    The message names the distribution to blame; ``distribution`` holds it where known.
+    """
+
+    code = "plugin_error"
+
+    def __init__(self, message: str, *, distribution: str | None = None):
+        self.distribution = distribution
+        super().__init__(message)
+
+
+class DuplicateModelError(PluginError):
+    """Two plugins claim one model id, or one alias names two models."""
 
     code = "duplicate_model"
 
 
-class PluginLoadError(SegmentkitError):
-    """A plugin failed to import or to register its specs."""
+class PluginLoadError(PluginError):
+    """A plugin, or a model's loader, failed to import or to register."""
 
     code = "plugin_load_error"
 
 
-class SpecError(SegmentkitError, ValueError):
+class SpecError(PluginError, ValueError):
     """A plugin returned an invalid model spec or card."""
 
     code = "spec_error"
@@ -85,6 +98,12 @@ class ImageTooLargeError(ImageError):
     code = "image_too_large"
 
 
+class PathDeniedError(SegmentkitError):
+    """A file resolves outside the folders it may be read from (a grant)."""
+
+    code = "path_denied"
+
+
 class VideoError(SegmentkitError, ValueError):
     """A video source could not be opened or read."""
 
@@ -107,3 +126,9 @@ class SessionError(SegmentkitError):
     """A tracking session is unknown, closed, over its limits or misused."""
 
     code = "session_error"
+
+
+class ExportError(SegmentkitError, ValueError):
+    """Results cannot be written in the requested format (e.g. an object id the format cannot hold)."""
+
+    code = "bad_export"

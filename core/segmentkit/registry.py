@@ -3,17 +3,19 @@
 A :class:`Registry` owns a pluggy ``PluginManager``. It walks the ``segmentkit``
 entry-point group one entry at a time, so a plugin that fails to import or whose hook
 raises becomes a recorded :class:`PluginProblem` while every other plugin keeps
-serving. Hooks are called one implementation at a time, so the registry knows which
-distribution every spec came from.
+serving. Each hook implementation is called on its own through pluggy's hook caller
+(so ``SEGMENTKIT_TRACE=1`` traces it), so the registry knows which distribution every
+spec came from; :mod:`segmentkit.catalog` then sets aside only the specs that clash.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
-import importlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,41 +27,16 @@ from pydantic import ValidationError
 
 from . import hookspecs
 from .cards import ROLES, ModelCard, ModelSpec
-from .errors import (
-    DuplicateModelError,
-    MissingDependencyError,
-    OptionsError,
-    PluginLoadError,
-    SpecError,
-    UnknownModelError,
-)
+from .catalog import Catalog, PluginProblem, RegisteredSpec, build_catalog
+from .errors import OptionsError, PluginLoadError, SpecError, UnknownModelError
+from .loaders import check_loader, import_loader
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "segmentkit"
 DEFAULT_MODEL = "classic"
 IN_PROCESS = "<in-process>"
-
-
-@dataclass(frozen=True)
-class PluginProblem:
-    """A plugin that could not be used, and why."""
-
-    plugin: str
-    distribution: str
-    stage: str  # "import", "register" or a hook name
-    error: str
-
-
-@dataclass(frozen=True)
-class RegisteredSpec:
-    """A spec plus where it came from (recorded by the core, not claimed by the plugin)."""
-
-    spec: ModelSpec
-    plugin: str
-    distribution: str
-    version: str
-
+PLUGIN_STAGES = ("import", "register")  # problems found before any hook runs
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -80,14 +57,13 @@ class Registry:
         self._pm.add_hookspecs(hookspecs)
         self._dists: dict[str, tuple[str, str]] = {}
         self._problems: list[PluginProblem] = []
-        self._specs: dict[tuple[str, str], RegisteredSpec] | None = None
-        self._aliases: dict[str, str] = {}
+        self._catalog: Catalog | None = None
         self._lock = threading.RLock()
         if allow is None and os.environ.get("SEGMENTKIT_LOAD_PLUGINS"):
             allow = [n.strip() for n in os.environ["SEGMENTKIT_LOAD_PLUGINS"].split(",") if n.strip()]
         self._allow = None if allow is None else set(allow)
-        if os.environ.get("SEGMENTKIT_TRACE"):
-            self._pm.trace.root.setwriter(log.debug)
+        if os.environ.get("SEGMENTKIT_TRACE"):  # pluggy's hook-call trace, on stderr
+            self._pm.trace.root.setwriter(lambda line: sys.stderr.write(f"segmentkit trace: {line}"))
             self._pm.enable_tracing()
         if entry_points:
             self._load_entry_points()
@@ -122,7 +98,7 @@ class Registry:
         with self._lock:
             self._pm.unregister(name=name)
             self._dists.pop(name, None)
-            self._specs = None
+            self._catalog = None
 
     def _add(self, plugin: Any, name: str, dist: str, version: str) -> None:
         try:
@@ -134,7 +110,7 @@ class Registry:
             self._record(name, dist, "register", exc)
             return
         self._dists[name] = (dist, version)
-        self._specs = None
+        self._catalog = None
 
     def _record(self, plugin: str, dist: str, stage: str, exc: BaseException) -> None:
         text = f"{type(exc).__name__}: {exc}"
@@ -143,9 +119,22 @@ class Registry:
 
     @property
     def problems(self) -> list[PluginProblem]:
-        """Plugins that failed to import, register or answer a hook."""
+        """Plugins that failed to import, register or answer a hook, and models set aside."""
         self._collected()
         return list(self._problems)
+
+    def check(self) -> list[PluginProblem]:
+        """:attr:`problems`, plus every served model whose loader or option classes are broken.
+
+        Imports each loader (model code, so torch and friends may load): what
+        ``segmentkit plugins --check`` reports.
+        """
+        found = self.problems
+        for (model_id, role), entry in sorted(self._collected().items()):
+            error = check_loader(entry)
+            if error:
+                found.append(PluginProblem(entry.plugin, entry.distribution, "loader", f"{role}: {error}", (model_id,)))
+        return found
 
     def plugins(self) -> list[tuple[str, str, str]]:
         """(name, distribution, version) of every plugin registered."""
@@ -154,16 +143,22 @@ class Registry:
     # ------------------------------------------------------------------ specs
 
     def _collected(self) -> dict[tuple[str, str], RegisteredSpec]:
-        with self._lock:
-            if self._specs is None:
-                self._specs, self._aliases = self._collect()
-            return self._specs
+        return self._cataloged().specs
 
-    def _collect(self) -> tuple[dict[tuple[str, str], RegisteredSpec], dict[str, str]]:
-        specs: dict[tuple[str, str], RegisteredSpec] = {}
-        owner: dict[str, RegisteredSpec] = {}
+    def _cataloged(self) -> Catalog:
+        with self._lock:
+            if self._catalog is None:
+                self._problems = [p for p in self._problems if p.stage in PLUGIN_STAGES]
+                self._catalog = build_catalog(self._call_hooks())
+                for error in dict.fromkeys(p.error for p in self._catalog.problems):  # once per clash
+                    log.warning("segmentkit models set aside: %s", error)
+                self._problems += self._catalog.problems
+            return self._catalog
+
+    def _call_hooks(self) -> list[RegisteredSpec]:
+        """Every spec every hook implementation returns; a plugin whose hook raises is dropped whole."""
+        entries: list[RegisteredSpec] = []
         broken: set[str] = set()
-        self._problems = [p for p in self._problems if p.stage in ("import", "register")]
         for hook_name, role in hookspecs.HOOK_ROLES.items():
             for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
                 plugin = impl.plugin_name
@@ -171,21 +166,24 @@ class Registry:
                     continue
                 dist, version = self._dists.get(plugin, (IN_PROCESS, ""))
                 try:
-                    entries = [RegisteredSpec(spec, plugin, dist, version)
-                               for spec in _check_specs(impl.function(), role)]
-                    for entry in entries:
-                        _check_unique(entry, specs, owner)
-                except Exception as exc:
+                    specs = _check_specs(self._call_one(hook_name, impl), role)
+                except Exception as exc:  # a raising hook must not take the other plugins down
                     self._record(plugin, dist, hook_name, exc)
                     broken.add(plugin)
                     continue
-                for entry in entries:
-                    specs[(entry.spec.card.id, role)] = entry
-                    owner[entry.spec.card.id] = entry
-        # A plugin with one bad hook is dropped whole, so no half-registered model remains.
-        specs = {k: v for k, v in specs.items() if v.plugin not in broken}
-        aliases = {a: s.spec.card.id for s in specs.values() for a in s.spec.card.aliases}
-        return specs, aliases
+                entries += [RegisteredSpec(spec, plugin, dist, version) for spec in specs]
+        # No half-registered plugin: one whose hook raised serves nothing.
+        return [e for e in entries if e.plugin not in broken]
+
+    def _call_one(self, hook_name: str, impl: pluggy.HookImpl) -> list[Any]:
+        """Call one plugin's implementation of ``hook_name`` through pluggy (traced, monitored).
+
+        This is what ``HookCaller.__call__`` does with one implementation instead of all;
+        ``subset_hook_caller`` would do too, but needs hashable plugin objects.
+        """
+        hook = getattr(self._pm.hook, hook_name)
+        results = hook._hookexec(hook_name, [impl], {}, False)
+        return [spec for result in results for spec in _as_list(result)]
 
     def models(
         self, role: str | None = None, task: str | None = None, prompt_kind: str | None = None
@@ -215,10 +213,13 @@ class Registry:
         ``model_id=None`` picks the default model for the role: ``$SEGMENTKIT_DEFAULT_MODEL``,
         else ``classic``, else the only installed model of that role.
         """
-        specs = self._collected()
+        catalog = self._cataloged()
+        specs = catalog.specs
         if model_id is None:
             model_id = self.default_model_id(role)
-        model_id = self._aliases.get(model_id, model_id)
+        model_id = catalog.aliases.get(model_id, model_id)
+        if model_id in catalog.quarantined:
+            raise copy.copy(catalog.quarantined[model_id])
         if role is not None:
             if role not in ROLES:
                 raise UnknownModelError(model_id, role=role)
@@ -234,7 +235,7 @@ class Registry:
     def default_model_id(self, role: str | None) -> str:
         candidates = [m.card.id for m in self.models(role=role)]
         wanted = os.environ.get("SEGMENTKIT_DEFAULT_MODEL", DEFAULT_MODEL)
-        if wanted in candidates or wanted in self._aliases:
+        if wanted in candidates or wanted in self._cataloged().aliases:
             return wanted
         if len(candidates) == 1:
             return candidates[0]
@@ -246,7 +247,8 @@ class Registry:
         )
 
     def _close(self, model_id: str, role: str | None) -> list[str]:
-        names = {k[0] for k in self._collected() if role is None or k[1] == role} | set(self._aliases)
+        catalog = self._cataloged()
+        names = {k[0] for k in catalog.specs if role is None or k[1] == role} | set(catalog.aliases)
         return difflib.get_close_matches(model_id, sorted(names), n=3, cutoff=0.5)
 
     def load(self, model_id: str | None = None, role: str | None = None, **options: Any) -> Any:
@@ -269,56 +271,24 @@ class Registry:
             raise OptionsError(
                 f"{spec.card.id!r} supports precision {', '.join(spec.card.precisions)}, not {opts.precision!r}"
             )
-        factory = _import_loader(spec.loader, entry.distribution)
+        factory = import_loader(entry)
         log.debug("loading %s as %s from %s", spec.card.id, spec.role, entry.distribution)
         return factory(spec.card, opts)
 
 
-def _check_specs(result: Any, role: str) -> list[ModelSpec]:
+def _as_list(result: Any) -> list[Any]:
     if result is None:
         return []
-    if isinstance(result, ModelSpec):
-        result = [result]
-    specs = list(result)
+    return [result] if isinstance(result, ModelSpec) else list(result)
+
+
+def _check_specs(specs: list[Any], role: str) -> list[ModelSpec]:
     for spec in specs:
         if not isinstance(spec, ModelSpec):
             raise SpecError(f"hook returned {type(spec).__name__}, expected segmentkit.ModelSpec")
         if spec.role != role:
             raise SpecError(f"spec {spec.card.id!r} has role {spec.role!r} but came from the {role} hook")
     return specs
-
-
-def _check_unique(
-    entry: RegisteredSpec,
-    specs: dict[tuple[str, str], RegisteredSpec],
-    owner: dict[str, RegisteredSpec],
-) -> None:
-    spec = entry.spec
-    key = (spec.card.id, spec.role)
-    other = specs.get(key) or owner.get(spec.card.id)
-    if other is not None and (key in specs or other.plugin != entry.plugin):
-        raise DuplicateModelError(
-            f"model id {spec.card.id!r} ({spec.role}) is registered by both "
-            f"{other.distribution} (plugin {other.plugin!r}) and {entry.distribution} (plugin {entry.plugin!r})"
-        )
-
-
-def _import_loader(loader: str, distribution: str) -> Any:
-    module_name, _, attr = loader.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = (exc.name or module_name).split(".")[0]
-        raise MissingDependencyError(
-            missing, f"pip install {distribution if missing == module_name.split('.')[0] else missing}",
-            purpose=f"loader {loader!r}",
-        ) from exc
-    except Exception as exc:
-        raise PluginLoadError(f"loader {loader!r} failed to import: {type(exc).__name__}: {exc}") from exc
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise PluginLoadError(f"loader {loader!r}: module has no attribute {attr!r}") from None
 
 
 @functools.cache

@@ -1,4 +1,5 @@
-"""COCO run-length encoding through pycocotools (the format's reference implementation)."""
+"""COCO run-length encoding: pycocotools (the format's reference implementation) for trusted
+masks, and :func:`decode_untrusted` for RLE that arrives from outside (IPC mask prompts)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,59 @@ def decode(rle: dict[str, Any]) -> np.ndarray:
     else:
         compressed = {"size": size, "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
     return _coco.decode(compressed).astype(bool)
+
+
+# A run length is at most a pixel count; 12 characters of 5 bits hold any count below 2**59.
+_MAX_CHARS_PER_COUNT = 12
+
+
+def decode_untrusted(size: tuple[int, int], counts: str | list[int], max_pixels: int) -> np.ndarray:
+    """Decode RLE from an untrusted source to a bool (H, W) mask, or raise ``ValueError``.
+
+    Work is bounded by ``H x W`` before anything is decoded (a string longer than
+    ``H x W`` counts can be is refused unread), every step is vectorised, and the
+    run lengths must be >= 0 and add up to ``H x W`` exactly.
+    """
+    h, w = (int(v) for v in size)
+    if h <= 0 or w <= 0 or h * w > max_pixels:
+        raise ValueError(f"size {[h, w]} must be positive and at most {max_pixels:,} pixels")
+    limit = h * w + 1  # runs after the first are >= 1 pixel, so there are at most H x W + 1
+    if len(counts) > limit * (_MAX_CHARS_PER_COUNT if isinstance(counts, str) else 1):
+        raise ValueError(f"counts of length {len(counts):,} cannot describe a {h}x{w} mask")
+    runs = _string_counts(counts) if isinstance(counts, str) else np.asarray(counts, dtype=np.int64)
+    if runs.size > limit or (runs.size and (runs.min() < 0 or runs[1:].min(initial=1) < 1 or runs.max() > h * w)):
+        raise ValueError(f"run lengths must be 1..{h * w:,} (only the first may be 0)")
+    if int(runs.sum()) != h * w:
+        raise ValueError(f"run lengths add up to {int(runs.sum()):,} pixels, the mask has {h}x{w}")
+    values = np.arange(runs.size, dtype=np.uint8) & 1  # runs alternate 0, 1, 0, ... (column-major)
+    return np.ascontiguousarray(np.repeat(values.astype(bool), runs).reshape(w, h).T)
+
+
+def _string_counts(text: str) -> np.ndarray:
+    """Run lengths of a compressed COCO RLE string (pycocotools' ``rleFrString``, vectorised)."""
+    if not text.isascii():
+        raise ValueError("counts has a character outside ASCII")
+    chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
+    if chars.size == 0:
+        return chars
+    if chars.min() < 0 or chars.max() >= 64:
+        raise ValueError("counts has a character outside '0'..'o'")
+    more = (chars & 0x20) != 0
+    if more[-1]:
+        raise ValueError("counts is truncated")
+    ends = np.flatnonzero(~more)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > _MAX_CHARS_PER_COUNT:
+        raise ValueError("counts has a run length too long for any mask")
+    shifts = 5 * (np.arange(chars.size) - np.repeat(starts, lengths))
+    values = np.add.reduceat((chars & 0x1F) << shifts, starts)
+    negative = (chars[ends] & 0x10) != 0
+    values[negative] -= np.left_shift(1, 5 * lengths[negative])  # sign-extend
+    # From the fourth on, each count is stored as the difference to the one two before it.
+    values[1::2] = np.cumsum(values[1::2])
+    values[2::2] = np.cumsum(values[2::2])
+    return values
 
 
 def area(rle: dict[str, Any]) -> int:

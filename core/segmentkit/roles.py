@@ -8,14 +8,15 @@ normalise them with :func:`segmentkit.io.load_image`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from .cards import ModelCard, ModelOptions
-from .types import FrameMasks, Masks, Segmentation
+from .sessions import TrackingSession
+from .types import Masks, Segmentation
 
 ImageInput = Any  # str | Path | bytes | np.ndarray | PIL.Image.Image
 VideoSource = Any  # str | Path (video file or frame directory) | sequence of images
@@ -97,48 +98,15 @@ class Prompter(Model, Protocol):
 
 
 @runtime_checkable
-class TrackingSession(Protocol):
-    """One video (file, frame folder or live stream) and the objects tracked in it."""
-
-    id: str
-
-    @property
-    def num_frames(self) -> int: ...
-
-    @property
-    def frame_size(self) -> tuple[int, int] | None: ...
-
-    def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> FrameMasks:
-        """Prompt ``object_id`` on ``frame``; returns that frame's masks."""
-        ...
-
-    def propagate(
-        self, start: int | None = None, *, reverse: bool = False, max_frames: int | None = None
-    ) -> Iterator[FrameMasks]:
-        """Yield per-frame masks of every object, as they are computed."""
-        ...
-
-    def push_frame(self, image: ImageInput) -> FrameMasks:
-        """Append a live frame and return its masks (stream sessions)."""
-        ...
-
-    def remove_object(self, object_id: int) -> None: ...
-
-    def reset(self) -> None: ...
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> "TrackingSession": ...
-
-    def __exit__(self, *exc: object) -> None: ...
-
-
-@runtime_checkable
 class Tracker(Model, Protocol):
     """Starts tracking sessions; one set of weights serves many sessions."""
 
     def start(self, source: VideoSource | None = None, *, stream: bool = False) -> TrackingSession:
-        """Open a session over ``source`` (file or frame folder), or a live one with ``stream``."""
+        """Open a session over ``source`` (file or frame folder), or a live one with ``stream``.
+
+        Sessions are :class:`segmentkit.sessions.TrackingSession` subclasses. A tracker whose
+        sessions can save their state also has ``restore(path, source=None)``, usually
+        :func:`segmentkit.session_files.restore_session`."""
         ...
 
 

@@ -1,27 +1,35 @@
-"""Tracking-session bookkeeping shared by every tracker and host.
+"""Tracking sessions: the base class every tracker's session extends, and the host's table.
+
+:class:`TrackingSession` owns everything about a session that is not model maths:
+lifecycle (a lock, closed checks, context manager), object ids, frame bounds,
+``propagate`` semantics (start, direction, ``max_frames``), the prompt log, the
+latest masks of every frame, remove/reset bookkeeping and ``save``. A tracker plugin
+subclasses it and fills in a few per-frame hooks (see the class docstring).
 
 :class:`SessionTable` is what a host (the IPC service, a web app) keeps: open sessions
-by id, per-owner access, a cap on how many are open and eviction of idle ones. The
-pieces a tracker's session object uses are here too, so every tracker enforces the
-same rules with the same messages: :class:`ObjectIndex` (user object ids <-> the
-model's contiguous indices) and :func:`check_frame` (frame indices in range).
-
-Sessions themselves are :class:`segmentkit.roles.TrackingSession` objects made by a
-tracker; the table only needs their ``id`` and ``close()``.
+by id, per-owner access, a cap on how many are open and eviction of idle ones; it only
+needs a session's ``id`` and ``close()``. :class:`ObjectIndex` and :func:`check_frame`
+are the pieces the base uses, so every tracker enforces the same rules with the same
+messages.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+import numpy as np
 
 from .errors import SessionError
 
-__all__ = ["ObjectIndex", "SessionTable", "check_frame", "check_object_id"]
+__all__ = [
+    "DIRECTIONS", "Direction", "ObjectIndex", "Propagation", "SessionTable", "TrackingSession", "check_frame", "check_object_id",
+]
 
 _FORGET_AFTER = 1024  # how many closed ids the table remembers, for clearer errors
 
@@ -224,8 +232,355 @@ class ObjectIndex:
     def ids(self) -> list[int]:
         return list(self._ids)
 
+    @property
+    def removed(self) -> set[int]:
+        """Ids removed since the last reset (they cannot come back)."""
+        return set(self._removed)
+
     def __len__(self) -> int:
         return len(self._ids)
 
     def __contains__(self, object_id: object) -> bool:
         return object_id in self._ids
+
+
+# --------------------------------------------------------------------------- the session base class
+
+Direction = Literal["forward", "backward", "both"]
+DIRECTIONS: tuple[str, ...] = ("forward", "backward", "both")
+
+
+class Propagation(Iterator[Any]):
+    """The frames of one ``propagate`` call as they are computed; ``total`` says how many will come."""
+
+    def __init__(self, frames: Iterator[Any], total: int):
+        self._frames = frames
+        self.total = total
+
+    def __next__(self) -> Any:
+        return next(self._frames)
+
+    def close(self) -> None:
+        """Stop early (the frames computed so far stay in the session)."""
+        self._frames.close()
+
+
+class TrackingSession:
+    """One video (file, frame folder, frame sequence or live stream) and the objects tracked in it.
+
+    The base owns the session; a tracker plugin subclasses it and writes only the model
+    maths. Public calls (thread-safe, serialised by one lock, :class:`SessionError` once
+    closed):
+
+    - ``add_prompts(frame, object_id, prompts)`` prompts an object on a frame (the
+      prompts replace that object's earlier prompts on that frame); returns the frame's masks.
+    - ``propagate(start=None, *, direction="forward", max_frames=None)`` is a generator of
+      every object's masks frame by frame. ``direction`` is ``"forward"`` (towards the
+      last frame), ``"backward"`` (towards frame 0) or ``"both"`` (forward, then backward
+      from the same start without repeating it). ``start`` defaults to the frames prompted
+      since the last propagation (a correction on frame k re-propagates from k: frames
+      before k forwards, or after k backwards, cannot change), else to the prompted
+      frames: the earliest for forward, the latest for backward. ``max_frames`` caps
+      each direction's pass (a start frame both passes share counts in each).
+    - ``push_frame(image)`` appends a live frame and returns its masks (streams).
+    - ``remove_object(object_id)`` (the id is not reused until ``reset()``), ``reset()``
+      (forget every object and prompt), ``save(path)`` (see
+      :mod:`segmentkit.session_files`), ``close()``; the session is a context manager.
+    - ``frame_masks(frame)``: the latest masks computed for a frame (kept compressed;
+      a stream keeps those of the frames it holds).
+
+    Hooks a subclass implements (called with the lock held, on an open session, with
+    frame indices and object ids already checked):
+
+    - ``_encode(frame, prompts)``: validate and convert prompts, changing no state
+      (default: :func:`segmentkit.types.validate_prompts` at the frame size);
+    - ``_prompt(frame, index, encoded)`` -> :class:`FrameMasks`: apply them to the
+      object at internal ``index`` (``self.objects`` maps ids to indices);
+    - ``_track(frame, reverse)`` -> :class:`FrameMasks`: every object's masks on one frame;
+    - ``_remove(object_id, index)``, ``_clear()`` (after reset), ``_release()`` (on close;
+      the base then closes the frames);
+    - ``_state()`` / ``_load_state(meta, arrays)``: the model state ``save`` writes and a
+      restored session reads back (JSON-able dict, dict of numpy arrays); a tracker that
+      does not implement them cannot save.
+    """
+
+    def __init__(self, frames: Any, *, model_id: str = "", max_objects: int | None = None):
+        self.id = uuid.uuid4().hex
+        self.model_id = model_id
+        self.frames = frames
+        self.objects = ObjectIndex(max_objects=max_objects)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._prompts: dict[tuple[int, int], list[Any]] = {}  # (frame, object id) -> prompts, in order
+        self._pending: set[int] = set()  # frames prompted since the last propagation
+        self._results: dict[int, dict[int, dict[str, Any]]] = {}  # frame -> object id -> RLE
+
+    # ------------------------------------------------------------------ facts
+
+    @property
+    def is_stream(self) -> bool:
+        """Whether frames are pushed live (``start(stream=True)``)."""
+        return hasattr(self.frames, "push")
+
+    @property
+    def num_frames(self) -> int:
+        """Frames in the video (for a stream: frames pushed so far)."""
+        return len(self.frames)
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """(height, width) of the frames; ``None`` for a stream before its first frame."""
+        return self.frames.frame_size
+
+    @property
+    def object_ids(self) -> list[int]:
+        return self.objects.ids
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def prompts(self) -> list[tuple[int, int, list[Any]]]:
+        """The prompt log: ``(frame, object_id, prompts)`` in the order they were given."""
+        with self._lock:
+            return [(f, o, list(p)) for (f, o), p in self._prompts.items()]
+
+    def frame_masks(self, frame: int) -> Any:
+        """The latest :class:`~segmentkit.types.FrameMasks` computed for ``frame``, or ``None``."""
+        from . import rle
+        from .types import FrameMasks, Masks
+
+        with self._lock:
+            self._check_open()
+            known = self._results.get(frame)
+            if known is None:
+                return None
+            ids = [i for i in self.objects.ids if i in known]
+            stack = [rle.decode(known[i]) for i in ids]
+        masks = np.stack(stack) if stack else np.zeros((0, *self.frame_size), dtype=bool)
+        return FrameMasks(frame, Masks(masks, object_ids=np.asarray(ids, dtype=np.int64)))
+
+    # ------------------------------------------------------------------ public calls
+
+    def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> Any:
+        """Prompt ``object_id`` on ``frame`` (see the class docstring); returns that frame's masks."""
+        with self._lock:
+            self._check_open()
+            object_id = check_object_id(object_id)
+            frame = self._check_frame(frame)
+            encoded = self._encode(frame, list(prompts))
+            index = self.objects.add(object_id)
+            result = self._prompt(frame, index, encoded)
+            self._note_prompt(frame, object_id, prompts)
+            return self._record(result)
+
+    def propagate(self, start: int | None = None, *, direction: Direction = "forward",
+                  max_frames: int | None = None) -> Propagation:
+        """Yield every object's masks frame by frame (see the class docstring).
+
+        Arguments are checked when called, not when iteration starts."""
+        with self._lock:
+            self._check_open()
+            if self.is_stream:
+                raise SessionError("a live stream is tracked frame by frame with push_frame(), not propagate()")
+            if not self._has_work():
+                raise SessionError("no objects to track: add prompts first")
+            if direction not in DIRECTIONS:
+                raise SessionError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
+            if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int)
+                                           or max_frames < 1):
+                raise SessionError(f"max_frames must be an integer >= 1, got {max_frames!r}")
+            passes = self._passes(start, direction, max_frames)
+            self._pending.clear()
+        return Propagation(self._run(passes), sum(len(frames) for frames, _ in passes))
+
+    def push_frame(self, image: Any) -> Any:
+        """Append a live frame and return every object's masks on it (stream sessions)."""
+        with self._lock:
+            self._check_open()
+            if not self.is_stream:
+                raise SessionError("push_frame() needs a live session: start(stream=True)")
+            return self._record(self._push(image))
+
+    def remove_object(self, object_id: int) -> None:
+        """Stop tracking ``object_id`` and free its memory; the id is not reused until reset()."""
+        with self._lock:
+            self._check_open()
+            index = self.objects.remove(check_object_id(object_id))
+            self._remove(object_id, index)
+            for key in [k for k in self._prompts if k[1] == object_id]:
+                del self._prompts[key]
+            self._pending = {f for f, _ in self._prompts} & self._pending
+            for masks in self._results.values():
+                masks.pop(object_id, None)
+
+    def reset(self) -> None:
+        """Forget every object, prompt and result; the video stays open."""
+        with self._lock:
+            self._check_open()
+            self.objects.reset()
+            self._prompts.clear()
+            self._pending.clear()
+            self._results.clear()
+            self._clear()
+
+    def save(self, path: Any) -> Any:
+        """Write the session (prompts, per-frame masks, model state) to ``path``; returns the path.
+
+        :func:`segmentkit.session_files.read_session` reads it; a tracker's ``restore(path)``
+        continues it."""
+        from .session_files import write_session
+
+        with self._lock:
+            self._check_open()
+            return write_session(path, self)
+
+    def close(self) -> None:
+        """Free the session's memory and video (idempotent); later calls raise :class:`SessionError`."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                try:
+                    self._release()
+                finally:
+                    self._results.clear()
+                    self.frames.close()
+
+    def __enter__(self) -> TrackingSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        kind = "stream" if self.is_stream else f"{self.num_frames} frames"
+        return f"<{type(self).__name__} {self.id[:8]} {kind}{' closed' if self._closed else ''}>"
+
+    # ------------------------------------------------------------------ hooks
+
+    def _encode(self, frame: int, prompts: list[Any]) -> Any:
+        from .types import validate_prompts
+
+        return validate_prompts(prompts, self.frame_size)
+
+    def _prompt(self, frame: int, index: int, encoded: Any) -> Any:
+        raise NotImplementedError
+
+    def _track(self, frame: int, reverse: bool) -> Any:
+        raise NotImplementedError
+
+    def _push(self, image: Any) -> Any:
+        """Append ``image`` to the stream and track it (override to wrap another session)."""
+        frame = self.frames.push(image)
+        return self._track(frame, False) if len(self.objects) else self._empty(frame)
+
+    def _has_work(self) -> bool:
+        """Whether propagation has anything to track (default: an object)."""
+        return len(self.objects) > 0
+
+    def _prompted_frames(self) -> set[int]:
+        """Frames with prompts (the default starts of propagation)."""
+        return {f for f, _ in self._prompts}
+
+    def _remove(self, object_id: int, index: int) -> None:
+        """Forget the object that had ``index`` (indices after it have moved down one)."""
+
+    def _clear(self) -> None:
+        """Forget every object's model state (after ``reset``)."""
+
+    def _release(self) -> None:
+        """Drop the model state (on ``close``)."""
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        raise SessionError(f"{type(self).__name__} cannot save its state")
+
+    def _load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        raise SessionError(f"{type(self).__name__} cannot restore a saved state")
+
+    # ------------------------------------------------------------------ helpers for subclasses
+
+    def _empty(self, frame: int) -> Any:
+        from .types import FrameMasks, Masks
+
+        size = self.frame_size or (0, 0)  # a stream before its first frame
+        return FrameMasks(frame, Masks.empty(size, object_ids=np.zeros(0, dtype=np.int64)))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionError(f"session {self.id!r} is closed")
+
+    def _check_frame(self, frame: Any) -> int:
+        if self.is_stream:
+            return check_frame(frame, len(self.frames), first=self.frames.first_held, what="stream")
+        return check_frame(frame, len(self.frames))
+
+    def _note_prompt(self, frame: int, object_id: int, prompts: Sequence[Any]) -> None:
+        """Log prompts given to ``object_id`` on ``frame`` (replacing earlier ones there)."""
+        self._prompts.pop((frame, object_id), None)
+        self._prompts[(frame, object_id)] = list(prompts)
+        self._pending.add(frame)
+
+    def _restore(self, saved: Any) -> None:
+        """Take the state of a :class:`~segmentkit.session_files.SavedSession` (a fresh session only)."""
+        manifest = saved.manifest
+        size = None if self.frame_size is None else list(self.frame_size)
+        if manifest["num_frames"] != self.num_frames or manifest["frame_size"] != size:
+            raise SessionError(
+                f"the video has {self.num_frames} frames of {size}, the saved session "
+                f"{manifest['num_frames']} of {manifest['frame_size']}: not the video it was saved over"
+            )
+        with self._lock:
+            self._check_open()
+            if len(self.objects) or self._prompts:
+                raise SessionError("only a fresh session can take a saved state")
+            for object_id in manifest["objects"]:
+                self.objects.add(object_id)
+            self.objects._removed.update(manifest["removed"])
+            for frame, object_id, prompts in saved.prompts():
+                self._prompts[(frame, object_id)] = prompts
+            for entry in manifest["masks"]:
+                self._results.setdefault(entry["frame"], {})[entry["object_id"]] = entry["rle"]
+            self._pending = set(manifest["pending"])
+            self._load_state(manifest["state"], saved.state_arrays)
+
+    # ------------------------------------------------------------------ internals
+
+    def _passes(self, start: int | None, direction: str, max_frames: int | None) -> list[tuple[range, bool]]:
+        prompted = self._pending or self._prompted_frames()
+        if start is None and not prompted:
+            raise SessionError("no prompted frame to start from: pass start")
+        passes: list[tuple[range, bool]] = []
+        if direction != "backward":
+            first = self._check_frame(min(prompted) if start is None else start)
+            count = self.num_frames - first
+            passes.append((range(first, first + min(count, max_frames or count)), False))
+        if direction != "forward":
+            first = self._check_frame(max(prompted) if start is None else start)
+            count = limit = first + 1
+            if max_frames is not None:
+                limit = max_frames
+            if passes and passes[0][0].start == first:  # "both": the shared start frame is yielded once
+                first, count, limit = first - 1, count - 1, limit - 1
+            passes.append((range(first, first - min(count, limit), -1), True))
+        return passes
+
+    def _run(self, passes: list[tuple[range, bool]]) -> Iterator[Any]:
+        for frames, reverse in passes:
+            for frame in frames:
+                with self._lock:
+                    self._check_open()
+                    result = self._record(self._track(frame, reverse))
+                yield result
+
+    def _record(self, result: Any) -> Any:
+        """Keep ``result``'s masks (compressed) as the latest of its frame; returns it."""
+        from . import rle
+
+        ids = result.object_ids
+        self._results[result.frame_index] = {i: rle.encode(m) for i, m in zip(ids, result.masks.masks)}
+        if self.is_stream:
+            first = self.frames.first_held
+            for frame in [f for f in self._results if f < first]:
+                del self._results[frame]
+        return result

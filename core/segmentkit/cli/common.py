@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from pydantic import ValidationError
 
-from ..errors import PromptError, SegmentkitError
+from ..errors import PluginError, PromptError, SegmentkitError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,6 +54,8 @@ def fail(message: str, code: int = USAGE_EXIT) -> typer.Exit:
 
 def describe(exc: BaseException) -> tuple[int, str]:
     """Exit code and one-line message for an exception escaping a command."""
+    if isinstance(exc, PluginError):  # the plugin's fault, not the user's; the message names it
+        return BUG_EXIT, str(exc) or type(exc).__name__
     if isinstance(exc, SegmentkitError):
         return USAGE_EXIT, str(exc) or type(exc).__name__
     if isinstance(exc, ValidationError):
@@ -85,8 +87,8 @@ def error_boundary() -> Iterator[None]:
     """Turn exceptions into an exit code and one line on stderr; never a traceback.
 
     ``SegmentkitError``, pydantic ``ValidationError``, usage errors (bad option, missing
-    argument) and missing files exit 2; anything else exits 1 with a hint to set
-    ``SEGMENTKIT_DEBUG=1``, which also prints the traceback. ``typer.Exit`` passes through.
+    argument) and missing files exit 2; a ``PluginError`` (a plugin's fault, named) exits 1;
+    anything else exits 1 with a hint to set ``SEGMENTKIT_DEBUG=1``, which also prints the traceback. ``typer.Exit`` passes through.
     """
     try:
         yield
@@ -334,17 +336,28 @@ def stderr_console() -> Any:
 
 
 @contextlib.contextmanager
-def progress(total: int, description: str, enabled: bool = True) -> Iterator[Callable[[], None]]:
-    """A rich progress bar on stderr; yields ``advance()``. Disabled for a single item."""
+def progress(total: int, description: str, enabled: bool = True,
+             unit: str = "items") -> Iterator[Callable[[], None]]:
+    """A rich progress bar on stderr (done/total, ``unit``/s, ETA); yields ``advance()``.
+
+    Disabled for a single item.
+    """
     if not enabled or total <= 1:
         yield lambda: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=stderr_console(), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)
+    rate = TextColumn(f"{{task.fields[rate]}} {unit}/s")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), rate,
+                  TimeRemainingColumn(), console=stderr_console(), transient=True) as bar:
+        task = bar.add_task(description, total=total, rate="-")
+
+        def advance() -> None:
+            bar.advance(task)
+            speed = bar.tasks[0].speed
+            bar.update(task, rate="-" if speed is None else f"{speed:.2f}")
+
+        yield advance
 
 
 def check_inputs(paths: Sequence[Path]) -> None:

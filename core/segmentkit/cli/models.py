@@ -5,12 +5,13 @@ These commands read model cards only; they import no model code (no torch).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 import typer
 
 from .app import app
-from .common import JsonOpt, emit_json, guarded, stderr_console, stdout_console
+from .common import BUG_EXIT, JsonOpt, emit_json, fail, guarded, stderr_console, stdout_console
 
 
 def _registry() -> Any:
@@ -65,34 +66,33 @@ def models_command(
 
 @app.command("plugins")
 @guarded
-def plugins_command(json_out: JsonOpt = False) -> None:
-    """List registered plugins with distribution and version, and plugins that failed to load."""
+def plugins_command(
+    json_out: JsonOpt = False,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Also import every model's loader and validate its options; exit 1 on any problem.")] = False,
+) -> None:
+    """List registered plugins with distribution and version, and plugins or models that failed to load."""
     registry = _registry()
-    problems = registry.problems  # collects specs first, so hook failures are included
+    problems = registry.check() if check else registry.problems  # collects specs: hook failures count
     plugins = registry.plugins()
     if json_out:
-        emit_json({
-            "plugins": [{"name": n, "distribution": d, "version": v} for n, d, v in plugins],
-            "problems": [{"plugin": p.plugin, "distribution": p.distribution, "stage": p.stage,
-                          "error": p.error} for p in problems],
-        })
-        return
-    from rich.table import Table
+        emit_json({"plugins": [{"name": n, "distribution": d, "version": v} for n, d, v in plugins],
+                   "problems": [dataclasses.asdict(p) for p in problems]})
+    else:
+        from rich.table import Table
 
-    console = stdout_console()
-    table = Table(title="plugins", title_justify="left")
-    for column in ("name", "distribution", "version"):
-        table.add_column(column)
-    for name, dist, version in plugins:
-        table.add_row(name, dist, version)
-    console.print(table if plugins else "no plugins registered")
-    if problems:
-        bad = Table(title="plugins that failed to load", title_justify="left")
-        for column in ("plugin", "distribution", "stage", "error"):
-            bad.add_column(column, overflow="fold")
-        for p in problems:
-            bad.add_row(p.plugin, p.distribution, p.stage, p.error)
-        console.print(bad)
+        console = stdout_console()
+        tables = [("plugins", ("name", "distribution", "version"), plugins),
+                  ("plugin problems", ("plugin", "distribution", "stage", "models", "error"),
+                   [(p.plugin, p.distribution, p.stage, ", ".join(p.models), p.error) for p in problems])]
+        for title, columns, rows in tables:
+            table = Table(*columns, title=title, title_justify="left")
+            for row in rows:
+                table.add_row(*row)
+            if rows or title == "plugins":
+                console.print(table if rows else "no plugins registered")
+    if check and problems:
+        raise fail(f"{len(problems)} plugin problem(s) found; see the report above", BUG_EXIT)
 
 
 @app.command("pull")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
 import secrets
 import sys
 from pathlib import Path
@@ -22,12 +21,11 @@ from .common import DeviceOpt, PrecisionOpt, RuntimeOpt, fail, guarded, load_opt
 
 
 def _token_file(path: Path, url: str, port: int, tokens: dict[str, Any]) -> None:
-    """Write URL and tokens as JSON, readable by the user only."""
+    """Write URL and tokens as JSON to a fresh file readable by the user only."""
+    from ..io.files import write_private
+
     by_app = {a.id: t for t, a in tokens.items()}
-    document = {"url": url, "port": port, "token": next(iter(tokens)), "tokens": by_app}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(document, handle)
+    write_private(path, json.dumps({"url": url, "port": port, "token": next(iter(tokens)), "tokens": by_app}))
 
 
 def _weights(pairs: list[str]) -> dict[str, dict[str, Any]]:
@@ -63,7 +61,13 @@ def serve_command(
         list[str] | None, typer.Option("--plugin", metavar="MODULE", help="Also register this module as a plugin.")
     ] = None,
     max_request_mb: Annotated[float, typer.Option("--max-request-mb", min=0.001, help="Largest request.")] = 32.0,
-    max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Largest image, in pixels.")] = 40_000_000,
+    max_pixels: Annotated[int, typer.Option(
+        "--max-pixels", min=1, envvar="SEGMENTKIT_MAX_PIXELS", help="Largest image or mask prompt, in pixels.")
+    ] = 100_000_000,
+    request_timeout: Annotated[
+        float, typer.Option("--request-timeout", min=0.001, help="Deadline of a request (not a propagation), s.")
+    ] = 300.0,
+    max_app_jobs: Annotated[int, typer.Option("--max-app-jobs", min=1, help="Jobs one app may have running.")] = 4,
     max_sessions: Annotated[int, typer.Option("--max-sessions", min=1, help="Open video sessions per app.")] = 8,
     idle_timeout: Annotated[
         float, typer.Option("--idle-timeout", min=0.001, help="Close sessions idle this many seconds.")
@@ -93,6 +97,7 @@ def serve_command(
     limits = Limits(
         max_request_bytes=int(max_request_mb * 2**20), max_pixels=max_pixels, max_sessions=max_sessions,
         idle_timeout_s=idle_timeout, sweep_interval_s=min(30.0, max(0.05, idle_timeout / 4)), workers=workers,
+        request_timeout_s=request_timeout, max_app_jobs=max_app_jobs,
     )
     options = load_options(device=device, runtime=runtime, precision=precision)
     per_model = {registry.resolve(m).spec.card.id: o for m, o in _weights(weights or []).items()}

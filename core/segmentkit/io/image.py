@@ -2,9 +2,14 @@
 
 Accepts a path, bytes, a file object, a PIL image or a numpy array. EXIF orientation
 is applied; RGBA / LA are composited on white, grayscale, 16-bit, float, CMYK and
-palette images are converted. Images over ``max_pixels`` are refused before decoding
-(decompression bombs); corrupt, truncated, empty and non-image inputs raise
+palette images are converted. Images over ``max_pixels`` are refused from their header,
+before decoding (decompression bombs); a path must name a regular file (no FIFO, no
+device), at most 8 bytes a pixel of the limit, and is streamed to the decoder, never read
+whole. Corrupt, truncated, empty and non-image inputs raise
 :class:`~segmentkit.errors.ImageError` with the reason.
+
+One pixel limit everywhere: ``max_pixels``, by default ``SEGMENTKIT_MAX_PIXELS`` or 100 M,
+which ``segmentkit serve --max-pixels`` and ``segmentkit batch --max-pixels`` override.
 """
 
 from __future__ import annotations
@@ -12,35 +17,51 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError, ImageTooLargeError
+from .files import Roots, open_input
 
 DEFAULT_MAX_PIXELS = int(os.environ.get("SEGMENTKIT_MAX_PIXELS", 100_000_000))
+BYTES_PER_PIXEL = 8  # the most an image file within the pixel limit may hold (16-bit RGBA, uncompressed)
 
 
-def load_image(source: Any, *, max_pixels: int | None = None) -> np.ndarray:
-    """Return ``source`` as a C-contiguous (H, W, 3) uint8 RGB array."""
+def load_image(source: Any, *, max_pixels: int | None = None, roots: Roots = None) -> np.ndarray:
+    """Return ``source`` as a C-contiguous (H, W, 3) uint8 RGB array.
+
+    A path must resolve inside one of ``roots`` (if given) and be a regular file.
+    """
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     if isinstance(source, np.ndarray):
         return _from_array(source, limit)
     if isinstance(source, Image.Image):
         _check_pixels(source.size, limit, "image")
         return _to_rgb(ImageOps.exif_transpose(source))
+    if isinstance(source, (str, Path)):
+        with open_input(source, max_bytes=BYTES_PER_PIXEL * limit + 2**20, roots=roots) as handle:
+            return _decode(handle, str(source), limit)
     name, data = _read(source)
+    return _decode(io.BytesIO(data), name, limit)
+
+
+def _decode(handle: BinaryIO, name: str, limit: int) -> np.ndarray:
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(handle) as img:
             _check_pixels(img.size, limit, name)
             img = ImageOps.exif_transpose(img)
             img.load()
             return _to_rgb(img)
     except UnidentifiedImageError:
         raise ImageError(f"{name} is not an image Pillow can read") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own, stricter check inside Image.open
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_large(name, f"{int(found.group(1)):,} pixels" if found else "too many pixels", limit) from None
+    except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, ImageError):
             raise
         raise ImageError(f"{name} is corrupt or truncated: {exc}") from None
@@ -57,17 +78,6 @@ def image_key(image: np.ndarray) -> str:
 def _read(source: Any) -> tuple[str, bytes]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "image bytes"
-    elif isinstance(source, (str, Path)):
-        path = Path(source)
-        name = str(path)
-        if not path.exists():
-            raise ImageError(f"{name}: no such file")
-        if path.is_dir():
-            raise ImageError(f"{name} is a directory, not an image")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ImageError(f"{name} cannot be read: {exc.strerror or exc}") from None
     elif hasattr(source, "read"):
         data, name = source.read(), getattr(source, "name", "image stream")
     else:
@@ -82,10 +92,12 @@ def _check_pixels(size: tuple[int, int], limit: int, name: str) -> None:
     if w <= 0 or h <= 0:
         raise ImageError(f"{name} has no pixels ({w}x{h})")
     if w * h > limit:
-        raise ImageTooLargeError(
-            f"{name} is {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} "
-            "(raise it with SEGMENTKIT_MAX_PIXELS)"
-        )
+        raise _too_large(name, f"{w}x{h} = {w * h:,} pixels", limit)
+
+
+def _too_large(name: str, what: str, limit: int) -> ImageTooLargeError:
+    return ImageTooLargeError(f"{name} is {what}, over the limit of {limit:,} pixels "
+                              "(raise it with --max-pixels or SEGMENTKIT_MAX_PIXELS)")
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:

@@ -7,13 +7,16 @@ for random access and keeping a small LRU of decoded frames, so reading forwards
 backwards costs about one decode per frame. A :class:`FrameStream` receives frames
 one at a time (cameras) and holds only the most recent ones.
 
-Unreadable input raises :class:`~segmentkit.errors.VideoError` with the reason.
+Unreadable input raises :class:`~segmentkit.errors.VideoError` with the reason. Given
+``roots`` (an IPC app's grants), every file read must resolve inside one of them: a
+frame that is a link to a file outside is refused (:class:`~segmentkit.errors.PathDeniedError`).
 """
 
 from __future__ import annotations
 
 import bisect
 import re
+import stat
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ImageError, MissingDependencyError, VideoError
+from .files import Roots, check_inside
 from .image import load_image
 
 __all__ = [
@@ -112,7 +116,10 @@ def _av() -> Any:
     try:
         import av
     except ImportError:
-        raise MissingDependencyError("av", "pip install 'segmentkit[video]'", purpose="reading video files") from None
+        raise MissingDependencyError(
+            "av", "pip install 'segmentkit[video]'",
+            purpose="reading video files (a folder of frames works without it)",
+        ) from None
     return av
 
 
@@ -127,7 +134,7 @@ class VideoFile(FrameSource):
     # Decode forwards instead of seeking when the wanted frame is at most this far ahead.
     MAX_FORWARD_GAP = 32
 
-    def __init__(self, path: str | Path, *, cache_frames: int = DEFAULT_CACHE_FRAMES):
+    def __init__(self, path: str | Path, *, cache_frames: int = DEFAULT_CACHE_FRAMES, roots: Roots = None):
         av = _av()
         self.path = Path(path)
         self.name = str(self.path)
@@ -135,8 +142,12 @@ class VideoFile(FrameSource):
             raise VideoError(f"{self.name}: no such file")
         if self.path.is_dir():
             raise VideoError(f"{self.name} is a directory; use open_video() for a folder of frames")
+        real = self.path.resolve()
+        check_inside(real, roots, self.name)
+        if not stat.S_ISREG(real.stat().st_mode):
+            raise VideoError(f"{self.name} is not a regular file")
         try:
-            self._container = av.open(str(self.path))
+            self._container = av.open(str(real))
         except Exception as exc:
             raise VideoError(f"{self.name} is not a video PyAV can read: {_reason(exc)}") from None
         self._cache = _LRU(cache_frames)
@@ -253,15 +264,19 @@ def _natural_key(path: Path) -> tuple[Any, ...]:
 class FrameDirectory(FrameSource):
     """A folder of frame images, in numeric order (``2.jpg`` before ``10.jpg``)."""
 
-    def __init__(self, path: str | Path, *, cache_frames: int = DEFAULT_CACHE_FRAMES):
+    def __init__(self, path: str | Path, *, cache_frames: int = DEFAULT_CACHE_FRAMES, roots: Roots = None,
+                 max_pixels: int | None = None):
         self.path = Path(path)
         self.name = str(self.path)
+        self.roots, self.max_pixels = roots, max_pixels
         if not self.path.is_dir():
             raise VideoError(f"{self.name} is not a directory")
         self.files = sorted(
             (p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES),
             key=_natural_key,
         )
+        for file in self.files:  # refused at open; each read is checked again
+            check_inside(file.resolve(), roots, str(file))
         if not self.files:
             raise VideoError(f"{self.name} holds no frame images ({', '.join(FRAME_SUFFIXES)})")
         self._cache = _LRU(cache_frames)
@@ -286,7 +301,7 @@ class FrameDirectory(FrameSource):
 
     def _load(self, index: int) -> np.ndarray:
         try:
-            return load_image(self.files[index])
+            return load_image(self.files[index], max_pixels=self.max_pixels, roots=self.roots)
         except ImageError as exc:
             raise VideoError(f"frame {index} of {self.name}: {exc}") from None
 
@@ -326,15 +341,17 @@ class FrameSequence(FrameSource):
         self._frames = ()
 
 
-def open_video(source: Any, *, cache_frames: int = DEFAULT_CACHE_FRAMES) -> FrameSource:
-    """A :class:`FrameSource` for a video file, a folder of frames, or a sequence of images."""
+def open_video(source: Any, *, cache_frames: int = DEFAULT_CACHE_FRAMES, roots: Roots = None,
+               max_pixels: int | None = None) -> FrameSource:
+    """A :class:`FrameSource` for a video file, a folder of frames, or a sequence of images
+    (files only from inside ``roots`` when given, frames of at most ``max_pixels``)."""
     if isinstance(source, FrameSource):
         return source
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
         if path.is_dir():
-            return FrameDirectory(path, cache_frames=cache_frames)
-        return VideoFile(path, cache_frames=cache_frames)
+            return FrameDirectory(path, cache_frames=cache_frames, roots=roots, max_pixels=max_pixels)
+        return VideoFile(path, cache_frames=cache_frames, roots=roots)
     if isinstance(source, np.ndarray) and source.ndim == 4:
         return FrameSequence(list(source), name="frame array")
     if isinstance(source, Sequence) and not isinstance(source, (bytes, bytearray)):

@@ -40,6 +40,7 @@ class ErrorCode(IntEnum):
     PLUGIN_ERROR = -32019  # a plugin failed to load or returned a bad spec
     SESSION_ERROR = -32020  # unknown / closed session, session limit, misuse
     SESSION_BUSY = -32021  # a propagation is running on the session
+    DEADLINE_EXCEEDED = -32022  # not answered within the service's request deadline
     SEGMENTKIT_ERROR = -32099  # any other segmentkit error
 
 
@@ -68,6 +69,7 @@ ERROR_NAMES: dict[ErrorCode, str] = {
     ErrorCode.PLUGIN_ERROR: "plugin_error",
     ErrorCode.SESSION_ERROR: "session_error",
     ErrorCode.SESSION_BUSY: "session_busy",
+    ErrorCode.DEADLINE_EXCEEDED: "deadline_exceeded",
     ErrorCode.SEGMENTKIT_ERROR: "segmentkit_error",
 }
 
@@ -86,6 +88,7 @@ _BY_SEGMENTKIT_CODE: dict[str, ErrorCode] = {
     "spec_error": ErrorCode.PLUGIN_ERROR,
     "duplicate_model": ErrorCode.PLUGIN_ERROR,
     "session_error": ErrorCode.SESSION_ERROR,
+    "path_denied": ErrorCode.PATH_DENIED,
 }
 
 

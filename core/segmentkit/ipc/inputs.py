@@ -32,7 +32,7 @@ def load_ref(ref: PathRef | Base64Ref | CameraRef, app: App, max_pixels: int) ->
     from ..io.image import load_image
 
     if isinstance(ref, PathRef):
-        return load_image(app.check_path(ref.path), max_pixels=max_pixels)
+        return load_image(app.check_path(ref.path), max_pixels=max_pixels, roots=app.roots)
     if isinstance(ref, CameraRef):
         app.check_camera("a camera frame")
         return load_image(decode_b64(ref.camera, "camera frame"), max_pixels=max_pixels)
@@ -66,37 +66,9 @@ def check_prompts(prompts: Sequence[Any], card: ModelCard, image_size: tuple[int
 
 
 def _rle_mask(rle: RleIn, max_pixels: int) -> np.ndarray:
-    from ..rle import decode
+    from ..rle import decode_untrusted
 
-    h, w = rle.size
-    if h <= 0 or w <= 0 or h * w > max_pixels:
-        raise PromptError(f"mask prompt size {list(rle.size)} must be positive and at most {max_pixels:,} pixels")
-    # pycocotools trusts its input; malformed counts must be refused before it sees them.
-    counts = _string_counts(rle.counts) if isinstance(rle.counts, str) else list(rle.counts)
-    if any(c < 0 for c in counts) or sum(counts) != h * w:
-        raise PromptError(f"mask prompt is not valid COCO RLE: run lengths must be >= 0 and sum to {h}x{w}")
-    return decode({"size": [h, w], "counts": counts})
-
-
-def _string_counts(text: str) -> list[int]:
-    """Run lengths of a compressed COCO RLE string (pycocotools' ``rleFrString``)."""
-    counts: list[int] = []
-    pos = 0
-    while pos < len(text):
-        value, shift, more = 0, 0, True
-        while more:
-            if pos >= len(text):
-                raise PromptError("mask prompt is not valid COCO RLE: truncated counts")
-            c = ord(text[pos]) - 48
-            if not 0 <= c < 64:
-                raise PromptError("mask prompt is not valid COCO RLE: bad character in counts")
-            value |= (c & 0x1F) << (5 * shift)
-            more = bool(c & 0x20)
-            pos += 1
-            shift += 1
-            if not more and c & 0x10:
-                value |= -1 << (5 * shift)
-        if len(counts) > 2:
-            value += counts[-2]
-        counts.append(value)
-    return counts
+    try:
+        return decode_untrusted(rle.size, rle.counts, max_pixels)
+    except ValueError as exc:
+        raise PromptError(f"mask prompt is not valid COCO RLE: {exc}") from None

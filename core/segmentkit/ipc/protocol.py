@@ -2,7 +2,10 @@
 
 Transport-independent: stdio, HTTP and WebSocket all hand raw message bytes to
 :meth:`Dispatcher.handle` and send back what it returns (``None``: nothing to send,
-the message held only notifications). Batches are supported; params are by name only.
+the message held only notifications). Batches are supported; params are by name only
+and strict (no type coercion). Every request is answered within the deadline (except
+the methods named unbounded: a propagation streams and can be cancelled); a big
+message is parsed and validated off the event loop.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .. import workpool
 from .errors import ErrorCode, RpcError, from_exception, rpc_error
 from .manifest import App
 
@@ -25,6 +29,7 @@ log = logging.getLogger(__name__)
 
 Notify = Callable[[str, dict[str, Any]], Awaitable[None]]
 Handler = Callable[[Any, "Call"], Awaitable[BaseModel]]
+Offload = Callable[..., Awaitable[Any]]
 _ENVELOPE = {"jsonrpc", "method", "params", "id"}
 _PARSE_OFF_LOOP = 1 << 20  # bytes
 _LEADING_ID = re.compile(rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,18}|"[^"\\]{0,128}")\s*,')
@@ -40,8 +45,14 @@ class Call:
 
 
 def dumps(document: Any) -> str:
-    """Compact JSON, refusing NaN / Infinity (not JSON)."""
-    return json.dumps(document, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    """Compact JSON, refusing NaN / Infinity (not JSON); always encodable as UTF-8."""
+    text = json.dumps(document, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate echoed from the request: send it escaped
+            text = json.dumps(document, separators=(",", ":"), allow_nan=False)
+    return text
 
 
 def error_response(request_id: Any, error: RpcError) -> dict[str, Any]:
@@ -63,21 +74,24 @@ def _parse(raw: bytes | str) -> Any:
 class Dispatcher:
     """Routes JSON-RPC messages to typed handlers."""
 
-    def __init__(self, methods: dict[str, tuple[type[BaseModel], Handler]], *, max_bytes: int, max_batch: int):
+    def __init__(self, methods: dict[str, tuple[type[BaseModel], Handler]], *, max_bytes: int, max_batch: int,
+                 deadline_s: float, offload: Offload, unbounded: frozenset[str] = frozenset()):
         self.methods = methods
         self.max_bytes = max_bytes
         self.max_batch = max_batch
+        self.deadline_s = deadline_s
+        self.offload = offload  # runs CPU work in a worker thread
+        self.unbounded = unbounded
 
     async def handle(self, raw: bytes | str, app: App, notify: Notify | None = None) -> Any:
         """The response document for one message (object, batch array, or ``None``)."""
         if len(raw) > self.max_bytes:
             head = raw[:256] if isinstance(raw, bytes) else raw[:256].encode("utf-8")
             return error_response(leading_id(head), too_large(len(raw), self.max_bytes))
+        workpool.owner.set(app.id)
+        big = len(raw) > _PARSE_OFF_LOOP  # a big image: do not stall the other connections
         try:
-            if len(raw) > _PARSE_OFF_LOOP:  # a big image: do not stall the other connections
-                message = await asyncio.get_running_loop().run_in_executor(None, _parse, raw)
-            else:
-                message = _parse(raw)
+            message = await self.offload(_parse, raw) if big else _parse(raw)
         except (ValueError, RecursionError) as exc:
             return error_response(None, rpc_error(ErrorCode.PARSE_ERROR, f"parse error: {exc}"))
         if isinstance(message, list):
@@ -87,32 +101,38 @@ class Dispatcher:
                 return error_response(None, rpc_error(
                     ErrorCode.INVALID_REQUEST, f"batch of {len(message)} requests is over the limit of {self.max_batch}"
                 ))
-            answers = await asyncio.gather(*(self._one(m, app, notify) for m in message))
+            answers = await asyncio.gather(*(self._one(m, app, notify, big) for m in message))
             return [a for a in answers if a is not None] or None
-        return await self._one(message, app, notify)
+        return await self._one(message, app, notify, big)
 
-    async def _one(self, message: Any, app: App, notify: Notify | None) -> dict[str, Any] | None:
+    async def _one(self, message: Any, app: App, notify: Notify | None, big: bool) -> dict[str, Any] | None:
         if not isinstance(message, dict):
             return error_response(None, rpc_error(ErrorCode.INVALID_REQUEST, "a request must be a JSON object"))
         request_id = message.get("id")
         if not _valid_id(request_id):
             return error_response(None, rpc_error(ErrorCode.INVALID_REQUEST, "id must be a string, a number or null"))
         try:
-            handler, params = self._validate(message)
-            call = Call(app=app, request_id=request_id, notify=notify)
-            result = await handler(params, call)
+            method, model, handler = self._envelope(message)
+        except RpcError as error:  # not a valid request, so not a notification either: answered
+            return error_response(request_id, error) if "id" in message or error.rpc_code == ErrorCode.INVALID_REQUEST else None
+        scope = asyncio.timeout(None if method in self.unbounded else self.deadline_s)
+        try:
+            async with scope:
+                params = message.get("params", {})
+                params = await self.offload(_params, model, params) if big else _params(model, params)
+                result = await handler(params, Call(app=app, request_id=request_id, notify=notify))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            error = from_exception(exc)
+            error = deadline_exceeded(self.deadline_s) if scope.expired() else from_exception(exc)
             if error.rpc_code == ErrorCode.INTERNAL_ERROR:
-                log.exception("internal error in %r", message.get("method"))
+                log.exception("internal error in %r", method)
             return error_response(request_id, error) if "id" in message else None
         if "id" not in message:
             return None
         return {"jsonrpc": "2.0", "id": request_id, "result": result.model_dump(mode="json")}
 
-    def _validate(self, message: dict[str, Any]) -> tuple[Handler, Any]:
+    def _envelope(self, message: dict[str, Any]) -> tuple[str, type[BaseModel], Handler]:
         if message.get("jsonrpc") != "2.0":
             raise rpc_error(ErrorCode.INVALID_REQUEST, 'the request must have "jsonrpc": "2.0"')
         extra = sorted(set(message) - _ENVELOPE)
@@ -123,14 +143,16 @@ class Dispatcher:
             raise rpc_error(ErrorCode.INVALID_REQUEST, "method must be a string")
         if method not in self.methods:
             raise rpc_error(ErrorCode.METHOD_NOT_FOUND, f"method not found: {method!r}", method=method)
-        model, handler = self.methods[method]
-        params = message.get("params", {})
-        if not isinstance(params, dict):
-            raise rpc_error(ErrorCode.INVALID_PARAMS, "params must be an object (parameters by name)")
-        try:
-            return handler, model.model_validate(params)
-        except ValidationError as exc:
-            raise invalid_params(exc) from None
+        return (method, *self.methods[method])
+
+
+def _params(model: type[BaseModel], params: Any) -> BaseModel:
+    if not isinstance(params, dict):
+        raise rpc_error(ErrorCode.INVALID_PARAMS, "params must be an object (parameters by name)")
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise invalid_params(exc) from None
 
 
 def invalid_params(exc: ValidationError) -> RpcError:
@@ -141,6 +163,11 @@ def invalid_params(exc: ValidationError) -> RpcError:
     ]
     text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"] for e in errors)
     return rpc_error(ErrorCode.INVALID_PARAMS, f"invalid params: {text}", errors=errors)
+
+
+def deadline_exceeded(deadline_s: float) -> RpcError:
+    return rpc_error(ErrorCode.DEADLINE_EXCEEDED, f"not answered within the service's deadline of {deadline_s:g} s "
+                     "(segmentkit serve --request-timeout)", deadline_s=deadline_s)
 
 
 def too_large(size: int, limit: int) -> RpcError:

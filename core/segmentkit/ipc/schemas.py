@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag, model_validator
 
 from ..cards import ModelCard, Role, Task
 
@@ -20,7 +20,7 @@ RequestId = int | str | None
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)  # no coercion
 
 
 class _Out(BaseModel):
@@ -83,7 +83,7 @@ class BoxIn(_In):
 class RleIn(_In):
     """A mask as COCO RLE: compressed (``counts`` a string) or uncompressed (a list)."""
 
-    size: tuple[int, int] = Field(description="[height, width].")
+    size: tuple[StrictInt, StrictInt] = Field(strict=False, description="[height, width].")  # a JSON array
     counts: str | list[int] = Field(description="Run lengths, column-major, starting with zeros.")
 
 
@@ -170,9 +170,37 @@ class VideoPropagateParams(_In):
     """Track every prompted object through the video."""
 
     session: str = Field(min_length=1)
-    start: int | None = Field(default=None, ge=0, description="First frame; default: the tracker's choice.")
-    reverse: bool = Field(default=False, description="Walk towards frame 0.")
-    max_frames: int | None = Field(default=None, ge=1, description="Stop after this many frames.")
+    start: int | None = Field(default=None, ge=0, description="First frame; default: the frames prompted since "
+                              "the last propagation, else the prompted frames.")
+    direction: Literal["forward", "backward", "both"] | None = Field(
+        default=None, description="forward (default; towards the last frame), backward or both.")
+    reverse: bool = Field(default=False, description="Older spelling of direction: backward.")
+    max_frames: int | None = Field(default=None, ge=1, description="Stop each direction after this many frames.")
+
+    @property
+    def walk(self) -> str:
+        return self.direction or ("backward" if self.reverse else "forward")
+
+
+class VideoObjectParams(_In):
+    """One object of a session."""
+
+    session: str = Field(min_length=1)
+    object_id: int = Field(ge=0)
+
+
+class VideoSaveParams(_In):
+    """Where to save a session (inside the app's file grants)."""
+
+    session: str = Field(min_length=1)
+    path: str = Field(min_length=1, description="File to write (its folder must be granted); a .npz file.")
+
+
+class VideoRestoreParams(_In):
+    """A saved session to open again (the file and its video must be inside the app's grants)."""
+
+    path: str = Field(min_length=1, description="A file written by segment_video_save.")
+    model: str | None = Field(default=None, description="Default: the model that saved it.")
 
 
 class SessionParams(_In):
@@ -306,6 +334,16 @@ class CloseResult(_Out):
     closed: bool
 
 
+class ObjectsResult(_Out):
+    session: str
+    object_ids: list[int] = Field(description="Objects the session tracks now.")
+
+
+class SaveResult(_Out):
+    session: str
+    path: str
+
+
 class LoadedModel(_Out):
     model: str
     role: Role
@@ -317,6 +355,7 @@ class StatsResult(_Out):
     app: str
     loaded: list[LoadedModel]
     sessions: int = Field(description="Open sessions of this app.")
+    limits: dict[str, int] = Field(description="The service's max_pixels and max_request_bytes.")
 
 
 # --------------------------------------------------------------------------- the method table
@@ -335,6 +374,10 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel], str]] = {
     ),
     "vision.segment_video_cancel": (SessionParams, CancelResult, "Stop a running propagation cleanly."),
     "vision.segment_video_close": (SessionParams, CloseResult, "Close a session and free its memory."),
+    "vision.segment_video_remove_object": (VideoObjectParams, ObjectsResult, "Stop tracking one object."),
+    "vision.segment_video_reset": (SessionParams, ObjectsResult, "Forget every object and prompt."),
+    "vision.segment_video_save": (VideoSaveParams, SaveResult, "Save a session (prompts, masks, state) to a file."),
+    "vision.segment_video_restore": (VideoRestoreParams, VideoStartResult, "Open a saved session again."),
     "vision.stats": (StatsParams, StatsResult, "Loaded models and open sessions (diagnostics)."),
 }
 

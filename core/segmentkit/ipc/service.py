@@ -1,7 +1,8 @@
 """The IPC service: the ``vision.*`` methods over one registry, for any number of apps.
 
 Transport-independent; :mod:`.stdio` and :mod:`.http` feed it raw messages. Decoding,
-inference and encoding run in a thread pool, never on the event loop. Models are loaded
+inference and encoding run in a thread pool shared fairly by the apps
+(:class:`~segmentkit.workpool.FairPool`), never on the event loop. Models are loaded
 once and shared by every client (:class:`~.cache.ModelCache`); each app gets its own
 session table, so apps never see each other's sessions.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from ..cards import ModelCard
 from ..errors import TaskError, UnknownModelError
+from ..workpool import FairPool
 from .cache import ModelCache
 from .errors import ErrorCode, rpc_error
 from .inputs import check_prompts, load_ref, to_prompts
@@ -64,7 +65,7 @@ class Service:
         self.limits = limits or Limits()
         self.apps = {app.id: app for app in (apps or [App.local()])}
         self.cache = ModelCache(registry, load_options, model_options)
-        self.executor = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="segmentkit-ipc")
+        self.pool = FairPool(self.limits.workers, self.limits.max_app_jobs, "segmentkit-ipc")
         # A propagation holds a thread for its whole run (a tracker's generator stays on one
         # thread); these threads are its own, so long videos never starve the other requests.
         self.tracking = ThreadPoolExecutor(
@@ -81,6 +82,8 @@ class Service:
         self.dispatcher = Dispatcher(
             {name: (METHODS[name][0], handler) for name, handler in handlers.items()},
             max_bytes=self.limits.max_request_bytes, max_batch=self.limits.max_batch,
+            deadline_s=self.limits.request_timeout_s, offload=self.run,
+            unbounded=frozenset({"vision.segment_video_propagate"}),
         )
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -103,7 +106,7 @@ class Service:
                 await self._sweeper
             self._sweeper = None
         await self.video.close_all()
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown()
         self.tracking.shutdown(wait=False, cancel_futures=True)
 
     async def _sweep(self) -> None:
@@ -118,9 +121,8 @@ class Service:
                 log.info("closed idle sessions: %s", ", ".join(evicted))
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run blocking ``fn`` in the service's thread pool."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+        """Run blocking ``fn`` in the service's thread pool, charged to the calling app."""
+        return await self.pool.run(fn, *args, **kwargs)
 
     # ------------------------------------------------------------------ model choice
 
@@ -177,10 +179,10 @@ class Service:
 
     async def mask_from_prompt(self, params: MaskFromPromptParams, call: Call) -> PromptResult:
         card = self.pick_model(call.app, params.model, "prompter")
-        prompts = to_prompts(params, self.limits.max_pixels)
-        check_prompts(prompts, card, None)
 
         def job() -> PromptResult:
+            prompts = to_prompts(params, self.limits.max_pixels)
+            check_prompts(prompts, card, None)
             image = load_ref(params.image, call.app, self.limits.max_pixels)
             size = (int(image.shape[0]), int(image.shape[1]))
             check_prompts(prompts, card, size)
@@ -196,4 +198,5 @@ class Service:
             LoadedModel(model=m.model_id, role=m.role, loads=m.loads, calls=m.calls)  # type: ignore[arg-type]
             for m in self.cache.stats() if call.app.allows_model([m.model_id])
         ]
-        return StatsResult(app=call.app.id, loaded=loaded, sessions=self.video.count(call.app))
+        limits = {"max_pixels": self.limits.max_pixels, "max_request_bytes": self.limits.max_request_bytes}
+        return StatsResult(app=call.app.id, loaded=loaded, sessions=self.video.count(call.app), limits=limits)

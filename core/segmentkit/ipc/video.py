@@ -21,9 +21,12 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SessionError
+from ..io.video import open_video
+from ..session_files import read_session
 from ..sessions import SessionTable
 from .cache import Loaded
 from .errors import ErrorCode, rpc_error
@@ -36,12 +39,17 @@ from .schemas import (
     CancelResult,
     CloseResult,
     FrameResult,
+    ObjectsResult,
     PropagateResult,
+    SaveResult,
     SessionParams,
     VideoAddPromptParams,
+    VideoObjectParams,
     VideoProgress,
     VideoPropagateParams,
     VideoPushFrameParams,
+    VideoRestoreParams,
+    VideoSaveParams,
     VideoStartParams,
     VideoStartResult,
 )
@@ -111,6 +119,10 @@ class VideoMethods:
             "vision.segment_video_propagate": self.propagate,
             "vision.segment_video_cancel": self.cancel,
             "vision.segment_video_close": self.close,
+            "vision.segment_video_remove_object": self.remove_object,
+            "vision.segment_video_reset": self.reset,
+            "vision.segment_video_save": self.save,
+            "vision.segment_video_restore": self.restore,
         }
 
     def count(self, app: App) -> int:
@@ -141,7 +153,24 @@ class VideoMethods:
         if params.stream:
             app.check_camera("a live (stream) session")
         card = self.service.pick_model(app, params.model, "tracker")
-        source = None if params.source is None else app.check_path(params.source.path)
+        source = None if params.source is None else str(app.check_path(params.source.path))
+        return await self._open(app, card.id, lambda tracker: tracker.start(self._frames(app, source),
+                                                                            stream=params.stream))
+
+    async def restore(self, params: VideoRestoreParams, call: Call) -> VideoStartResult:
+        app = call.app
+        path = app.check_path(params.path)
+        saved = await self.service.run(read_session, path)
+        card = self.service.pick_model(app, params.model or saved.manifest["model"] or None, "tracker")
+        video = saved.manifest["source"]
+        source = None if video is None else str(app.check_path(video))
+        return await self._open(app, card.id, lambda tracker: tracker.restore(path, self._frames(app, source)))
+
+    def _frames(self, app: App, source: str | None) -> Any:
+        """The frames of ``source``, read only from files inside ``app``'s grants (links resolved)."""
+        return None if source is None else open_video(source, roots=app.roots, max_pixels=self.service.limits.max_pixels)
+
+    async def _open(self, app: App, model_id: str, make: Callable[[Any], Any]) -> VideoStartResult:
         table = self.tables[app.id]
 
         def job() -> LiveSession:
@@ -150,10 +179,10 @@ class VideoMethods:
                 raise SessionError(
                     f"app {app.id!r} has {len(table)} open sessions, the limit; close one first"
                 )
-            loaded = self.service.cache.get(card.id, "tracker")
+            loaded = self.service.cache.get(model_id, "tracker")
             with loaded.use() as tracker:
-                session = tracker.start(None if source is None else str(source), stream=params.stream)
-            live = LiveSession(secrets.token_urlsafe(16), app.id, card.id, loaded, session, params.stream)
+                session = make(tracker)
+            live = LiveSession(secrets.token_urlsafe(16), app.id, model_id, loaded, session, session.is_stream)
             try:
                 table.add(live, owner=app.id)
             except BaseException:
@@ -170,10 +199,10 @@ class VideoMethods:
     async def add_prompt(self, params: VideoAddPromptParams, call: Call) -> FrameResult:
         live = self._get(call.app, params.session)
         card = self.service.registry.resolve(live.model_id, "tracker").spec.card
-        prompts = to_prompts(params, self.service.limits.max_pixels)
 
         def job() -> FrameResult:
             def add(session: Any) -> Any:
+                prompts = to_prompts(params, _pixels(session.frame_size, self.service.limits.max_pixels))
                 check_prompts(prompts, card, session.frame_size)
                 return session.add_prompts(params.frame, params.object_id, prompts)
 
@@ -199,18 +228,22 @@ class VideoMethods:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         room = threading.Semaphore(_IN_FLIGHT)
-        total = _total(live.session.num_frames, params)
+        try:
+            frames = await self.service.run(live.step, lambda s: s.propagate(
+                params.start, direction=params.walk, max_frames=params.max_frames))
+        except BaseException:
+            live.run = None
+            raise
+        total = frames.total
 
         def put(item: Any) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
         def worker() -> None:
-            frames = live.step(lambda s: s.propagate(params.start, reverse=params.reverse,
-                                                     max_frames=params.max_frames))
             try:
                 while not run.cancel.is_set():
                     try:
-                        frame = live.step(lambda s: next(frames, _END))
+                        frame = live.step(lambda _: next(frames, _END))
                     except SessionError:
                         if run.cancel.is_set():  # closed while we ran
                             break
@@ -223,7 +256,7 @@ class VideoMethods:
                     put(frame_out(frame))
             finally:
                 with live.lock, contextlib.suppress(Exception):
-                    getattr(frames, "close", lambda: None)()
+                    frames.close()
 
         def finished(future: asyncio.Future[None]) -> None:
             error = None if future.cancelled() else future.exception()
@@ -262,6 +295,25 @@ class VideoMethods:
         return PropagateResult(session=live.id, frames_done=done, cancelled=run.cancel.is_set(),
                                frames=collected if notify is None else None)
 
+    async def remove_object(self, params: VideoObjectParams, call: Call) -> ObjectsResult:
+        live = self._get(call.app, params.session)
+        ids = await self.service.run(live.step, lambda s: (s.remove_object(params.object_id), s.object_ids)[1])
+        return ObjectsResult(session=live.id, object_ids=ids)
+
+    async def reset(self, params: SessionParams, call: Call) -> ObjectsResult:
+        live = self._get(call.app, params.session)
+        ids = await self.service.run(live.step, lambda s: (s.reset(), s.object_ids)[1])
+        return ObjectsResult(session=live.id, object_ids=ids)
+
+    async def save(self, params: VideoSaveParams, call: Call) -> SaveResult:
+        live = self._get(call.app, params.session)
+        target = Path(params.path)
+        if target.name in ("", ".", ".."):
+            raise SessionError(f"{params.path!r} does not name a file to save to")
+        folder = call.app.check_path(str(target.parent))  # the file may not exist yet; its folder must
+        path = await self.service.run(live.step, lambda s: s.save(folder / target.name))
+        return SaveResult(session=live.id, path=str(path))
+
     async def cancel(self, params: SessionParams, call: Call) -> CancelResult:
         live = self._get(call.app, params.session, idle=False)
         run = live.run
@@ -281,14 +333,6 @@ class VideoMethods:
         return CloseResult(session=live.id, closed=True)
 
 
-def _total(num_frames: int, params: VideoPropagateParams) -> int | None:
-    """Upper bound of frames a propagation visits (``None`` for an empty video)."""
-    if num_frames <= 0:
-        return None
-    if params.start is None:
-        remaining = num_frames
-    else:
-        remaining = params.start + 1 if params.reverse else num_frames - params.start
-    remaining = max(0, remaining)
-    return min(remaining, params.max_frames) if params.max_frames else remaining
-
+def _pixels(frame_size: tuple[int, int] | None, max_pixels: int) -> int:
+    """The most pixels a mask prompt may describe: the frame's, once there is a frame."""
+    return max_pixels if frame_size is None else min(max_pixels, frame_size[0] * frame_size[1])

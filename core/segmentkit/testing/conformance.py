@@ -382,7 +382,7 @@ class TrackerContract(ModelContract):
         n = len(frames)
         with self.start(model, frames) as session:
             session.add_prompts(n - 1, 1, [Box(*frames[-1].box)])
-            back = [fm.frame_index for fm in session.propagate(n - 1, reverse=True)]
+            back = [fm.frame_index for fm in session.propagate(n - 1, direction="backward")]
             two = [fm.frame_index for fm in session.propagate(0, max_frames=2)]
         assert back == list(range(n - 1, -1, -1))
         assert two == [0, 1]

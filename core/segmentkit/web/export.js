@@ -48,24 +48,24 @@ export function cutoutPng(imageData, masks) {
 /**
  * A COCO document ({images, annotations, categories}) in the shape of
  * segmentkit.export.to_coco: compressed RLE segmentation, XYWH bbox, area, iscrowd 0,
- * score, object_id; a mask without a class gets category 1 "object".
- * @param {{file_name: string, width: number, height: number, masks: object[], frame?: number}[]} images
+ * score, object_id. Categories: a mask's class name (`info.name`, given by the user) if
+ * any, else its model class (`info.class_id`, keeping that id, named by `label`), else
+ * "object"; names that are not model classes get ids after the largest class id.
+ * An image may carry `frame` (index) and `time` (seconds) of a video frame.
+ * @param {{file_name: string, width: number, height: number, masks: object[], frame?: number, time?: number}[]} images
  */
 export function cocoDocument(images) {
-  const categories = new Map();
+  const category = categoryTable(images.flatMap((img) => img.masks));
   const annotations = [];
   const outImages = images.map((img, n) => {
     const imageId = n + 1;
     for (const m of img.masks) {
       const info = m.info || {};
-      const hasClass = info.class_id !== undefined && info.class_id !== null;
-      const categoryId = hasClass ? info.class_id : 1;
-      if (!categories.has(categoryId)) categories.set(categoryId, hasClass ? (m.label ?? String(categoryId)) : "object");
       const [x0, y0, x1, y1] = m.box;
       const annotation = {
         id: annotations.length + 1,
         image_id: imageId,
-        category_id: categoryId,
+        category_id: category.of(m),
         segmentation: m.rle || encodeRle(m.data, img.height, img.width),
         area: m.area,
         bbox: [x0, y0, x1 - x0, y1 - y0],
@@ -77,12 +77,100 @@ export function cocoDocument(images) {
     }
     const entry = { id: imageId, width: img.width, height: img.height, file_name: img.file_name };
     if (img.frame !== undefined) entry.frame_index = img.frame;
+    if (img.time !== undefined) entry.time = img.time;
     return entry;
   });
+  return { images: outImages, annotations, categories: category.list() };
+}
+
+// Category ids and names of `masks` (see cocoDocument).
+function categoryTable(masks) {
+  const hasClass = (m) => m.info && m.info.class_id !== undefined && m.info.class_id !== null;
+  const classes = new Map(); // class id -> name
+  for (const m of masks) {
+    if (hasClass(m) && !m.info.name && !classes.has(m.info.class_id)) {
+      classes.set(m.info.class_id, m.label ?? String(m.info.class_id));
+    }
+  }
+  const byName = new Map([...classes].map(([id, name]) => [name, id]));
+  let next = classes.size ? Math.max(...classes.keys()) + 1 : 1;
+  const of = (m) => {
+    if (hasClass(m) && !m.info.name) return m.info.class_id;
+    const name = (m.info && m.info.name) || "object";
+    if (!byName.has(name)) {
+      byName.set(name, next);
+      classes.set(next, name);
+      next += 1;
+    }
+    return byName.get(name);
+  };
+  for (const m of masks) of(m);
+  return { of, list: () => [...classes].sort((a, b) => a[0] - b[0]).map(([id, name]) => ({ id, name })) };
+}
+
+/**
+ * One JSON document of an image's objects, in the shape of segmentkit.export.to_json
+ * (XYXY `bbox`, RLE, area, score, label, class_id, object_id) plus each object's class
+ * `name` (given by the user, or null) and the `prompts` that made it.
+ */
+export function objectsDocument({ file_name, width, height }, objects) {
   return {
-    images: outImages,
+    image: { file_name, width, height },
+    kind: "objects",
+    masks: objects.map((o, index) => ({
+      index,
+      object_id: o.id,
+      name: o.name || null,
+      label: o.label ?? null,
+      class_id: o.classId ?? null,
+      rle: o.rle,
+      bbox: o.box,
+      area: o.area,
+      score: o.score ?? null,
+      prompts: o.prompts,
+    })),
+  };
+}
+
+/**
+ * A YouTube-VIS style document of a tracked video: one `video` (file names and times of
+ * the frames) and per object its RLE on every frame (null where it is absent), its
+ * category (named as in cocoDocument) and mean score.
+ * @param {{name: string, width: number, height: number, frames: {file_name: string, time: number}[]}} video
+ * @param {Map<number, object[]>} perFrame  frame index -> masks ({rle, area, box, score, label, info})
+ */
+export function ytvisDocument(video, perFrame) {
+  const all = [...perFrame.values()].flat();
+  const category = categoryTable(all);
+  const tracks = new Map(); // object id -> annotation
+  for (const [frame, masks] of perFrame) {
+    for (const m of masks) {
+      const id = m.info.object_id;
+      if (!tracks.has(id)) {
+        tracks.set(id, {
+          id, video_id: 1, category_id: category.of(m), object_id: id, iscrowd: 0,
+          segmentations: video.frames.map(() => null), areas: video.frames.map(() => null),
+          bboxes: video.frames.map(() => null), scores: [],
+        });
+      }
+      const t = tracks.get(id);
+      const [x0, y0, x1, y1] = m.box;
+      t.segmentations[frame] = m.rle;
+      t.areas[frame] = m.area;
+      t.bboxes[frame] = [x0, y0, x1 - x0, y1 - y0];
+      if (m.score !== null && m.score !== undefined) t.scores.push(m.score);
+    }
+  }
+  const annotations = [...tracks.values()].sort((a, b) => a.id - b.id).map(({ scores, ...t }) => ({
+    ...t, score: scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : null,
+  }));
+  return {
+    videos: [{
+      id: 1, name: video.name, width: video.width, height: video.height, length: video.frames.length,
+      file_names: video.frames.map((f) => f.file_name), times: video.frames.map((f) => f.time),
+    }],
     annotations,
-    categories: [...categories].sort((a, b) => a[0] - b[0]).map(([id, name]) => ({ id, name })),
+    categories: category.list(),
   };
 }
 

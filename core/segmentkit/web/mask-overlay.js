@@ -8,9 +8,11 @@
 //   overlay.setMasks([{ rle: {size: [h, w], counts: "..."}, label: "cat", score: 0.9 }]);
 //
 // Coordinates in events, prompts and masks are pixels of the image (not of the screen).
-// A click emits "point" (positive; negative with Shift, a right click, or while
-// `overlay.negative` is true); a drag emits "box". Colours follow segmentkit.render:
-// object id, else class id, else the mask's index picks from the same palette.
+// A click or tap emits "point" (positive; negative with Shift, a right click, a long
+// press, or while `overlay.negative` is true); a drag emits "box". With `fit` the view
+// zooms and pans (wheel, two-finger pinch, middle-button drag, `zoomBy` / `panBy`)
+// without changing those coordinates. Colours follow segmentkit.render: object id, else
+// class id, else the mask's index picks from the same palette.
 
 import { decodeRle, maskStats } from "./rle.js";
 
@@ -48,6 +50,9 @@ export function cssColor(rgb) {
 
 const CLICK_SLOP = 4; // CSS pixels a pointer may move and still count as a click
 const MIN_BOX = 2; // image pixels: smaller drags are clicks
+const LONG_PRESS_MS = 550; // a touch held this long without moving is a negative point
+const MAX_ZOOM = 32;
+const decoded = new WeakMap(); // rle object -> {data, area, box, edge}: redraws don't decode again
 
 export class MaskOverlay extends EventTarget {
   /**
@@ -77,8 +82,11 @@ export class MaskOverlay extends EventTarget {
     this._markers = document.createElement("canvas");
     this._markers.className = "sk-overlay-markers";
     this._markers.style.cssText = "position: absolute; inset: 0; width: 100%; height: 100%; pointer-events: none;";
-    this.element.append(this.canvas, this._markers);
+    this.element.append(this.canvas);
+    // Fitted, the markers cover the container (a zoomed picture may be far larger than it);
+    // otherwise they cover the picture.
     container.appendChild(this.element);
+    (fit ? container : this.element).appendChild(this._markers);
     this._ctx = this.canvas.getContext("2d");
     this._base = document.createElement("canvas");
     this._fill = document.createElement("canvas");
@@ -87,6 +95,13 @@ export class MaskOverlay extends EventTarget {
     this._nextId = 1;
     this._prompts = [];
     this._drag = null;
+    this._pointers = new Map(); // pointer id -> {x, y} (client), for pinch
+    this._pinch = null;
+    this._zoom = 1;
+    this._pan = { x: 0, y: 0 }; // CSS pixels from the container's centre to the picture's
+    this._cursor = null;
+    this._highlight = null;
+    this._selected = null;
     this._hasImage = false;
     this._opacity = opacity;
     this._outlines = outlines;
@@ -136,6 +151,9 @@ export class MaskOverlay extends EventTarget {
     if (resized) {
       this._masks = [];
       this._prompts = [];
+      this._cursor = null;
+      this._zoom = 1;
+      this._pan = { x: 0, y: 0 };
       this._composite();
       this._fit();
     }
@@ -223,19 +241,23 @@ export class MaskOverlay extends EventTarget {
   _entry(spec, index) {
     const w = this.width;
     const h = this.height;
-    let data = spec.mask;
-    if (!data && spec.rle) {
-      const [rh, rw] = spec.rle.size;
-      if (rh !== h || rw !== w) throw new Error(`mask is ${rw}x${rh}, image is ${w}x${h}`);
-      data = decodeRle(spec.rle);
+    let pixels = spec.rle && typeof spec.rle === "object" ? decoded.get(spec.rle) : null;
+    if (!pixels || pixels.data.length !== w * h) {
+      let data = spec.mask;
+      if (!data && spec.rle) {
+        const [rh, rw] = spec.rle.size;
+        if (rh !== h || rw !== w) throw new Error(`mask is ${rw}x${rh}, image is ${w}x${h}`);
+        data = decodeRle(spec.rle);
+      }
+      if (!data || data.length !== w * h) throw new Error(`a mask needs rle or ${w}x${h} mask data`);
+      const { area, box } = maskStats(data, h, w);
+      pixels = { data, area, box, edge: boundary(data, w, h, box, Math.max(1, Math.round(Math.min(w, h) / 400))) };
+      if (spec.rle && !spec.mask) decoded.set(spec.rle, pixels);
     }
-    if (!data || data.length !== w * h) throw new Error(`a mask needs rle or ${w}x${h} mask data`);
-    const { area, box } = maskStats(data, h, w);
     const color = spec.color ? spec.color.slice(0, 3) : colorFor(spec.colorIndex ?? index);
     const id = spec.id ?? `m${this._nextId++}`;
     return {
-      id, data, area, box, color,
-      edge: boundary(data, w, h, box, Math.max(1, Math.round(Math.min(w, h) / 400))),
+      id, ...pixels, color,
       label: spec.label ?? null,
       score: spec.score ?? null,
       visible: spec.visible ?? true,
@@ -297,6 +319,40 @@ export class MaskOverlay extends EventTarget {
     return this._prompts.slice();
   }
 
+  /** A keyboard cursor {x, y} in image pixels (drawn as a crosshair), or null. */
+  get cursor() {
+    return this._cursor ? { ...this._cursor } : null;
+  }
+
+  set cursor(point) {
+    this._cursor = point ? {
+      x: Math.min(this.width, Math.max(0, point.x)), y: Math.min(this.height, Math.max(0, point.y)),
+    } : null;
+    this._renderMarkers();
+  }
+
+  /** Id of a mask drawn emphasised (e.g. under the pointer in a list), or null. */
+  get highlight() {
+    return this._highlight;
+  }
+
+  set highlight(id) {
+    if (this._highlight === id) return;
+    this._highlight = id;
+    this.render();
+  }
+
+  /** Id of the selected mask (outlined on top, thicker), or null. */
+  get selected() {
+    return this._selected;
+  }
+
+  set selected(id) {
+    if (this._selected === id) return;
+    this._selected = id;
+    this.render();
+  }
+
   get opacity() {
     return this._opacity;
   }
@@ -329,18 +385,48 @@ export class MaskOverlay extends EventTarget {
       ctx.drawImage(this._fill, 0, 0);
       ctx.globalAlpha = 1;
       if (this._outlines) ctx.drawImage(this._edge, 0, 0);
+      for (const id of new Set([this._selected, this._highlight])) {
+        const m = id === null ? null : this.getMask(id);
+        if (m && m.visible && m.area > 0) this._emphasise(ctx, m, id === this._highlight);
+      }
     }
     this._renderMarkers();
   }
 
+  // The highlighted mask filled more strongly; the selected one outlined in white over its colour.
+  _emphasise(ctx, m, strong) {
+    const [x0, y0, x1, y1] = m.box;
+    const w = x1 - x0;
+    const h = y1 - y0;
+    const img = ctx.getImageData(x0, y0, w, h);
+    const [r, g, b] = m.color;
+    const a = strong ? Math.max(0.75, this._opacity) : 0;
+    const edge = new Set(m.edge);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const i = (y + y0) * this.width + x + x0;
+        if (!m.data[i]) continue;
+        const o = (y * w + x) * 4;
+        if (edge.has(i)) {
+          img.data[o] = img.data[o + 1] = img.data[o + 2] = 255;
+        } else if (a) {
+          img.data[o] = Math.round(img.data[o] * (1 - a) + r * a);
+          img.data[o + 1] = Math.round(img.data[o + 1] * (1 - a) + g * a);
+          img.data[o + 2] = Math.round(img.data[o + 2] * (1 - a) + b * a);
+        }
+      }
+    }
+    ctx.putImageData(img, x0, y0);
+  }
+
   // Markers keep their on-screen size whatever the image's scale: the marker canvas has
-  // the element's CSS size times the device pixel ratio.
+  // its CSS size times the device pixel ratio.
   _renderMarkers() {
     const m = this._markers;
-    const rect = this.element.getBoundingClientRect();
+    const box = m.getBoundingClientRect();
     const dpr = globalThis.devicePixelRatio || 1;
-    const bw = Math.max(1, Math.round(rect.width * dpr));
-    const bh = Math.max(1, Math.round(rect.height * dpr));
+    const bw = Math.max(1, Math.round(box.width * dpr));
+    const bh = Math.max(1, Math.round(box.height * dpr));
     if (m.width !== bw || m.height !== bh) {
       m.width = bw;
       m.height = bh;
@@ -348,16 +434,20 @@ export class MaskOverlay extends EventTarget {
     const ctx = m.getContext("2d");
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, bw, bh);
-    if (!this._hasImage) return;
-    ctx.setTransform(bw / this.width, 0, 0, bh / this.height, 0, 0);
-    const s = (this.width / bw) * dpr; // image pixels per CSS pixel
+    if (!this._hasImage || !box.width) return;
+    const pic = this.canvas.getBoundingClientRect();
+    const sx = (pic.width / this.width) * (bw / box.width);
+    const sy = (pic.height / this.height) * (bh / box.height);
+    ctx.setTransform(sx, 0, 0, sy, (pic.left - box.left) * (bw / box.width), (pic.top - box.top) * (bh / box.height));
+    const s = dpr / sx; // image pixels per CSS pixel
     for (const p of this._prompts) {
       if (p.kind === "box") drawBox(ctx, p, s, false);
     }
     for (const p of this._prompts) {
-      if (p.kind === "point") drawPoint(ctx, p, s);
+      if (p.kind === "point") drawPoint(ctx, p, s, p.selected);
     }
     if (this._drag && this._drag.box) drawBox(ctx, this._drag.box, s, true);
+    if (this._cursor) drawCursor(ctx, this._cursor, s);
   }
 
   /** Image coordinates of a pointer event (clamped to the image). */
@@ -368,46 +458,136 @@ export class MaskOverlay extends EventTarget {
     return { x: Math.min(this.width, Math.max(0, x)), y: Math.min(this.height, Math.max(0, y)) };
   }
 
+  // ------------------------------------------------------------------ zoom and pan
+
+  /** The zoom factor over the fitted size (1 = the whole image fits). */
+  get zoom() {
+    return this._zoom;
+  }
+
+  /**
+   * Zoom by `factor` keeping the image point under client (x, y) in place (default: the
+   * centre of the container). Prompts and masks stay in image pixels.
+   */
+  zoomBy(factor, clientX, clientY) {
+    if (!this.fit || !this._hasImage) return;
+    const box = this.container.getBoundingClientRect();
+    const cx = clientX ?? box.left + box.width / 2;
+    const cy = clientY ?? box.top + box.height / 2;
+    const zoom = Math.min(MAX_ZOOM, Math.max(1, this._zoom * factor));
+    const ratio = zoom / this._zoom;
+    // The picture's centre moves away from (cx, cy) by the same ratio.
+    const centreX = box.left + box.width / 2 + this._pan.x;
+    const centreY = box.top + box.height / 2 + this._pan.y;
+    this._zoom = zoom;
+    this._pan = { x: cx + (centreX - cx) * ratio - box.left - box.width / 2, y: cy + (centreY - cy) * ratio - box.top - box.height / 2 };
+    this._fit();
+  }
+
+  /** Move the picture by (dx, dy) CSS pixels. */
+  panBy(dx, dy) {
+    if (!this.fit || !this._hasImage) return;
+    this._pan = { x: this._pan.x + dx, y: this._pan.y + dy };
+    this._fit();
+  }
+
+  /** Back to the whole image, centred. */
+  resetView() {
+    this._zoom = 1;
+    this._pan = { x: 0, y: 0 };
+    this._fit();
+  }
+
+  /** Pan so image point (x, y) is inside the visible part of the container. */
+  reveal(x, y) {
+    if (!this.fit || this._zoom === 1) return;
+    const box = this.container.getBoundingClientRect();
+    const pic = this.canvas.getBoundingClientRect();
+    const px = pic.left + (x / this.width) * pic.width;
+    const py = pic.top + (y / this.height) * pic.height;
+    const margin = 24;
+    const dx = Math.min(0, box.right - margin - px) + Math.max(0, box.left + margin - px);
+    const dy = Math.min(0, box.bottom - margin - py) + Math.max(0, box.top + margin - py);
+    if (dx || dy) this.panBy(dx, dy);
+  }
+
   // ------------------------------------------------------------------ input
 
   _bind() {
     const c = this.canvas;
     c.addEventListener("contextmenu", (e) => e.preventDefault());
     c.addEventListener("pointerdown", (e) => {
-      if (!this.interactive || !this._hasImage || (e.button !== 0 && e.button !== 2)) return;
-      e.preventDefault();
+      if (!this._hasImage) return;
+      this._pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
       c.setPointerCapture?.(e.pointerId);
-      this._drag = {
+      if (this._pointers.size === 2) return this._startPinch();
+      if (this._pointers.size > 2) return;
+      if (e.button === 1) {
+        e.preventDefault();
+        this._drag = { pan: true, cx: e.clientX, cy: e.clientY };
+        return;
+      }
+      if (!this.interactive || (e.button !== 0 && e.button !== 2)) return;
+      e.preventDefault();
+      const d = {
         start: this.toImagePoint(e), cx: e.clientX, cy: e.clientY, moved: false,
-        negative: e.button === 2 || e.shiftKey !== this.negative, box: null,
+        negative: e.button === 2 || e.shiftKey !== this.negative, box: null, done: false,
       };
+      if (e.pointerType === "touch") {
+        d.timer = setTimeout(() => {
+          if (this._drag !== d || d.moved) return;
+          d.done = true; // a long press: a negative point, now
+          this._emitPoint(d.start, false);
+        }, LONG_PRESS_MS);
+      }
+      this._drag = d;
     });
     c.addEventListener("pointermove", (e) => {
+      if (this._pointers.has(e.pointerId)) this._pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
+      if (this._pinch) return this._movePinch();
       const d = this._drag;
       if (!d) return;
+      if (d.pan) {
+        this.panBy(e.clientX - d.cx, e.clientY - d.cy);
+        d.cx = e.clientX;
+        d.cy = e.clientY;
+        return;
+      }
+      if (d.done) return;
       if (!d.moved && Math.hypot(e.clientX - d.cx, e.clientY - d.cy) > CLICK_SLOP) d.moved = true;
       if (d.moved) {
-        const p = this.toImagePoint(e);
-        d.box = ordered(d.start, p);
+        clearTimeout(d.timer);
+        d.box = ordered(d.start, this.toImagePoint(e));
         this._renderMarkers();
       }
     });
     const finish = (e) => {
+      this._pointers.delete(e.pointerId);
+      if (this._pinch) {
+        if (this._pointers.size < 2) this._pinch = null;
+        return;
+      }
       const d = this._drag;
       if (!d) return;
       this._drag = null;
+      clearTimeout(d.timer);
       this._renderMarkers();
-      if (e.type === "pointercancel") return;
+      if (d.pan || d.done || e.type === "pointercancel") return;
       const box = d.moved ? ordered(d.start, this.toImagePoint(e)) : null;
       if (box && box.x1 - box.x0 >= MIN_BOX && box.y1 - box.y0 >= MIN_BOX) {
         this.dispatchEvent(new CustomEvent("box", { detail: box }));
       } else {
-        const { x, y } = d.start;
-        this.dispatchEvent(new CustomEvent("point", { detail: { x, y, positive: !d.negative } }));
+        this._emitPoint(d.start, !d.negative);
       }
     };
     c.addEventListener("pointerup", finish);
     c.addEventListener("pointercancel", finish);
+    c.addEventListener("wheel", (e) => {
+      if (!this.fit || !this._hasImage) return;
+      e.preventDefault();
+      const lines = e.deltaMode === 1 ? 16 : e.deltaMode === 2 ? 400 : 1;
+      this.zoomBy(Math.exp(-e.deltaY * lines * 0.002), e.clientX, e.clientY);
+    }, { passive: false });
     // Refit to the container, and redraw the markers at their on-screen size, on layout changes.
     if (typeof ResizeObserver !== "undefined") {
       this._observers = [new ResizeObserver(() => this._fit()), new ResizeObserver(() => this._renderMarkers())];
@@ -416,7 +596,32 @@ export class MaskOverlay extends EventTarget {
     }
   }
 
-  // Scale the overlay to fit the container, centred, keeping the aspect ratio; enlarged
+  _emitPoint({ x, y }, positive) {
+    this.dispatchEvent(new CustomEvent("point", { detail: { x, y, positive } }));
+  }
+
+  // Two fingers: whatever one finger started is dropped; the view zooms with the spread
+  // and follows the midpoint.
+  _startPinch() {
+    if (this._drag) clearTimeout(this._drag.timer);
+    this._drag = null;
+    const [a, b] = [...this._pointers.values()];
+    this._pinch = { dist: Math.hypot(a.x - b.x, a.y - b.y) || 1, mid: midpoint(a, b) };
+    this._renderMarkers();
+  }
+
+  _movePinch() {
+    const [a, b] = [...this._pointers.values()];
+    const dist = Math.hypot(a.x - b.x, a.y - b.y) || 1;
+    const mid = midpoint(a, b);
+    const p = this._pinch;
+    this.panBy(mid.x - p.mid.x, mid.y - p.mid.y);
+    this.zoomBy(dist / p.dist, mid.x, mid.y);
+    this._pinch = { dist, mid };
+  }
+
+  // Scale the overlay to fit the container, centred, keeping the aspect ratio, then apply
+  // zoom and pan (the pan is bounded so some of the picture stays in view); enlarged
   // pictures are drawn with hard pixel edges so mask borders stay exact.
   _fit() {
     if (!this.fit || !this._hasImage) return;
@@ -424,10 +629,17 @@ export class MaskOverlay extends EventTarget {
     const ch = this.container.clientHeight;
     if (!cw || !ch) return;
     if (getComputedStyle(this.container).position === "static") this.container.style.position = "relative";
-    const scale = Math.min(cw / this.width, ch / this.height);
+    const scale = Math.min(cw / this.width, ch / this.height) * this._zoom;
+    const w = Math.floor(this.width * scale);
+    const h = Math.floor(this.height * scale);
+    const room = (size, view) => Math.max(0, (size - view) / 2);
+    this._pan = {
+      x: Math.min(room(w, cw), Math.max(-room(w, cw), this._pan.x)),
+      y: Math.min(room(h, ch), Math.max(-room(h, ch), this._pan.y)),
+    };
     Object.assign(this.element.style, {
-      position: "absolute", left: "50%", top: "50%", transform: "translate(-50%, -50%)",
-      width: `${Math.floor(this.width * scale)}px`, height: `${Math.floor(this.height * scale)}px`,
+      position: "absolute", left: `${Math.round((cw - w) / 2 + this._pan.x)}px`,
+      top: `${Math.round((ch - h) / 2 + this._pan.y)}px`, transform: "none", width: `${w}px`, height: `${h}px`,
     });
     this.canvas.style.imageRendering = scale >= 2 ? "pixelated" : "auto";
     this._renderMarkers();
@@ -446,8 +658,19 @@ function ordered(a, b) {
   };
 }
 
-function drawPoint(ctx, p, s) {
+function midpoint(a, b) {
+  return { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+}
+
+function drawPoint(ctx, p, s, selected) {
   const r = 8 * s;
+  if (selected) {
+    ctx.beginPath();
+    ctx.arc(p.x, p.y, r + 2 * s, 0, 2 * Math.PI);
+    ctx.lineWidth = 1.5 * s;
+    ctx.strokeStyle = "#2563eb";
+    ctx.stroke();
+  }
   ctx.beginPath();
   ctx.arc(p.x, p.y, r, 0, 2 * Math.PI);
   ctx.fillStyle = p.positive === false ? "#e6194b" : "#3cb44b";
@@ -464,6 +687,22 @@ function drawPoint(ctx, p, s) {
   }
   ctx.lineWidth = 1.5 * s;
   ctx.stroke();
+}
+
+// The keyboard cursor: a black-and-white crosshair with a gap at the centre.
+function drawCursor(ctx, p, s) {
+  ctx.save();
+  for (const [colour, width] of [["#000000", 3], ["#ffffff", 1.5]]) {
+    ctx.beginPath();
+    for (const [dx, dy] of [[1, 0], [-1, 0], [0, 1], [0, -1]]) {
+      ctx.moveTo(p.x + dx * 4 * s, p.y + dy * 4 * s);
+      ctx.lineTo(p.x + dx * 11 * s, p.y + dy * 11 * s);
+    }
+    ctx.lineWidth = width * s;
+    ctx.strokeStyle = colour;
+    ctx.stroke();
+  }
+  ctx.restore();
 }
 
 function drawBox(ctx, b, s, dashed) {

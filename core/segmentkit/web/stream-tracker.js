@@ -5,7 +5,9 @@
 // every object's mask on it. A live session takes prompts on the newest frames only, so a
 // prompt on a frame behind the newest one restarts the session and replays the prompt
 // log up to that frame; `track()` then pushes the remaining frames (re-applying logged
-// corrections on the frames they were made on). No DOM here: frames come from a callback.
+// corrections on the frames they were made on). `trackBackward()` feeds a second session
+// the frames from the last prompted one down to the first, so each object is also found
+// on the frames before its first prompt. No DOM here: frames come from a callback.
 
 export class StreamTracker {
   /**
@@ -19,8 +21,10 @@ export class StreamTracker {
     this.model = model;
     this.frameCount = frameCount;
     this.frameImage = frameImage;
-    /** Masks per frame index, as the service sent them (MaskOut objects). */
+    /** Masks per frame index, as the service sent them (MaskOut objects), tracking forwards. */
     this.results = new Map();
+    /** Masks per frame index found tracking backwards (see `masksAt`). */
+    this.backward = new Map();
     /** Frames pushed into the current session. */
     this.pushed = 0;
     this.session = null;
@@ -40,16 +44,24 @@ export class StreamTracker {
   prompt(frame, object, params, { onStatus } = {}) {
     return this._serial(async () => {
       const key = `${frame}:${object}`;
+      const before = this._log.get(key);
       this._log.set(key, { frame, object, params });
-      if (!this.session || frame < this.pushed - 1) await this._restart();
-      for (const [f] of this.results) if (f > frame) this.results.delete(f); // tracked without this prompt
-      while (this.pushed <= frame) {
-        if (onStatus) onStatus(`Sending frame ${this.pushed + 1}/${frame + 1}…`);
-        await this._pushNext(key);
+      try {
+        if (!this.session || frame < this.pushed - 1) await this._restart();
+        for (const [f] of this.results) if (f > frame) this.results.delete(f); // tracked without this prompt
+        while (this.pushed <= frame) {
+          if (onStatus) onStatus(`Sending frame ${this.pushed + 1}/${frame + 1}…`);
+          await this._pushNext(key);
+        }
+        const result = await this.session.addPrompt(frame, object, params);
+        this._merge(result);
+        return this.results.get(frame);
+      } catch (err) {
+        // A prompt that failed is not kept: it would be replayed with the next one.
+        if (before) this._log.set(key, before);
+        else this._log.delete(key);
+        throw err;
       }
-      const result = await this.session.addPrompt(frame, object, params);
-      this._merge(result);
-      return this.results.get(frame);
     });
   }
 
@@ -69,6 +81,68 @@ export class StreamTracker {
         if (onFrame) onFrame(index, this.results.get(index), done, this.frameCount - first);
       }
       return { framesDone: done, cancelled: false };
+    });
+  }
+
+  /**
+   * Track backwards from the last prompted frame to frame 0 in a second session (the
+   * tracker sees the frames in reverse, prompted as logged): `onFrame(index, masks, done,
+   * total)` per frame. Resolves with {framesDone, cancelled}.
+   */
+  trackBackward({ onFrame, signal } = {}) {
+    return this._serial(async () => {
+      if (!this.prompted) throw new Error("prompt an object on a frame first (click on it)");
+      const entries = [...this._log.values()];
+      const last = Math.max(...entries.map((e) => e.frame));
+      const session = await this.client.startVideo({ stream: true, model: this.model });
+      let done = 0;
+      try {
+        for (let index = last; index >= 0; index--) {
+          if (signal && signal.aborted) return { framesDone: done, cancelled: true };
+          const found = new Map(); // object id -> mask on this frame
+          const keep = (r) => r.masks.forEach((m) => found.set(m.object_id, m));
+          keep(await session.pushFrame(await this.frameImage(index)));
+          for (const e of entries) {
+            if (e.frame === index) keep(await session.addPrompt(last - index, e.object, e.params));
+          }
+          this.backward.set(index, [...found.values()]);
+          done += 1;
+          if (onFrame) onFrame(index, this.masksAt(index), done, last + 1);
+        }
+      } finally {
+        await session.close().catch(() => {});
+      }
+      return { framesDone: done, cancelled: false };
+    });
+  }
+
+  /** Masks on frame `index`: tracked forwards, plus objects found only tracking backwards. */
+  masksAt(index) {
+    const forward = this.results.get(index) || [];
+    const have = new Set(forward.map((m) => m.object_id));
+    const extra = (this.backward.get(index) || []).filter((m) => !have.has(m.object_id));
+    return [...forward, ...extra].sort((a, b) => a.object_id - b.object_id);
+  }
+
+  /** Frame indices with any masks, ascending. */
+  frames() {
+    return [...new Set([...this.results.keys(), ...this.backward.keys()])].sort((a, b) => a - b);
+  }
+
+  /** The prompt log: "frame:object" -> {frame, object, params} (a copy). */
+  get log() {
+    return new Map(this._log);
+  }
+
+  /** Replace the prompt log (undo / redo) and track again up to `frame`. */
+  restore(log, frame) {
+    return this._serial(async () => {
+      this._log = new Map(log);
+      this.results.clear();
+      this.backward.clear();
+      await this._restart();
+      if (!this._log.size) return;
+      while (this.pushed <= frame && this.pushed < this.frameCount) await this._pushNext(null);
     });
   }
 

@@ -1,7 +1,7 @@
 """segmentkit-classic: the weightless default model ``classic``.
 
 Only the hook implementations and specs live here; OpenCV and scikit-image are
-imported when the model is loaded (``segmentkit_classic.model``).
+imported when the model is loaded (``segmentkit_classic.model``, ``.tracker``).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from .options import ClassicOptions
 CARD = ModelCard(
     id="classic",
     family="classic",
-    roles=("prompter", "segmenter"),
-    tasks=("prompt", "automatic"),
+    roles=("prompter", "segmenter", "tracker"),
+    tasks=("prompt", "automatic", "track"),
     prompt_kinds=("point", "box", "mask"),
-    description="Weightless default: GrabCut from prompts, Felzenszwalb regions for automatic masks.",
+    description=("Weightless default: GrabCut from prompts, Felzenszwalb regions for automatic masks, "
+                 "optical flow + GrabCut for tracking."),
     license="Apache-2.0",
     weights=None,
     input_size=256,
@@ -35,3 +36,9 @@ def segmentkit_prompters() -> list[ModelSpec]:
 @hookimpl
 def segmentkit_segmenters() -> list[ModelSpec]:
     return [ModelSpec(card=CARD, role="segmenter", loader=LOADER, options=ClassicOptions)]
+
+
+@hookimpl
+def segmentkit_trackers() -> list[ModelSpec]:
+    return [ModelSpec(card=CARD, role="tracker", loader="segmentkit_classic.tracker:ClassicTracker",
+                      options=ClassicOptions)]

@@ -56,9 +56,9 @@ def candidates(
     anchor = _anchor(window, seeds) if seeds.box is None else None
     out = []
     for init, checkpoints in runs:
-        for fg in _grabcut(window.small, init, checkpoints, seed):
+        for fg in run_grabcut(window.small, init, checkpoints, seed):
             if anchor is not None:
-                fg = _components_touching(fg, anchor)
+                fg = components_touching(fg, anchor)
             out.append(Candidate(window.paste(fg), contrast_score(window.lab, fg)))
     return out
 
@@ -110,7 +110,7 @@ def _background_count(init: np.ndarray) -> int:
     return int(np.count_nonzero((init == BGD) | (init == PR_BGD)))
 
 
-def _grabcut(small: np.ndarray, init: np.ndarray, checkpoints: tuple[int, ...], seed: int) -> list[np.ndarray]:
+def run_grabcut(small: np.ndarray, init: np.ndarray, checkpoints: tuple[int, ...], seed: int) -> list[np.ndarray]:
     """Foreground after each number of iterations in ``checkpoints`` (one continued run)."""
     def foreground(m: np.ndarray) -> np.ndarray:
         return (m == FGD) | (m == PR_FGD)
@@ -140,7 +140,7 @@ def _anchor(window: Window, seeds: Seeds) -> np.ndarray:
     return anchor
 
 
-def _components_touching(fg: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+def components_touching(fg: np.ndarray, anchor: np.ndarray) -> np.ndarray:
     """The 8-connected parts of ``fg`` that overlap ``anchor``."""
     _, labels = cv2.connectedComponents(fg.astype(np.uint8), connectivity=8)
     picked = np.unique(labels[anchor & fg])

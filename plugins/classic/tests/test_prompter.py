@@ -166,7 +166,8 @@ def test_classic_is_the_default_model():
     assert sk.load().card.id == "classic"
     assert sk.load(role="segmenter").card.id == "classic"
     info = next(m for m in sk.models() if m.card.id == "classic")
-    assert info.roles == ("prompter", "segmenter")
+    assert info.roles == ("prompter", "segmenter", "tracker")
+    assert sk.load(role="tracker").card.id == "classic"
     assert info.card.weights is None and info.card.license == "Apache-2.0"
     assert info.distribution == "segmentkit-classic"
 

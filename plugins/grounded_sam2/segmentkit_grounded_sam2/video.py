@@ -8,8 +8,7 @@ the phrase they were first detected as.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ from segmentkit.cards import ModelCard
 from segmentkit.errors import SessionError
 from segmentkit.io import load_image
 from segmentkit.io.video import open_video
+from segmentkit.sessions import TrackingSession
 from segmentkit.types import Box, FrameMasks, Masks, Text
 
 from .matching import unmatched_detections
@@ -35,33 +35,26 @@ class GroundedTracker:
     def start(self, source: Any = None, *, stream: bool = False) -> "GroundedSession":
         if stream == (source is not None):
             raise SessionError("start a session with a video source, or with stream=True for pushed frames")
-        return GroundedSession(self.parts, self.options, source)
+        return GroundedSession(self.parts, self.options, source, model_id=self.card.id)
 
 
-class GroundedSession:
-    """A tracking session whose objects come from a text query (and optional manual prompts)."""
+class GroundedSession(TrackingSession):
+    """A tracking session whose objects come from a text query (and optional manual prompts).
 
-    def __init__(self, parts: Parts, options: GroundedOptions, source: Any):
-        self.id = uuid.uuid4().hex
+    Detection runs on the query's frame and on every ``detect_every``-th frame from it,
+    in either direction, whenever propagation passes there.
+    """
+
+    def __init__(self, parts: Parts, options: GroundedOptions, source: Any, *, model_id: str = ""):
+        frames = None if source is None else open_video(source)
+        self._inner = parts.tracker.start(frames, stream=source is None)
+        super().__init__(self._inner.frames, model_id=model_id, max_objects=options.max_objects)
         self._parts, self._options = parts, options
-        self._frames = None if source is None else open_video(source)
-        self._inner = parts.tracker.start(self._frames if source is not None else None, stream=source is None)
         self._text: str | None = None
         self._first_frame = 0
         self._labels: dict[int, str] = {}
         self._classes: list[str] = []  # labels in order of first appearance: stable class ids
         self._pushed = 0
-        self._closed = False
-
-    # ---------------------------------------------------------------- TrackingSession
-
-    @property
-    def num_frames(self) -> int:
-        return self._inner.num_frames
-
-    @property
-    def frame_size(self) -> tuple[int, int] | None:
-        return self._inner.frame_size
 
     @property
     def labels(self) -> dict[int, str]:
@@ -70,95 +63,64 @@ class GroundedSession:
 
     def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> FrameMasks:
         """A text prompt sets the query (objects get fresh ids); other prompts refine ``object_id``."""
-        self._check_open()
         texts = [p for p in prompts if isinstance(p, Text)]
-        if texts:
+        if not texts:
+            return super().add_prompts(frame, object_id, prompts)
+        with self._lock:
+            self._check_open()
+            if not (self.is_stream and self.num_frames == 0):  # a query may come before the first frame
+                frame = self._check_frame(frame)
             if len(texts) != len(prompts):
                 raise SessionError("give a text prompt on its own, not mixed with points or boxes")
-            self._text, self._first_frame = texts[0].text, int(frame)
-            result = self._detect_and_add(int(frame), self._frames[int(frame)] if self._frames else None, None)
-            return result if result is not None else FrameMasks(int(frame), self._empty())
-        self._set_label(int(object_id), self._labels.get(int(object_id), "object"))
-        return self._labelled(self._inner.add_prompts(frame, object_id, prompts))
+            self._text, self._first_frame = texts[0].text, frame
+            self._pending.add(frame)
+            image = None if self.is_stream else self.frames[frame]
+            return self._record(self._detect_and_add(frame, image, None) or self._empty(frame))
 
-    def propagate(self, start: int | None = None, *, reverse: bool = False,
-                  max_frames: int | None = None) -> Iterator[FrameMasks]:
-        """Yield every frame's masks; the grounder runs every ``detect_every`` frames on the way."""
-        self._check_open()
-        if self._text is None or self._frames is None:
-            for masks in self._inner.propagate(start, reverse=reverse, max_frames=max_frames):
-                yield self._labelled(masks)
-            return
-        step = -1 if reverse else 1
-        frame = self._first_frame if start is None else int(start)
-        last = 0 if reverse else self.num_frames - 1
-        if max_frames is not None:
-            last = frame + step * (max_frames - 1)
-            last = max(last, 0) if reverse else min(last, self.num_frames - 1)
-        every = self._options.detect_every
-        boundary: FrameMasks | None = None
-        while (frame - last) * step <= 0:
-            if frame != self._first_frame or boundary is not None:
-                if boundary is None:  # starting mid-video: match against the tracks as they stand here
-                    boundary = next(iter(self._inner.propagate(frame, reverse=reverse, max_frames=1)))
-                self._detect_and_add(frame, self._frames[frame], boundary)
-            span = min(every, abs(last - frame) + 1)
-            # One frame past the span gives the masks to match the next detections against.
-            ahead = span + 1 if abs(last - frame) + 1 > span else span
-            boundary = None
-            for masks in self._inner.propagate(frame, reverse=reverse, max_frames=ahead):
-                if abs(masks.frame_index - frame) < span:
-                    yield self._labelled(masks)
-                else:
-                    boundary = masks
-            frame += step * span
+    # ---------------------------------------------------------------- hooks
 
-    def push_frame(self, image: Any) -> FrameMasks:
-        """Track a live frame; the grounder runs on every ``detect_every``-th pushed frame."""
-        self._check_open()
+    def _has_work(self) -> bool:
+        return super()._has_work() or self._text is not None
+
+    def _prompted_frames(self) -> set[int]:
+        return super()._prompted_frames() | ({self._first_frame} if self._text is not None else set())
+
+    def _prompt(self, frame: int, index: int, encoded: Any) -> FrameMasks:
+        object_id = self.objects.id_of(index)
+        self._set_label(object_id, self._labels.get(object_id, "object"))
+        return self._labelled(self._inner.add_prompts(frame, object_id, encoded))
+
+    def _track(self, frame: int, reverse: bool) -> FrameMasks:
+        direction = "backward" if reverse else "forward"
+        masks = (next(iter(self._inner.propagate(frame, direction=direction, max_frames=1)))
+                 if len(self._inner.objects) else self._empty(frame))
+        if (self._text is not None and frame != self._first_frame
+                and (frame - self._first_frame) % self._options.detect_every == 0):
+            masks = self._detect_and_add(frame, self.frames[frame], masks) or masks
+        return self._labelled(masks)
+
+    def _push(self, image: Any) -> FrameMasks:
         array = load_image(image)
         masks = self._inner.push_frame(array)
         self._pushed += 1
         if self._text is not None and (self._pushed - 1) % self._options.detect_every == 0:
-            updated = self._detect_and_add(masks.frame_index, array, masks)
-            if updated is not None:
-                masks = updated
+            masks = self._detect_and_add(masks.frame_index, array, masks) or masks
         return self._labelled(masks)
 
-    def remove_object(self, object_id: int) -> None:
-        self._check_open()
+    def _remove(self, object_id: int, index: int) -> None:
         self._inner.remove_object(object_id)
-        self._labels.pop(int(object_id), None)
+        self._labels.pop(object_id, None)
 
-    def reset(self) -> None:
-        self._check_open()
+    def _clear(self) -> None:
         self._inner.reset()
         self._labels.clear()
         self._classes.clear()
         self._text = None
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._inner.close()
-            if self._frames is not None:
-                self._frames.close()
-
-    def __enter__(self) -> "GroundedSession":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _release(self) -> None:
+        self._inner.close()
 
     # ---------------------------------------------------------------- internals
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise SessionError(f"session {self.id} is closed")
-
-    def _empty(self) -> Masks:
-        size = self.frame_size or (1, 1)
-        return Masks.empty(size, object_ids=np.zeros(0, np.int64))
 
     def _detect_and_add(self, frame: int, image: np.ndarray | None, current: FrameMasks | None) -> FrameMasks | None:
         """Detect on ``frame``; prompt each detection that matches no current track as a new object."""
@@ -174,9 +136,10 @@ class GroundedSession:
             object_id = max(self._labels, default=0) + 1
             self._set_label(object_id, found.labels[d])
             box = Box(*np.clip(found.boxes[d], 0, [w, h, w, h]))
+            self.objects.add(object_id)
+            self._prompts[(frame, object_id)] = [box]
             result = self._inner.add_prompts(frame, object_id, [box])
         return None if result is None else self._labelled(result)
-
     def _set_label(self, object_id: int, label: str) -> None:
         self._labels[object_id] = label
         if label not in self._classes:

@@ -6,8 +6,6 @@ this proves the pipeline finds its parts by id, keeps object ids stable, keeps l
 and adds objects that appear later.
 """
 
-import uuid
-
 import numpy as np
 import pytest
 
@@ -16,7 +14,8 @@ from segmentkit import ModelCard, ModelOptions, ModelSpec, hookimpl
 from segmentkit.io.video import FrameStream, open_video
 from segmentkit.registry import default_registry
 from segmentkit.roles import Detections
-from segmentkit.types import Box, FrameMasks, Masks, validate_prompts
+from segmentkit.sessions import TrackingSession
+from segmentkit.types import Box, FrameMasks, Masks
 
 H, W, N_FRAMES, DISC_FROM = 60, 90, 14, 6
 RED, BLUE = (220, 30, 30), (30, 40, 220)
@@ -86,52 +85,34 @@ class ColourTracker:
         return ColourSession(source, stream)
 
 
-class ColourSession:
+class ColourSession(TrackingSession):
+    """The per-frame maths only: the core base owns ids, frames, lifecycle and propagation."""
+
     def __init__(self, source, stream):
-        self.id = uuid.uuid4().hex
-        self.frames = FrameStream() if stream else open_video(source)
+        super().__init__(FrameStream() if stream else open_video(source))
         self.colours = {}
-
-    @property
-    def num_frames(self):
-        return len(self.frames)
-
-    @property
-    def frame_size(self):
-        return self.frames.frame_size
 
     def _masks(self, t):
         img = self.frames[t].astype(int)
-        ids = sorted(self.colours)
+        ids = self.object_ids
         masks = [np.abs(img - self.colours[i]).sum(axis=2) < 60 for i in ids]
         return FrameMasks(t, Masks(np.array(masks, bool).reshape(len(ids), H, W), object_ids=ids))
 
-    def add_prompts(self, frame_index, object_id, prompts):
-        (box,) = validate_prompts(prompts, (H, W))
+    def _prompt(self, frame_index, index, prompts):
+        (box,) = prompts
         x0, y0, x1, y1 = (int(round(v)) for v in box.xyxy)
         patch = self.frames[frame_index][y0:y1, x0:x1].reshape(-1, 3)
         values, counts = np.unique(patch, axis=0, return_counts=True)
-        self.colours[object_id] = values[counts.argmax()].astype(int)
+        self.colours[self.objects.id_of(index)] = values[counts.argmax()].astype(int)
         return self._masks(frame_index)
 
-    def propagate(self, start=None, *, reverse=False, max_frames=None):
-        start = 0 if start is None else start
-        stop = -1 if reverse else self.num_frames
-        step = -1 if reverse else 1
-        frames = list(range(start, stop, step))[:max_frames]
-        for t in frames:
-            yield self._masks(t)
+    def _track(self, frame, reverse):
+        return self._masks(frame)
 
-    def push_frame(self, image):
-        return self._masks(self.frames.push(image))
-
-    def remove_object(self, object_id):
+    def _remove(self, object_id, index):
         self.colours.pop(object_id)
 
-    def reset(self):
-        self.colours.clear()
-
-    def close(self):
+    def _clear(self):
         self.colours.clear()
 
 
@@ -198,7 +179,7 @@ def test_max_frames_and_reverse(grounded):
         assert [r.frame_index for r in session.propagate(max_frames=5)] == [0, 1, 2, 3, 4]
     with grounded.start(video) as session:
         session.add_prompts(13, 0, [sk.Text(TEXT)])
-        back = list(session.propagate(reverse=True))
+        back = list(session.propagate(direction="backward"))
     assert [r.frame_index for r in back] == list(range(13, -1, -1))
     assert all(r.object_ids[:2] == [1, 2] for r in back if r.frame_index >= 8)
 
@@ -225,8 +206,10 @@ def test_manual_correction_and_remove(grounded):
         assert [r.object_ids for r in mid] == [[1, 7], [1, 7]], "no duplicate of a tracked object"
         assert mid[0].masks.labels == ["a red square", "object"]
         session.remove_object(1)
-        again = list(session.propagate(DISC_FROM, max_frames=1))
-    # The query still names the red square, so the grounder finds it again under a new id.
+        assert [r.object_ids for r in session.propagate(DISC_FROM, max_frames=2)] == [[7], [7]]
+        again = list(session.propagate(8, max_frames=1))
+    # The query still names the red square, so the grounder finds it again under a new id on the
+    # next detection frame (8: every 4 frames from the query's frame 0).
     assert again[0].object_ids == [7, 8] and session.labels == {7: "object", 8: "a red square"}
 
 

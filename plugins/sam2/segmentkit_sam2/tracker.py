@@ -9,6 +9,7 @@ from segmentkit.cards import ModelCard
 from segmentkit.errors import OptionsError, SessionError, WeightsUnavailableError
 from segmentkit.io.video import FrameStream, open_video
 from segmentkit.roles import VideoSource
+from segmentkit.session_files import restore_session
 
 from .loading import load_sam2_config_and_weights
 from .video_options import Sam2TrackerOptions
@@ -38,7 +39,11 @@ class Sam2Tracker:
             if source is None:
                 raise SessionError("start() needs a video file, a frame folder or frames (or stream=True)")
             frames = open_video(source, cache_frames=self.options.cache_frames)
-        return Sam2TrackingSession(self.model, frames, self.options)
+        return Sam2TrackingSession(self.model, frames, self.options, model_id=self.card.id)
+
+    def restore(self, path: Any, source: VideoSource | None = None) -> Sam2TrackingSession:
+        """A session saved with ``session.save(path)``, over its video (or ``source``), ready to continue."""
+        return restore_session(self, path, source)
 
 
 def load_video_model(card: ModelCard, options: Sam2TrackerOptions) -> Any:

@@ -108,21 +108,17 @@ class TrackState(Sam2VideoInferenceSession):
     def get_obj_num(self) -> int:
         return len(self.objects)
 
-    def add_object(self, obj_id: int) -> int:
-        """Index of ``obj_id``, registering it (and its empty memory) if it is new."""
-        known = obj_id in self.objects
-        obj_idx = self.objects.add(obj_id)
-        if not known:
+    def add_object(self, obj_idx: int) -> None:
+        """Give the object at ``obj_idx`` (registered in ``objects``) empty memory if it has none."""
+        if obj_idx not in self.output_dict_per_obj:
             self.point_inputs_per_obj[obj_idx] = {}
             self.mask_inputs_per_obj[obj_idx] = {}
             self.output_dict_per_obj[obj_idx] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
             self.frames_tracked_per_obj[obj_idx] = {}
             self.obj_ids = self.objects.ids
-        return obj_idx
 
-    def remove_object(self, obj_id: int) -> None:
-        """Forget ``obj_id`` and its memory; later objects move down one index."""
-        gone = self.objects.remove(obj_id)
+    def remove_object(self, gone: int, obj_id: int) -> None:
+        """Forget the memory of ``obj_id``, which had index ``gone``; later objects move down one index."""
         for table in (self.point_inputs_per_obj, self.mask_inputs_per_obj, self.output_dict_per_obj,
                       self.frames_tracked_per_obj):
             items = sorted(table.items())
@@ -134,7 +130,6 @@ class TrackState(Sam2VideoInferenceSession):
     def reset(self) -> None:
         """Forget every object, prompt and memory (decoded frames and features stay)."""
         self.reset_tracking_data()
-        self.objects.reset()
         self.obj_ids = []
 
     # ------------------------------------------------------------------ prompts
@@ -199,4 +194,3 @@ class TrackState(Sam2VideoInferenceSession):
         """Drop every tensor this state holds."""
         self.reset_inference_session()
         self._pixels.clear()
-        self.frames.close()

@@ -56,8 +56,8 @@ def test_track_writes_label_maps_json_and_overlay(checkpoint, clip, tmp_path):
     assert doc["video"] == {"path": str(clip), "width": 96, "height": 72, "frames": FRAMES}
     assert doc["objects"] == [1, 2]
     assert [f["frame_index"] for f in doc["frames"]] == list(range(FRAMES))  # backwards from 3, too
-    pngs = sorted((out / "masks").iterdir())
-    assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(FRAMES)]
+    pngs = sorted((out / "davis" / "clip").iterdir())
+    assert [p.name for p in pngs] == [f"{i:05d}.png" for i in range(FRAMES)]
 
     # the files agree with the Python API on the same video and prompts
     tracker = Registry().load("sam2.1-hiera-tiny", role="tracker", weights=checkpoint)
@@ -65,10 +65,10 @@ def test_track_writes_label_maps_json_and_overlay(checkpoint, clip, tmp_path):
         session.add_prompts(3, 1, [sk.Point(30, 32)])
         session.add_prompts(3, 2, [sk.Box(58, 38, 84, 62)])
         api = {fm.frame_index: fm for fm in session.propagate()}
-        api.update({fm.frame_index: fm for fm in session.propagate(3, reverse=True) if fm.frame_index < 3})
+        api.update({fm.frame_index: fm for fm in session.propagate(3, direction="backward") if fm.frame_index < 3})
     for frame in doc["frames"]:
         i = frame["frame_index"]
-        labels = np.asarray(Image.open(out / "masks" / f"{i:06d}.png"))
+        labels = np.asarray(Image.open(out / "davis" / "clip" / f"{i:05d}.png"))
         assert labels.shape == (72, 96)
         for entry, mask, object_id in zip(frame["masks"], api[i].masks.masks, api[i].object_ids):
             assert entry["object_id"] == object_id

@@ -100,7 +100,7 @@ def test_reverse_from_last_frame(tracker, clip):
     ref.run(last)
     with tracker.start(path) as session:
         session.add_prompts(last, 7, [sk.Box(20, 10, 70, 55)])
-        mine = by_frame(session.propagate(last, reverse=True))
+        mine = by_frame(session.propagate(last, direction="backward"))
     assert sorted(mine) == list(range(FRAMES))
     assert_same(mine, dict(ref.propagate(last, reverse=True)))
 
@@ -114,7 +114,7 @@ def test_forward_then_reverse_from_the_middle(tracker, clip):
     with tracker.start(path) as session:
         session.add_prompts(20, 1, [sk.Point(50, 30), sk.Point(10, 60, positive=False)])
         forward = by_frame(session.propagate())
-        backward = by_frame(session.propagate(20, reverse=True))
+        backward = by_frame(session.propagate(20, direction="backward"))
     assert_same(forward, dict(ref.propagate()))
     assert_same(backward, dict(ref.propagate(20, reverse=True)))
 
@@ -153,7 +153,9 @@ def test_prompts_added_mid_video(tracker, clip):
         added = session.add_prompts(30, 2, [sk.Point(70, 45)])
         assert added.object_ids == [1, 2]
         assert iou(added.masks.masks[1], added_ref[2]) >= MIN_IOU
-        assert_same(by_frame(session.propagate()), dict(ref.propagate()))
+        again = by_frame(session.propagate())  # from the newly prompted frame: earlier ones cannot change
+        assert sorted(again) == list(range(30, FRAMES))
+        assert_same(again, dict(ref.propagate(30)))
 
 
 def test_mask_prompt(tracker, clip):

@@ -1,0 +1,140 @@
+"""`segmentkit track` with the weightless default model: formats, no PyAV, progress, Ctrl-C."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from rich.console import Console
+from segmentkit.cli import common, track
+from segmentkit.cli.app import load_commands
+from segmentkit.testing.scenes import synthetic_scene
+
+FRAMES = 6
+NO_AV = "import sys; sys.modules['av'] = None; from segmentkit.cli import main; main()"  # as if PyAV were missing
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return [synthetic_scene((72, 144), center=(44 + 8 * i, 34 + i), seed=i) for i in range(FRAMES)]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, scenes):
+    folder = tmp_path_factory.mktemp("frames") / "walk"
+    folder.mkdir()
+    for i, scene in enumerate(scenes):
+        Image.fromarray(scene.image).save(folder / f"{i:05d}.png")
+    return folder
+
+
+def point(scenes, frame=0):
+    x, y = scenes[frame].inside
+    return f"{frame}:{x},{y}"
+
+
+def segmentkit(*args, code="from segmentkit.cli import main; main()"):
+    env = {**os.environ, "SEGMENTKIT_OFFLINE": "1", "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def test_frame_folder_without_pyav(clip, scenes, tmp_path):
+    done = segmentkit("track", clip, "--point", point(scenes, 2), "--out", tmp_path / "out", code=NO_AV)
+    assert done.returncode == 0, done.stderr
+    assert "no overlay.mp4 without PyAV: pip install 'segmentkit[video]'" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["davis", "track.json"]
+    doc = json.loads((tmp_path / "out" / "track.json").read_text())
+    assert doc["model"] == "classic" and doc["objects"] == [1]
+    assert [f["frame_index"] for f in doc["frames"]] == list(range(FRAMES))  # forwards from 2, then back
+    for i, scene in enumerate(scenes):
+        labels = np.array(Image.open(tmp_path / "out" / "davis" / "walk" / f"{i:05d}.png"))
+        assert iou(labels == 1, scene.mask) >= 0.8, i
+
+
+def test_video_file_or_overlay_without_pyav_says_how(clip, scenes, tmp_path):
+    movie = tmp_path / "clip.mp4"
+    movie.write_bytes(b"\0" * 64)
+    done = segmentkit("track", movie, "--point", "0:3,3", code=NO_AV)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "pip install 'segmentkit[video]'" in done.stderr and "a folder of frames works without it" in done.stderr
+    done = segmentkit("track", clip, "--point", "0:3,3", "--format", "overlay", "--out", tmp_path / "o", code=NO_AV)
+    assert done.returncode == 2 and "pip install 'segmentkit[video]'" in done.stderr
+
+
+def test_json_is_quiet_and_formats_are_checked(clip, scenes, tmp_path):
+    done = segmentkit("track", clip, "--point", point(scenes), "--json", "--out", tmp_path / "out",
+                      "--format", "mots,youtube-vis")
+    assert done.returncode == 0 and done.stderr == ""
+    doc = json.loads(done.stdout)
+    assert doc["schema"] == "segmentkit.track/1" and len(doc["frames"]) == FRAMES
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mots.txt", "youtube-vis.json"]
+    assert len((tmp_path / "out" / "mots.txt").read_text().splitlines()) == FRAMES
+    done = segmentkit("track", clip, "--point", point(scenes), "--format", "gif", "--out", tmp_path / "x")
+    assert done.returncode == 2 and "unknown format gif" in done.stderr
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """stderr as a terminal rich draws live progress on; returns what it got."""
+    buffer = io.StringIO()
+
+    def console():
+        return Console(file=buffer, force_terminal=True, width=160)
+
+    monkeypatch.setattr(common, "stderr_console", console)
+    monkeypatch.setattr(track, "stderr_console", console)
+    return buffer
+
+
+def test_progress_bar_shows_frames_rate_and_eta(clip, scenes, tmp_path, terminal):
+    code = common.run_app(load_commands(), ["track", str(clip), "--point", point(scenes), "--format", "json",
+                                "--out", str(tmp_path / "out")])
+    assert code == 0
+    shown = terminal.getvalue()
+    assert "tracking walk" in shown and f"{FRAMES}/{FRAMES}" in shown and "frames/s" in shown
+    assert "0:00:0" in shown or "-:--:--" in shown  # the ETA column
+
+
+class _Interrupting:
+    """Wraps a tracker: Ctrl-C arrives while frame ``at`` is being computed."""
+
+    def __init__(self, tracker, at):
+        self.tracker, self.at, self.card = tracker, at, tracker.card
+
+    def start(self, frames):
+        session = self.tracker.start(frames)
+        propagate = session.propagate
+
+        def interrupted(*args, **kwargs):
+            for fm in propagate(*args, **kwargs):
+                if fm.frame_index == self.at:
+                    raise KeyboardInterrupt
+                yield fm
+
+        session.propagate = interrupted
+        return session
+
+
+def test_ctrl_c_keeps_what_was_written(clip, scenes, tmp_path, monkeypatch, capsys):
+    real = track.load_model
+    monkeypatch.setattr(track, "load_model", lambda *a, **k: _Interrupting(real(*a, **k), at=3))
+    out = tmp_path / "out"
+    code = common.run_app(load_commands(), ["track", str(clip), "--point", point(scenes), "--out", str(out),
+                                "--format", "davis,json,mots"])
+    assert code == 130
+    assert "interrupted after 3 frame(s)" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "davis" / "walk").iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    doc = json.loads((out / "track.json").read_text())
+    assert [f["frame_index"] for f in doc["frames"]] == [0, 1, 2]
+    assert [line.split()[0] for line in (out / "mots.txt").read_text().splitlines()] == ["0", "1", "2"]
