@@ -62,6 +62,19 @@ def test_frame_folder_without_pyav(clip, scenes, tmp_path):
         assert iou(labels == 1, scene.mask) >= 0.8, i
 
 
+def test_video_file_with_default_formats(scenes, tmp_path):
+    pytest.importorskip("av")
+    from segmentkit.io.video_writer import write_video
+
+    movie = write_video(tmp_path / "clip.mp4", [s.image for s in scenes], fps=5)
+    done = segmentkit("track", movie, "--point", point(scenes), "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["davis", "overlay.mp4", "track.json"]
+    for i, scene in enumerate(scenes):
+        labels = np.array(Image.open(tmp_path / "out" / "davis" / "clip" / f"{i:05d}.png"))
+        assert iou(labels == 1, scene.mask) >= 0.8, i
+
+
 def test_video_file_or_overlay_without_pyav_says_how(clip, scenes, tmp_path):
     movie = tmp_path / "clip.mp4"
     movie.write_bytes(b"\0" * 64)

@@ -427,14 +427,20 @@ def test_propagate_collects_or_streams_every_frame(service: Service, video: tupl
     assert error(gone) == (ErrorCode.SESSION_ERROR, "session_error")
 
 
-def test_both_directions_remove_reset_save_and_restore(tmp_path: Path, video: tuple[Path, list[Any]]) -> None:
+def _granted_session(tmp_path: Path, video: tuple[Path, list[Any]]) -> tuple[Any, str, Path]:
+    """(rpc, session, granted): a prompted session of an app granted the video and a folder to write into."""
     folder, scenes = video
     granted = tmp_path / "granted"
     granted.mkdir()
     app = App(id="app", roots=(folder.resolve(), granted.resolve()))
     service = make_service([app])
     session = _start_and_prompt(service, folder, scenes, app=app)
-    rpc = lambda method, **params: run(call(service, method, params, app=app))  # noqa: E731
+    return (lambda method, **params: run(call(service, method, params, app=app))), session, granted
+
+
+def test_both_directions_remove_reset_save_and_restore(tmp_path: Path, video: tuple[Path, list[Any]]) -> None:
+    scenes = video[1]
+    rpc, session, granted = _granted_session(tmp_path, video)
     result(rpc("vision.segment_video_add_prompt", session=session, frame=2, object_id=6, point={"x": 1, "y": 1}))
 
     both = result(rpc("vision.segment_video_propagate", session=session, start=2, direction="both"))
@@ -625,3 +631,28 @@ def test_importing_the_client_loads_no_server_stack() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": ""})
     assert out.stdout.strip() == "[]"
+
+
+def test_export_writes_the_tracked_masks_in_video_formats(tmp_path: Path, video: tuple[Path, list[Any]]) -> None:
+    from PIL import Image
+
+    folder = video[0]
+    rpc, session, granted = _granted_session(tmp_path, video)
+    frames = result(rpc("vision.segment_video_propagate", session=session, max_frames=4))["frames"]
+    done = result(rpc("vision.segment_video_export", session=session, dir=str(granted),
+                      formats=["davis", "youtube-vis"]))
+    root = granted.resolve()
+    assert done["paths"] == [str(root / "davis" / "clip"), str(root / "youtube-vis.json")]
+    names = sorted(p.name for p in folder.iterdir())  # DAVIS names follow the input frames
+    assert sorted(p.name for p in (root / "davis" / "clip").iterdir()) == names[:4]
+    vis = json.loads((root / "youtube-vis.json").read_text())["annotations"]
+    assert [a["object_id"] for a in vis] == [5] and vis[0]["segmentations"][4:] == [None, None]
+    for frame in frames:
+        mask = decode(frame["masks"][0]["rle"])
+        labels = np.array(Image.open(root / "davis" / "clip" / names[frame["frame"]]))
+        assert np.array_equal(labels, np.where(mask, 5, 0))
+        assert np.array_equal(decode(vis[0]["segmentations"][frame["frame"]]), mask)
+    outside = rpc("vision.segment_video_export", session=session, dir=str(tmp_path))
+    assert error(outside) == (ErrorCode.PATH_DENIED, "path_denied")
+    assert error(rpc("vision.segment_video_export", session=session, dir=str(granted), formats=["gif"]))[0] == \
+        ErrorCode.INVALID_PARAMS

@@ -74,6 +74,10 @@ def test_every_method_over_stdio(tmp_path: Path) -> None:
         for frame, scene in zip(frames, scenes):
             mask = frame.masks[0].to_array()
             assert (mask & scene.mask).sum() / (mask | scene.mask).sum() > 0.95
+        (tmp_path / "export").mkdir()
+        assert sk.video_export(session, tmp_path / "export", ["mots"]) == [str(tmp_path / "export" / "mots.txt")]
+        lines = (tmp_path / "export" / "mots.txt").read_text().splitlines()
+        assert [line.split()[:3] for line in lines] == [[str(i), "1003", "1"] for i in range(5)]
         assert sk.video_cancel(session) is False
         sk.video_close(session)
         with pytest.raises(RpcError) as info:

@@ -38,6 +38,7 @@ from .ipc.schemas import (
     PROGRESS,
     CancelResult,
     CloseResult,
+    ExportResult,
     FrameResult,
     ModelEntry,
     ModelsResult,
@@ -425,6 +426,11 @@ class Client:
         """Save the session to ``path`` on the server's machine (inside the app's grants)."""
         params = {"session": session, "path": str(path)}
         return SaveResult.model_validate(self.call("vision.segment_video_save", params)).path
+
+    def video_export(self, session: str, folder: str | Path, formats: Sequence[str] | None = None) -> list[str]:
+        """Write the session's masks in video formats into ``folder`` on the server's machine."""
+        params = _drop_none(session=session, dir=str(folder), formats=None if formats is None else list(formats))
+        return ExportResult.model_validate(self.call("vision.segment_video_export", params)).paths
 
     def video_restore(self, path: str | Path, *, model: str | None = None) -> str:
         """Open a saved session again; returns the new session's id."""

@@ -18,7 +18,7 @@ from .errors import PromptError
 from .types import FrameMasks
 from .video_export import TrackExport
 
-__all__ = ["prompts_meta", "run_tracking", "track_frames"]
+__all__ = ["run_tracking", "track_frames"]
 
 Prompts = Mapping[tuple[int, int], Sequence[Any]]
 
@@ -47,12 +47,3 @@ def run_tracking(session: Any, prompts: Prompts, export: TrackExport, *,
         frames.close()
         export.close()
     return False
-
-
-def prompts_meta(prompts: Prompts) -> dict[str, Any]:
-    """The ``prompts`` and ``objects`` fields of the track document."""
-    return {
-        "prompts": [{"frame": f, "object_id": o, **p.model_dump(mode="json")}
-                    for (f, o), items in sorted(prompts.items()) for p in items],
-        "objects": sorted({o for _, o in prompts}),
-    }

@@ -46,16 +46,15 @@ from .io.video import FrameDirectory, FrameSource, VideoFile
 from .types import FrameMasks, Masks
 
 __all__ = [
-    "DEFAULT_VIDEO_FORMATS", "TRACK_SCHEMA", "VIDEO_FORMATS", "TrackExport", "VideoInfo", "check_formats",
-    "davis_palette", "davis_png", "default_formats", "frame_label_map", "has_pyav", "mots_lines",
-    "youtube_vis_document",
+    "DEFAULT_VIDEO_FORMATS", "TRACK_SCHEMA", "VIDEO_FORMATS", "VIDEO_WRITERS", "FrameWriter", "TrackExport",
+    "VideoInfo", "VideoTarget", "check_formats",
+    "davis_palette", "davis_png", "default_formats", "export_session", "frame_label_map", "has_pyav",
+    "mots_lines", "prompts_meta", "youtube_vis_document",
 ]
 
 TRACK_SCHEMA = "segmentkit.track/1"
-VIDEO_FORMATS = ("davis", "youtube-vis", "mots", "overlay", "json")
 DEFAULT_VIDEO_FORMATS = ("davis", "json", "overlay")
 MOTS_DEFAULT_CLASS = 1
-_LABEL_MAP_FORMATS = {"davis": 255, "mots": 999, "overlay": None}  # format -> largest object id
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,9 @@ class VideoInfo:
 
     @classmethod
     def of(cls, frames: FrameSource, path: str | Path | None = None) -> VideoInfo:
-        """Describe an open video (file, frame folder or sequence)."""
+        """Describe an open video (file, frame folder or sequence); ``path`` defaults to its own."""
         n = len(frames)
+        path = getattr(frames, "path", None) if path is None else path
         name = Path(path).stem if path is not None else "video"
         if isinstance(frames, FrameDirectory):
             stems = tuple(p.stem for p in frames.files)
@@ -86,13 +86,11 @@ class VideoInfo:
 
 
 def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
-    """The formats, each one of :data:`VIDEO_FORMATS`; ``overlay`` needs PyAV."""
+    """The formats without repeats, each one of :data:`VIDEO_FORMATS`."""
     formats = tuple(dict.fromkeys(formats))
     unknown = [f for f in formats if f not in VIDEO_FORMATS]
     if unknown:
         raise ExportError(f"unknown video format {', '.join(unknown)}; choose from {', '.join(VIDEO_FORMATS)}")
-    if "overlay" in formats and not has_pyav():
-        raise MissingDependencyError("av", "pip install 'segmentkit[video]'", purpose="writing overlay.mp4")
     return formats
 
 
@@ -138,14 +136,9 @@ def davis_png(label_map: np.ndarray) -> bytes:
     """PNG bytes of a label map with ids 0-255 as a DAVIS palette image."""
     import io
 
-    from PIL import Image
+    from .render import palette_label_map
 
-    arr = np.asarray(label_map)
-    if arr.ndim != 2:
-        raise ValueError(f"label map must be (H, W), got shape {arr.shape}")
-    if arr.size and (arr.min() < 0 or arr.max() > 255):
-        raise ExportError(f"a DAVIS palette PNG holds ids 0-255, got {arr.min()}..{arr.max()}")
-    picture = Image.fromarray(arr.astype(np.uint8), "P")
+    picture = palette_label_map(label_map)
     picture.putpalette(davis_palette())
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
@@ -208,6 +201,163 @@ def _xywh(rle: dict[str, Any]) -> list[float]:
     return [float(v) for v in coco.toBbox({"size": rle["size"], "counts": rle["counts"].encode("ascii")})]
 
 
+# --------------------------------------------------------------------------- one writer per format
+
+
+@dataclass(frozen=True)
+class VideoTarget:
+    """Where a video format writes: the folder, the video, and its frames (for ``overlay``)."""
+
+    out: Path
+    video: VideoInfo
+    frames: FrameSource | None = None
+
+
+class FrameWriter:
+    """One video format: gets every frame's masks (any order, a frame again replaces it), then
+    ``close(document)`` with the track document; returns the paths it wrote."""
+
+    name = ""
+    largest_id: int | None = -1  # label-map formats: the largest object id they hold (None: any)
+
+    def __init__(self, target: VideoTarget):
+        self.target = target
+
+    def check(self, object_ids: Iterable[int]) -> None:
+        """Refuse object ids this format cannot hold."""
+        if self.largest_id == -1:
+            return
+        for object_id in object_ids:
+            if object_id == 0:
+                raise ExportError(f"object id 0 is the background in {self.name} label maps; number objects from 1")
+            if self.largest_id is not None and object_id > self.largest_id:
+                raise ExportError(f"{self.name} holds object ids 1-{self.largest_id}, got {object_id}")
+
+    def add(self, frame: FrameMasks) -> None:
+        """Take one frame's masks."""
+
+    def close(self, document: Mapping[str, Any]) -> list[Path]:
+        raise NotImplementedError
+
+    def _put(self, name: str, data: bytes) -> list[Path]:
+        return [atomic_write(self.target.out / name, data)]
+
+
+class DavisWriter(FrameWriter):
+    """``davis/<sequence>/<frame>.png``, written as each frame arrives."""
+
+    name, largest_id = "davis", 255
+
+    def __init__(self, target: VideoTarget):
+        super().__init__(target)
+        self.folder = target.out / "davis" / target.video.name
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def add(self, frame: FrameMasks) -> None:
+        name = self.target.video.frame_names[frame.frame_index]
+        atomic_write(self.folder / f"{name}.png", davis_png(frame_label_map(frame)))
+
+    def close(self, document: Mapping[str, Any]) -> list[Path]:
+        return [self.folder]
+
+
+class YouTubeVisWriter(FrameWriter):
+    """``youtube-vis.json``."""
+
+    name = "youtube-vis"
+
+    def __init__(self, target: VideoTarget):
+        super().__init__(target)
+        self.tracks: dict[int, _Track] = {}
+        self.labels: dict[int, str] = {}
+
+    def add(self, frame: FrameMasks) -> None:
+        masks = frame.masks
+        self.labels.update(masks.id2label)
+        for k, object_id in enumerate(frame.object_ids):
+            track = self.tracks.setdefault(object_id, _Track())
+            if masks.class_ids is not None and track.class_id is None:
+                track.class_id = int(masks.class_ids[k])
+            if masks.masks[k].any():
+                track.frames[frame.frame_index] = (_rle.encode(masks.masks[k]), float(masks.scores[k]))
+            else:
+                track.frames.pop(frame.frame_index, None)
+
+    def close(self, document: Mapping[str, Any]) -> list[Path]:
+        vis = youtube_vis_document(self.target.video, self.tracks, self.labels)
+        return self._put("youtube-vis.json", json.dumps(vis).encode())
+
+
+class MotsWriter(FrameWriter):
+    """``mots.txt``."""
+
+    name, largest_id = "mots", 999
+
+    def __init__(self, target: VideoTarget):
+        super().__init__(target)
+        self.lines: dict[int, list[str]] = {}
+
+    def add(self, frame: FrameMasks) -> None:
+        classes = frame.masks.class_ids
+        class_ids = {} if classes is None else {o: int(c) for o, c in zip(frame.object_ids, classes)}
+        self.lines[frame.frame_index] = mots_lines(frame.frame_index, frame_label_map(frame), class_ids)
+
+    def close(self, document: Mapping[str, Any]) -> list[Path]:
+        lines = [line for i in sorted(self.lines) for line in self.lines[i]]
+        return self._put("mots.txt", "".join(f"{line}\n" for line in lines).encode())
+
+
+class OverlayWriter(FrameWriter):
+    """``overlay.mp4``: every frame added, in index order, tinted with its objects (needs PyAV)."""
+
+    name, largest_id = "overlay", None
+
+    def __init__(self, target: VideoTarget):
+        if not has_pyav():
+            raise MissingDependencyError("av", "pip install 'segmentkit[video]'", purpose="writing overlay.mp4")
+        if target.frames is None:
+            raise ExportError("the overlay format needs the video's frames")
+        super().__init__(target)
+        self.label_maps: dict[int, tuple[bytes, np.dtype]] = {}  # compressed: a long video stays small
+
+    def add(self, frame: FrameMasks) -> None:
+        label_map = frame_label_map(frame)
+        small = label_map.astype(np.uint8 if label_map.max(initial=0) <= 255 else np.uint16)
+        self.label_maps[frame.frame_index] = (zlib.compress(small.tobytes(), 1), small.dtype)
+
+    def close(self, document: Mapping[str, Any]) -> list[Path]:
+        from .io.video_writer import write_video
+        from .render import overlay
+
+        if not self.label_maps:
+            return []
+        frames, size = self.target.frames, self.target.video.size
+
+        def pictures() -> Iterable[np.ndarray]:
+            for i in sorted(self.label_maps):
+                packed, dtype = self.label_maps[i]
+                label_map = np.frombuffer(zlib.decompress(packed), dtype=dtype).reshape(size)
+                ids = np.unique(label_map[label_map > 0])
+                yield np.asarray(overlay(frames[i], Masks(label_map[None] == ids[:, None, None], object_ids=ids)))
+
+        return [write_video(self.target.out / "overlay.mp4", pictures(), fps=self.target.video.fps)]
+
+
+class TrackJsonWriter(FrameWriter):
+    """``track.json``: the track document."""
+
+    name = "json"
+
+    def close(self, document: Mapping[str, Any]) -> list[Path]:
+        return self._put("track.json", json.dumps(document).encode())
+
+
+VIDEO_WRITERS: dict[str, type[FrameWriter]] = {
+    w.name: w for w in (DavisWriter, YouTubeVisWriter, MotsWriter, OverlayWriter, TrackJsonWriter)
+}
+VIDEO_FORMATS = tuple(VIDEO_WRITERS)
+
+
 # --------------------------------------------------------------------------- the export
 
 
@@ -216,7 +366,8 @@ class TrackExport:
 
     Call :meth:`add` with each frame's masks, then :meth:`close` (or use ``with``);
     :attr:`document` is the ``track.json`` document either way. ``frames`` (the open
-    video) is needed for ``overlay``; ``meta`` adds top-level fields to the document.
+    video) is needed for ``overlay``; ``meta`` adds top-level fields to the document;
+    ``objects`` are checked against what the formats hold before any frame comes.
     """
 
     def __init__(
@@ -224,78 +375,41 @@ class TrackExport:
         frames: FrameSource | None = None, meta: Mapping[str, Any] | None = None,
         objects: Iterable[int] = (),
     ):
-        self.formats = check_formats(formats) if out_dir is not None else ()
-        if "overlay" in self.formats and frames is None:
-            raise ExportError("the overlay format needs the video's frames")
-        self.out = None if out_dir is None else Path(out_dir)
-        self.davis_dir = None if self.out is None else self.out / "davis" / video.name
         self.video = video
         self.meta = dict(meta or {})
-        self._frames = frames
-        self._masks: dict[int, list[dict[str, Any]]] = {}
-        self._tracks: dict[int, _Track] = {}
-        self._labels: dict[int, str] = {}
-        self._mots: dict[int, list[str]] = {}
-        self._overlay: dict[int, tuple[bytes, np.dtype]] = {}
-        self._written: list[Path] = []
         self.closed = False
+        self._masks: dict[int, list[dict[str, Any]]] = {}
+        self._objects: set[int] = set()
+        self._written: list[Path] = []
+        self._writers: list[FrameWriter] = []
+        if out_dir is None:
+            return
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise ExportError(f"{out} exists and is not a folder")
+        chosen = check_formats(formats)
+        out.mkdir(parents=True, exist_ok=True)
+        target = VideoTarget(out, video, frames)
+        self._writers = [VIDEO_WRITERS[name](target) for name in chosen]
         self.check_objects(objects)
-        if self.out is not None:
-            self.out.mkdir(parents=True, exist_ok=True)
-        if "davis" in self.formats:
-            self.davis_dir.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def frames_done(self) -> list[int]:
-        """Indices of the frames added so far, ascending."""
-        return sorted(self._masks)
 
     def check_objects(self, object_ids: Iterable[int]) -> None:
-        """Refuse object ids a chosen label-map format cannot hold (before any tracking)."""
+        """Refuse object ids a chosen format cannot hold."""
         object_ids = list(object_ids)
-        for fmt in (f for f in self.formats if f in _LABEL_MAP_FORMATS):
-            largest = _LABEL_MAP_FORMATS[fmt]
-            for object_id in object_ids:
-                if object_id == 0:
-                    raise ExportError(f"object id 0 is the background in {fmt} label maps; number objects from 1")
-                if largest is not None and object_id > largest:
-                    raise ExportError(f"{fmt} holds object ids 1-{largest}, got {object_id}")
+        for writer in self._writers:
+            writer.check(object_ids)
 
     def add(self, fm: FrameMasks) -> None:
         """Record one frame (a frame added again replaces the earlier one)."""
         if self.closed:
             raise ExportError("this export is closed")
-        masks = fm.masks
-        if masks.image_size != self.video.size:
-            raise ExportError(f"frame {fm.frame_index} masks are {masks.image_size}, the video is {self.video.size}")
+        if fm.masks.image_size != self.video.size:
+            raise ExportError(f"frame {fm.frame_index} masks are {fm.masks.image_size}, the video is {self.video.size}")
         self.check_objects(fm.object_ids)
-        i = fm.frame_index
-        self._masks[i] = to_json(fm)["masks"]
-        self._labels.update(masks.id2label)
-        self._record_tracks(i, masks, fm.object_ids)
-        if not {"davis", "mots", "overlay"} & set(self.formats):
-            return
-        label_map = frame_label_map(fm)
-        if "davis" in self.formats:
-            atomic_write(self.davis_dir / f"{self.video.frame_names[i]}.png", davis_png(label_map))
-        if "mots" in self.formats:
-            self._mots[i] = mots_lines(i, label_map, self._class_ids())
-        if "overlay" in self.formats:
-            small = label_map.astype(np.uint8 if label_map.max(initial=0) <= 255 else np.uint16)
-            self._overlay[i] = (zlib.compress(small.tobytes(), 1), small.dtype)
-
-    def _record_tracks(self, frame: int, masks: Masks, object_ids: list[int]) -> None:
-        for k, object_id in enumerate(object_ids):
-            track = self._tracks.setdefault(object_id, _Track())
-            if masks.class_ids is not None and track.class_id is None:
-                track.class_id = int(masks.class_ids[k])
-            if masks.masks[k].any():
-                track.frames[frame] = (_rle.encode(masks.masks[k]), float(masks.scores[k]))
-            else:
-                track.frames.pop(frame, None)
-
-    def _class_ids(self) -> dict[int, int]:
-        return {o: t.class_id for o, t in self._tracks.items() if t.class_id is not None}
+        self._masks[fm.frame_index] = to_json(fm)["masks"]
+        self._objects.update(fm.object_ids)
+        for writer in self._writers:
+            writer.add(fm)
 
     @property
     def document(self) -> dict[str, Any]:
@@ -306,51 +420,45 @@ class TrackExport:
             **{k: v for k, v in self.meta.items() if k not in ("prompts", "objects")},
             "video": {"path": self.video.path, "width": width, "height": height, "frames": self.video.num_frames},
             "prompts": self.meta.get("prompts", []),
-            "objects": sorted(set(self.meta.get("objects", ())) | set(self._tracks)),
+            "objects": sorted(set(self.meta.get("objects", ())) | self._objects),
             "frames": [{"frame_index": i, "masks": self._masks[i]} for i in sorted(self._masks)],
         }
 
     def close(self) -> list[Path]:
         """Write the documents and the overlay; returns every path written (idempotent)."""
-        if self.closed or self.out is None:
+        if not self.closed:
             self.closed = True
-            return list(self._written)
-        self.closed = True
-        if "davis" in self.formats:
-            self._written.append(self.davis_dir)
-        if "json" in self.formats:
-            self._put("track.json", json.dumps(self.document).encode())
-        if "youtube-vis" in self.formats:
-            document = youtube_vis_document(self.video, self._tracks, self._labels)
-            self._put("youtube-vis.json", json.dumps(document).encode())
-        if "mots" in self.formats:
-            lines = [line for i in sorted(self._mots) for line in self._mots[i]]
-            self._put("mots.txt", "".join(f"{line}\n" for line in lines).encode())
-        if "overlay" in self.formats and self._overlay:
-            self._written.append(self._write_overlay(self.out / "overlay.mp4"))
+            document = self.document
+            self._written = [path for writer in self._writers for path in writer.close(document)]
         return list(self._written)
-
-    def _put(self, name: str, data: bytes) -> None:
-        self._written.append(atomic_write(self.out / name, data))
-
-    def _write_overlay(self, path: Path) -> Path:
-        """Every added frame, in index order, tinted with its objects (H.264 where available)."""
-        from .io.video_writer import write_video
-
-        def pictures() -> Iterable[np.ndarray]:
-            from .render import overlay
-
-            for i in sorted(self._overlay):
-                packed, dtype = self._overlay[i]
-                label_map = np.frombuffer(zlib.decompress(packed), dtype=dtype).reshape(self.video.size)
-                ids = np.unique(label_map[label_map > 0])
-                objects = Masks(label_map[None] == ids[:, None, None], object_ids=ids)
-                yield np.asarray(overlay(self._frames[i], objects))
-
-        return write_video(path, pictures(), fps=self.video.fps)
 
     def __enter__(self) -> TrackExport:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def prompts_meta(prompts: Mapping[tuple[int, int], Sequence[Any]]) -> dict[str, Any]:
+    """The ``prompts`` and ``objects`` fields of the track document; ``prompts`` keyed by (frame, object id)."""
+    return {
+        "prompts": [{"frame": f, "object_id": o, **p.model_dump(mode="json")}
+                    for (f, o), items in sorted(prompts.items()) for p in items],
+        "objects": sorted({o for _, o in prompts}),
+    }
+
+
+def export_session(session: Any, out_dir: str | Path, formats: Sequence[str] | None = None) -> list[Path]:
+    """Write what a :class:`~segmentkit.sessions.TrackingSession` has tracked (the latest masks of
+    every frame) in ``formats`` (default :func:`default_formats`) into ``out_dir``; returns the paths."""
+    frames = session.frames
+    if session.is_stream:
+        raise ExportError("a live stream's session cannot be exported: it keeps only its latest frames")
+    meta = prompts_meta({(f, o): p for f, o, p in session.prompts})
+    with TrackExport(out_dir, default_formats() if formats is None else formats, VideoInfo.of(frames),
+                     frames=frames, meta={"model": session.model_id, **meta}, objects=session.object_ids) as export:
+        for i in range(session.num_frames):
+            fm = session.frame_masks(i)
+            if fm is not None:
+                export.add(fm)
+    return export.close()

@@ -82,8 +82,8 @@ def track_command(
     from ..errors import PromptError
     from ..io.video import open_video
     from ..sessions import check_frame
-    from ..tracking import prompts_meta, run_tracking
-    from ..video_export import VIDEO_FORMATS, TrackExport, VideoInfo, default_formats
+    from ..tracking import run_tracking
+    from ..video_export import VIDEO_FORMATS, TrackExport, VideoInfo, default_formats, prompts_meta
 
     prompts: dict[tuple[int, int], list[Any]] = defaultdict(list)
     for kind, texts in (("point", point), ("neg", neg), ("box", box)):

@@ -196,6 +196,19 @@ class VideoSaveParams(_In):
     path: str = Field(min_length=1, description="File to write (its folder must be granted); a .npz file.")
 
 
+VideoFormat = Literal["davis", "youtube-vis", "mots", "overlay", "json"]
+
+
+class VideoExportParams(_In):
+    """Write what a session tracked in standard video formats (segmentkit.video_export)."""
+
+    session: str = Field(min_length=1)
+    dir: str = Field(min_length=1, description="An existing folder inside the app's file grants.")
+    formats: list[VideoFormat] | None = Field(
+        default=None, min_length=1, description="Default: davis, json and, where PyAV is installed, overlay."
+    )
+
+
 class VideoRestoreParams(_In):
     """A saved session to open again (the file and its video must be inside the app's grants)."""
 
@@ -344,6 +357,11 @@ class SaveResult(_Out):
     path: str
 
 
+class ExportResult(_Out):
+    session: str
+    paths: list[str] = Field(description="Files written (for davis: its folder of PNGs).")
+
+
 class LoadedModel(_Out):
     model: str
     role: Role
@@ -377,6 +395,9 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel], str]] = {
     "vision.segment_video_remove_object": (VideoObjectParams, ObjectsResult, "Stop tracking one object."),
     "vision.segment_video_reset": (SessionParams, ObjectsResult, "Forget every object and prompt."),
     "vision.segment_video_save": (VideoSaveParams, SaveResult, "Save a session (prompts, masks, state) to a file."),
+    "vision.segment_video_export": (
+        VideoExportParams, ExportResult, "Write the tracked masks as DAVIS PNGs, YouTube-VIS, MOTS, overlay.mp4 or JSON.",
+    ),
     "vision.segment_video_restore": (VideoRestoreParams, VideoStartResult, "Open a saved session again."),
     "vision.stats": (StatsParams, StatsResult, "Loaded models and open sessions (diagnostics)."),
 }

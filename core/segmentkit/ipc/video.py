@@ -38,12 +38,14 @@ from .schemas import (
     PROGRESS,
     CancelResult,
     CloseResult,
+    ExportResult,
     FrameResult,
     ObjectsResult,
     PropagateResult,
     SaveResult,
     SessionParams,
     VideoAddPromptParams,
+    VideoExportParams,
     VideoObjectParams,
     VideoProgress,
     VideoPropagateParams,
@@ -122,6 +124,7 @@ class VideoMethods:
             "vision.segment_video_remove_object": self.remove_object,
             "vision.segment_video_reset": self.reset,
             "vision.segment_video_save": self.save,
+            "vision.segment_video_export": self.export,
             "vision.segment_video_restore": self.restore,
         }
 
@@ -313,6 +316,14 @@ class VideoMethods:
         folder = call.app.check_path(str(target.parent))  # the file may not exist yet; its folder must
         path = await self.service.run(live.step, lambda s: s.save(folder / target.name))
         return SaveResult(session=live.id, path=str(path))
+
+    async def export(self, params: VideoExportParams, call: Call) -> ExportResult:
+        from ..video_export import export_session
+
+        live = self._get(call.app, params.session)
+        folder = call.app.check_path(params.dir)
+        paths = await self.service.run(live.step, lambda s: export_session(s, folder, params.formats))
+        return ExportResult(session=live.id, paths=[str(p) for p in paths])
 
     async def cancel(self, params: SessionParams, call: Call) -> CancelResult:
         live = self._get(call.app, params.session, idle=False)
