@@ -198,4 +198,4 @@ def _image_model(weights: Path):
     from segmentkit_sam2.catalog import card
     from segmentkit_sam2.loading import load_image_model
 
-    return load_image_model(card(MODEL_ID), ModelOptions(weights=weights))
+    return load_image_model(card(MODEL_ID), ModelOptions(weights=weights, device="cpu"))
