@@ -80,7 +80,7 @@ class ModelOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     weights: Path | None = Field(default=None, description="Local checkpoint directory instead of the hub.")
-    device: str = Field(default="cpu", description="'cpu', 'cuda', 'cuda:1', ...")
+    device: str = Field(default="auto", description="'auto' (CUDA, else MPS, else CPU), 'cpu', 'cuda', 'cuda:1', ...")
     runtime: Runtime | None = Field(default=None, description="Runtime; None takes the card's first.")
     precision: Precision = Field(default="fp32", description="Numeric precision.")
 

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from . import hookspecs
 from .cards import ROLES, ModelCard, ModelSpec
 from .catalog import Catalog, PluginProblem, RegisteredSpec, build_catalog
+from .devices import resolve_device
 from .errors import OptionsError, PluginLoadError, SpecError, UnknownModelError
 from .loaders import check_loader, import_loader
 
@@ -263,6 +264,7 @@ class Registry:
             )
             raise OptionsError(f"invalid options for {spec.card.id!r}: {details}") from None
         runtime = opts.runtime or spec.card.runtimes[0]
+        opts = opts.model_copy(update={"device": resolve_device(opts.device, runtime)})
         if runtime not in spec.card.runtimes:
             raise OptionsError(
                 f"{spec.card.id!r} runs on {', '.join(spec.card.runtimes)}, not {runtime!r}"

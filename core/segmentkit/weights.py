@@ -87,14 +87,27 @@ def resolve_weights(card: ModelCard, local: str | Path | None = None, *, downloa
         log.info("downloading %s@%s", source.repo_id, source.revision)
         return Path(snapshot_download(source.repo_id, revision=source.revision, allow_patterns=patterns))
     except Exception as exc:
-        raise _unavailable(card, f"download failed ({type(exc).__name__}: {exc})", exc) from None
+        raise _unavailable(card, _download_problem(source.repo_id, exc), exc) from None
 
 
-def pull(card: ModelCard) -> Path:
-    """Fetch ``card``'s weights into the cache now (`segmentkit pull`)."""
+def pull(card: ModelCard, revision: str | None = None) -> Path:
+    """Fetch ``card``'s weights into the cache now (`segmentkit pull`), at the card's pinned
+    revision or at ``revision`` (a commit hash, branch or tag of the hub repository)."""
     if card.weights is None:
         raise WeightsUnavailableError(f"model {card.id!r} needs no weights (nothing to pull)")
+    if revision is not None:
+        card = card.model_copy(update={"weights": card.weights.model_copy(update={"revision": revision})})
     return resolve_weights(card, download=True)
+
+
+def _download_problem(repo_id: str, exc: BaseException) -> str:
+    from huggingface_hub.errors import GatedRepoError
+
+    if isinstance(exc, GatedRepoError):
+        return (f"the hub repository {repo_id} is gated: accept its licence on "
+                f"https://huggingface.co/{repo_id} (signed in to the hub), then log in on this machine "
+                "with `hf auth login` (or set HF_TOKEN) and pull again")
+    return f"download failed ({type(exc).__name__}: {exc})"
 
 
 def _unavailable(card: ModelCard, why: str, exc: BaseException) -> WeightsUnavailableError:

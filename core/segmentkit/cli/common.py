@@ -165,7 +165,9 @@ WeightsOpt = Annotated[
     typer.Option("--weights", metavar="DIR", exists=True, file_okay=False,
                  help="Local checkpoint directory instead of the hub cache."),
 ]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, ... (default: cpu).")]
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", help="auto (the default: CUDA, else MPS, else CPU), cpu, cuda, cuda:1, ...")
+]
 RuntimeOpt = Annotated[
     Literal["torch", "onnxruntime", "numpy"] | None,
     typer.Option("--runtime", help="Runtime (default: the model card's first)."),

@@ -99,8 +99,10 @@ def plugins_command(
 @guarded
 def pull_command(
     model: Annotated[str, typer.Argument(help="Model id whose weights to fetch into the cache.")],
+    revision: Annotated[str | None, typer.Option(
+        "--revision", help="Hub commit, branch or tag to fetch instead of the card's pinned revision.")] = None,
 ) -> None:
-    """Fetch a model's weights into the Hugging Face cache now (needs network)."""
+    """Fetch a model's weights into the Hugging Face cache now (needs network); prints the folder."""
     from ..errors import WeightsUnavailableError
     from ..weights import offline, pull
 
@@ -108,7 +110,7 @@ def pull_command(
     if card.weights is None:
         stderr_console().print(f"{card.id} needs no weights; nothing to pull")
         return
-    source = f"{card.weights.repo_id}@{card.weights.revision[:12]}"
+    source = f"{card.weights.repo_id}@{(revision or card.weights.revision)[:12]}"
     if offline():
         raise WeightsUnavailableError(
             f"cannot pull {card.id!r} ({source}): segmentkit is offline (SEGMENTKIT_OFFLINE or "
@@ -116,5 +118,5 @@ def pull_command(
             "checkpoint with --weights DIR"
         )
     with stderr_console().status(f"pulling {source} for {card.id} ..."):
-        path = pull(card)
+        path = pull(card, revision)
     typer.echo(str(path))

@@ -8,12 +8,22 @@ fixture (a loaded model; class scope keeps the suite fast)::
     from segmentkit.testing.conformance import PrompterContract
 
     class TestMyPrompter(PrompterContract):
+        level = "quality"
+
         @pytest.fixture(scope="class")
         def model(self):
             return segmentkit.load("my-model", role="prompter")
 
-Class attributes tune the checks (``image_size``, ``task``, ``tiny_sizes``, ...); see
-each contract. The checks use small synthetic images, so they run in seconds.
+Every contract states its ``level``: ``"geometry"`` runs the checks any model must pass,
+random weights included (types, shapes, sizes, errors, and that the answer *depends* on
+the prompt: another box, a negative point, multimask candidates, frames after the prompted
+one); ``"quality"`` adds the checks against the synthetic scenes' ground truth (a click
+inside the object overlaps it, a box gives a mask inside the box, a negative point removes
+a region, a tracker keeps a moving object). A real model runs at ``"quality"``; a plugin's
+tiny random-weight test model at ``"geometry"``.
+
+Class attributes tune the checks (``image_size``, ``task``, ``tiny_sizes``, ``min_iou``,
+...); see each contract. The checks use small synthetic images, so they run in seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pytest
@@ -29,14 +39,18 @@ from PIL import Image
 
 from ..cards import ModelCard, ModelOptions, Task
 from ..errors import ImageError, PromptError, SegmentkitError, SessionError, TaskError
-from ..roles import ROLE_PROTOCOLS, Embedding, TrackingSession
+from ..roles import ROLE_PROTOCOLS, Detections, Embedding, TrackingSession
 from ..types import Box, FrameMasks, MaskPrompt, Masks, Point, Segmentation, Text
+from .compare import best_iou, iou
 from .scenes import Scene, synthetic_frames, synthetic_scene
 
 __all__ = [
-    "INPUT_KINDS", "PrompterContract", "ROLE_TASKS", "SegmenterContract", "TrackerContract",
-    "as_input", "check_frame_masks", "check_masks", "check_segmentation",
+    "INPUT_KINDS", "LEVELS", "GrounderContract", "PrompterContract", "ROLE_TASKS", "SegmenterContract",
+    "TrackerContract", "as_input", "check_detections", "check_frame_masks", "check_masks", "check_segmentation",
 ]
+
+Level = Literal["geometry", "quality"]
+LEVELS: tuple[str, ...] = ("geometry", "quality")
 
 INPUT_KINDS = ("path", "bytes", "pil", "array", "gray", "rgba")
 SAME_PIXELS = ("path", "bytes", "pil", "array")  # decode to identical RGB arrays
@@ -123,6 +137,55 @@ def check_frame_masks(
     return fm
 
 
+def check_detections(found: Any, size: tuple[int, int], phrases: list[str] | None = None) -> Detections:
+    """Assert ``found`` is well-formed :class:`Detections` of an image of ``size``, labelled by ``phrases``."""
+    assert isinstance(found, Detections), f"expected segmentkit.roles.Detections, got {type(found).__name__}"
+    assert tuple(found.image_size) == tuple(size), f"image_size {found.image_size} != input {tuple(size)}"
+    n = len(found)
+    assert found.boxes.shape == (n, 4) and found.scores.shape == (n,), (found.boxes.shape, found.scores.shape)
+    assert np.all(np.isfinite(found.boxes)), f"boxes must be finite, got {found.boxes}"
+    assert np.all(found.boxes[:, 2] >= found.boxes[:, 0]) and np.all(found.boxes[:, 3] >= found.boxes[:, 1]), (
+        f"boxes not XYXY: {found.boxes}")
+    assert np.all((found.scores >= 0) & (found.scores <= 1)), f"scores must be in [0, 1], got {found.scores}"
+    if phrases is not None:
+        stray = [label for label in found.labels if label not in phrases]
+        assert not stray, f"labels {stray} are not phrases of the query {phrases}"
+    return found
+
+
+def box_iou(a: tuple[float, ...] | np.ndarray, b: tuple[float, ...] | np.ndarray) -> float:
+    """IoU of two XYXY boxes."""
+    ax0, ay0, ax1, ay1 = map(float, a)
+    bx0, by0, bx1, by1 = map(float, b)
+    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _pixel(point: tuple[float, float]) -> tuple[int, int]:
+    """(row, col) of the pixel under an (x, y) point."""
+    return int(point[1]), int(point[0])
+
+
+def _box_mask(box: tuple[float, float, float, float], size: tuple[int, int], grow: int = 0) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    inside = np.zeros(size, dtype=bool)
+    inside[max(0, int(y0) - grow): int(np.ceil(y1)) + grow, max(0, int(x0) - grow): int(np.ceil(x1)) + grow] = True
+    return inside
+
+
+def _share(mask: np.ndarray, region: np.ndarray) -> float:
+    """The fraction of ``region`` that ``mask`` covers."""
+    return float((mask & region).sum() / max(1, region.sum()))
+
+
+def _far_pixel(mask: np.ndarray, origin: tuple[int, int]) -> tuple[int, int]:
+    """(row, col) of the pixel of ``mask`` (of the image, if it is empty) farthest from ``origin``."""
+    rows, cols = np.nonzero(mask) if mask.any() else np.indices(mask.shape).reshape(2, -1)
+    far = int(np.argmax((rows - origin[0]) ** 2 + (cols - origin[1]) ** 2))
+    return int(rows[far]), int(cols[far])
+
+
 def _noise_image(size: tuple[int, int], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
 
@@ -138,6 +201,11 @@ class ModelContract:
     """Checks every loaded model passes, whatever its role."""
 
     role: str = ""
+    #: "geometry" (checks any model passes, random weights included) or "quality" (also
+    #: checks answers against the scenes' ground truth). Every contract must set it.
+    level: Level | None = None
+    #: Lowest IoU with the ground truth that quality-level checks accept.
+    min_iou: float = 0.5
     #: (H, W) of the synthetic test image.
     image_size: tuple[int, int] = (48, 64)
     #: Sizes that must give a valid result or a clear SegmentkitError (never a raw error).
@@ -147,6 +215,11 @@ class ModelContract:
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         # pytest calls this on an instance of the collected subclass, so its attributes count.
+        if self.level not in LEVELS:
+            raise pytest.UsageError(
+                f"{type(self).__name__}.level must be 'geometry' (random weights) or 'quality' (real ones), "
+                f"got {self.level!r}"
+            )
         for name, sizes in (("tiny_size", self.tiny_sizes), ("extreme_size", self.extreme_sizes)):
             if name in metafunc.fixturenames:
                 metafunc.parametrize(name, sizes, ids=[f"{h}x{w}" for h, w in sizes])
@@ -158,6 +231,16 @@ class ModelContract:
     @pytest.fixture
     def scene(self) -> Scene:
         return synthetic_scene(self.image_size, seed=0)
+
+    def require_quality(self) -> None:
+        """Skip a check of answers unless this contract runs at level "quality"."""
+        if self.level != "quality":
+            pytest.skip(f"checks answers against ground truth; {type(self).__name__} runs at level {self.level!r}")
+
+    def off_diagonal_scene(self) -> Scene:
+        """A scene whose object lies away from the x = y diagonal, so swapping x and y misses it."""
+        h, w = self.image_size
+        return synthetic_scene(self.image_size, center=(0.7 * w, 0.32 * h), seed=2)
 
     def test_card_is_valid(self, model: Any) -> None:
         card = model.card
@@ -229,6 +312,14 @@ class SegmenterContract(ModelContract):
         assert np.array_equal(a.masks.masks, b.masks.masks)
         assert np.array_equal(a.masks.scores, b.masks.scores)
 
+    def test_finds_the_object(self, model: Any) -> None:
+        """quality: on a plain background one mask (a label's, for semantic maps) is the object."""
+        self.require_quality()
+        scene = synthetic_scene(self.image_size, background="plain", seed=1)
+        seg = check_segmentation(self.segment(model, scene.image), scene.size, self.task)
+        found = best_iou(seg.masks.masks, scene.mask)
+        assert found >= self.min_iou, f"no mask covers the object (best IoU {found:.2f} < {self.min_iou})"
+
 
 class PrompterContract(ModelContract):
     """A :class:`segmentkit.roles.Prompter`: ``embed`` once, ``predict`` many times."""
@@ -282,6 +373,80 @@ class PrompterContract(ModelContract):
     def test_multimask(self, model: Any, scene: Scene) -> None:
         emb = model.embed(scene.image)
         check_masks(model.predict(emb, self.any_prompt(model, scene), multimask=True), scene.size, self.multimask_count)
+
+    def predict_mask(self, model: Any, scene: Scene, prompts: list[Any]) -> np.ndarray:
+        """The single mask ``model`` predicts for ``prompts`` on ``scene`` (checked)."""
+        return check_masks(model.predict(model.embed(scene.image), prompts), scene.size, 1).masks[0]
+
+    def need(self, model: Any, *kinds: str) -> None:
+        missing = [k for k in kinds if k not in model.card.prompt_kinds]
+        if missing:
+            pytest.skip(f"{model.card.id} takes no {', '.join(missing)} prompts")
+
+    # -- geometry: the answer depends on the prompt (holds for random weights too)
+
+    def test_another_box_gives_another_mask(self, model: Any, scene: Scene) -> None:
+        self.need(model, "box")
+        h, w = scene.size
+        a = self.predict_mask(model, scene, [Box(*scene.box)])
+        b = self.predict_mask(model, scene, [Box(0, 0, w / 3, h / 3)])
+        assert not np.array_equal(a, b), "two different boxes gave one mask: is the box ignored?"
+
+    def test_negative_point_changes_the_mask(self, model: Any, scene: Scene) -> None:
+        self.need(model, "point")
+        positive = Point(*scene.inside)
+        before = self.predict_mask(model, scene, [positive])
+        row, col = _far_pixel(before, _pixel(scene.inside))
+        after = self.predict_mask(model, scene, [positive, Point(col + 0.5, row + 0.5, positive=False)])
+        assert not np.array_equal(before, after), (
+            f"a negative point at ({col + 0.5}, {row + 0.5}) on the mask changed nothing: are negative points ignored?"
+        )
+
+    def test_multimask_candidates_differ(self, model: Any) -> None:
+        if self.multimask_count < 2:
+            pytest.skip("the model gives one answer (multimask_count = 1)")
+        scene = synthetic_scene(self.image_size, part=True, seed=3)  # a click on the part: the part or the whole
+        prompts = [Point(*scene.inside)] if "point" in model.card.prompt_kinds else self.any_prompt(model, scene)
+        found = check_masks(model.predict(model.embed(scene.image), prompts, multimask=True), scene.size,
+                            self.multimask_count)
+        assert len({m.tobytes() for m in found.masks}) > 1, f"all {len(found)} multimask candidates are one mask"
+
+    # -- quality: answers against the scenes' ground truth
+
+    def test_point_inside_the_object_overlaps_it(self, model: Any) -> None:
+        self.require_quality()
+        self.need(model, "point")
+        scene = self.off_diagonal_scene()
+        mask = self.predict_mask(model, scene, [Point(*scene.inside)])
+        row, col = _pixel(scene.inside)
+        assert mask[row, col], f"the clicked pixel {scene.inside} is not in the mask: are x and y swapped?"
+        found = iou(mask, scene.mask)
+        assert found >= self.min_iou, f"a click inside the object gave a mask with IoU {found:.2f} < {self.min_iou}"
+
+    def test_box_gives_a_mask_inside_the_box(self, model: Any) -> None:
+        self.require_quality()
+        self.need(model, "box")
+        scene = self.off_diagonal_scene()
+        mask = self.predict_mask(model, scene, [Box(*scene.box)])
+        assert mask.any(), f"the box {scene.box} gave an empty mask: is the box ignored?"
+        outside = int((mask & ~_box_mask(scene.box, scene.size, grow=1)).sum())
+        assert outside <= 0.05 * mask.sum(), f"{outside} of {int(mask.sum())} mask pixels lie outside the box"
+        found = iou(mask, scene.mask)
+        assert found >= self.min_iou, f"the object's box gave a mask with IoU {found:.2f} < {self.min_iou}"
+
+    def test_negative_point_removes_a_region(self, model: Any) -> None:
+        self.require_quality()
+        self.need(model, "point", "box")
+        scene = synthetic_scene(self.image_size, distractor=True, seed=4)
+        assert scene.decoy is not None
+        ys, xs = np.nonzero(scene.decoy)
+        both = Box(min(xs.min(), scene.box[0]), min(ys.min(), scene.box[1]), scene.box[2], scene.box[3])
+        before = self.predict_mask(model, scene, [both])
+        assert _share(before, scene.decoy) >= 0.5, "a box over the object and the distractor does not cover the distractor"
+        row, col = _pixel((float(np.median(xs)) + 0.5, float(np.median(ys)) + 0.5))
+        after = self.predict_mask(model, scene, [both, Point(col + 0.5, row + 0.5, positive=False)])
+        assert _share(after, scene.decoy) <= 0.2, "a negative point on the distractor did not remove it"
+        assert _share(after, scene.mask) >= self.min_iou, "a negative point on the distractor removed the object too"
 
     def test_predict_batch_matches_predict(self, model: Any, scene: Scene) -> None:
         emb = model.embed(scene.image)
@@ -378,6 +543,25 @@ class TrackerContract(ModelContract):
         for fm in seen:
             check_frame_masks(fm, size, object_ids={7})
 
+    def test_object_is_kept_after_the_prompted_frame(self, model: Any, frames: list[Scene]) -> None:
+        with self.start(model, frames) as session:
+            session.add_prompts(0, 1, [Box(*frames[0].box)])
+            seen = list(session.propagate())
+        lost = [fm.frame_index for fm in seen if fm.frame_index > 0 and not fm.masks.masks.any()]
+        assert not lost, f"the prompted object has an empty mask on frames {lost}"
+
+    def test_moving_object_is_tracked(self, model: Any) -> None:
+        """quality: the mask follows an object that moves a tenth of the width per frame."""
+        self.require_quality()
+        h, w = self.image_size
+        frames = synthetic_frames(self.frame_count, self.image_size, step=0.1 * w, x0=0.3 * w, seed=5)
+        with self.start(model, frames) as session:
+            session.add_prompts(0, 1, [Box(*frames[0].box)])
+            found = {fm.frame_index: iou(fm.masks.masks[0], frames[fm.frame_index].mask)
+                     for fm in session.propagate() if len(fm.masks)}
+        poor = {i: round(v, 2) for i, v in found.items() if v < self.min_iou}
+        assert len(found) == len(frames) and not poor, f"IoU with the moving object below {self.min_iou}: {poor}"
+
     def test_propagate_reverse_and_max_frames(self, model: Any, frames: list[Scene]) -> None:
         n = len(frames)
         with self.start(model, frames) as session:
@@ -429,3 +613,61 @@ class TrackerContract(ModelContract):
             for i, fm in enumerate(pushed, start=1):
                 check_frame_masks(fm, size, i, {5})
             assert session.num_frames == len(frames)
+
+
+class GrounderContract(ModelContract):
+    """A :class:`segmentkit.roles.Grounder`: ``detect(image, text) -> Detections``."""
+
+    role = "grounder"
+    #: The query; its phrases (split at '.') are the only labels a detection may carry.
+    text: str = "a red ellipse"
+
+    @property
+    def phrases(self) -> list[str]:
+        return [" ".join(p.split()).lower() for p in self.text.split(".") if p.strip()]
+
+    def detect(self, model: Any, image: Any) -> Any:
+        return model.detect(image, self.text)
+
+    @pytest.mark.parametrize("kind", INPUT_KINDS)
+    def test_accepts_every_input_kind(self, model: Any, scene: Scene, kind: str, tmp_path: Path) -> None:
+        check_detections(self.detect(model, as_input(scene.image, kind, tmp_path)), scene.size, self.phrases)
+
+    def test_same_pixels_same_result(self, model: Any, scene: Scene, tmp_path: Path) -> None:
+        results = [self.detect(model, as_input(scene.image, k, tmp_path)) for k in SAME_PIXELS]
+        for kind, found in zip(SAME_PIXELS[1:], results[1:]):
+            assert np.array_equal(found.boxes, results[0].boxes), f"{kind} input gave other boxes"
+            assert found.labels == results[0].labels, f"{kind} input gave other labels"
+
+    def test_blank_text_raises(self, model: Any, scene: Scene) -> None:
+        for text in ("", " . . "):
+            with pytest.raises(PromptError):
+                model.detect(scene.image, text)
+
+    def test_bad_image_raises(self, model: Any) -> None:
+        with pytest.raises(ImageError):
+            self.detect(model, b"this is not an image")
+
+    def test_tiny_image(self, model: Any, tiny_size: tuple[int, int]) -> None:
+        try:
+            found = self.detect(model, _noise_image(tiny_size))
+        except SegmentkitError:
+            return  # a clear refusal is fine; a raw numpy / torch error is not
+        check_detections(found, tiny_size, self.phrases)
+
+    def test_extreme_aspect_ratio(self, model: Any, extreme_size: tuple[int, int]) -> None:
+        check_detections(self.detect(model, synthetic_scene(extreme_size).image), extreme_size, self.phrases)
+
+    def test_deterministic(self, model: Any, scene: Scene) -> None:
+        a, b = self.detect(model, scene.image), self.detect(model, scene.image.copy())
+        assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores) and a.labels == b.labels
+
+    def test_finds_the_object(self, model: Any) -> None:
+        """quality: the best-scoring box for the object's description is the object's box."""
+        self.require_quality()
+        scene = self.off_diagonal_scene()
+        found = check_detections(self.detect(model, scene.image), scene.size, self.phrases)
+        assert len(found), f"nothing found for {self.text!r}"
+        best = int(np.argmax(found.scores))
+        overlap = box_iou(found.boxes[best], scene.box)
+        assert overlap >= self.min_iou, f"best box {found.boxes[best]} has IoU {overlap:.2f} with the object's {scene.box}"

@@ -14,6 +14,7 @@ import numpy as np
 
 Shape = Literal["ellipse", "rectangle"]
 Background = Literal["textured", "plain"]
+PART_COLOR = (235, 110, 60)  # orange: nearer the object's red than the background's colours
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class Scene:
     box: tuple[float, float, float, float]  # tight XYXY box of ``mask`` (x1, y1 exclusive)
     inside: tuple[float, float]  # (x, y) of a pixel deep inside the object
     outside: tuple[float, float]  # (x, y) of a background pixel next to the object
+    part: np.ndarray | None = None  # (H, W) bool, a part of the object in another colour, if drawn
+    decoy: np.ndarray | None = None  # (H, W) bool, the distractor blob (not the object), if drawn
 
     @property
     def size(self) -> tuple[int, int]:
@@ -39,13 +42,16 @@ def synthetic_scene(
     color: tuple[int, int, int] = (205, 45, 50),
     noise: float = 6.0,
     distractor: bool = False,
+    part: bool = False,
     center: tuple[float, float] | None = None,
     seed: int = 0,
 ) -> Scene:
     """A ``size`` = (H, W) image with one ``shape`` object of ``color``.
 
     ``textured`` backgrounds are diagonal two-colour stripes; ``distractor`` adds a
-    smaller blob of the object's colour in a corner that is *not* part of the mask.
+    smaller blob of the object's colour in a corner that is *not* part of the mask
+    (``Scene.decoy``); ``part`` paints an orange ellipse around ``inside`` that belongs to
+    the object (``Scene.part``), so a click there is ambiguous: the part or the whole.
     ``center`` is the object's (x, y); by default near the middle, jittered by ``seed``.
     """
     h, w = size
@@ -62,9 +68,13 @@ def synthetic_scene(
     rx, ry = 0.22 * w, 0.24 * h
     mask = _shape(yy, xx, shape, cx, cy, rx, ry)
     image[mask] = color
+    decoy = inner = None
     if distractor:
-        blob = _shape(yy, xx, "ellipse", 0.1 * w + 1, 0.11 * h + 1, 0.09 * w, 0.1 * h) & ~mask
-        image[blob] = color
+        decoy = _shape(yy, xx, "ellipse", 0.1 * w + 1, 0.11 * h + 1, 0.09 * w, 0.1 * h) & ~mask
+        image[decoy] = color
+    if part:
+        inner = _shape(yy, xx, "ellipse", np.floor(cx) + 0.5, np.floor(cy) + 0.5, 0.35 * rx, 0.35 * ry) & mask
+        image[inner] = PART_COLOR
     image = image + rng.normal(0.0, noise, image.shape)
     image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
     ys, xs = np.nonzero(mask)
@@ -72,15 +82,15 @@ def synthetic_scene(
     inside = (float(np.floor(cx)) + 0.5, float(np.floor(cy)) + 0.5)
     out_x = min(w - 0.5, cx + rx + 0.08 * w)
     outside = (float(np.floor(out_x)) + 0.5, float(np.floor(cy)) + 0.5)
-    return Scene(image=image, mask=mask, box=box, inside=inside, outside=outside)
+    return Scene(image=image, mask=mask, box=box, inside=inside, outside=outside, part=inner, decoy=decoy)
 
 
 def synthetic_frames(
-    count: int = 4, size: tuple[int, int] = (48, 64), *, step: float = 2.0, seed: int = 0
+    count: int = 4, size: tuple[int, int] = (48, 64), *, step: float = 2.0, x0: float | None = None, seed: int = 0
 ) -> list[Scene]:
-    """``count`` scenes of one object moving right by ``step`` pixels per frame."""
+    """``count`` scenes of one object moving right by ``step`` pixels per frame from ``x0`` (0.4 W)."""
     h, w = size
-    x0 = 0.4 * w
+    x0 = 0.4 * w if x0 is None else x0
     return [
         synthetic_scene(size, center=(x0 + i * step, h / 2), seed=seed + i) for i in range(count)
     ]

@@ -7,12 +7,15 @@ from segmentkit.testing.conformance import PrompterContract, SegmenterContract
 
 
 class TestClassicPrompter(PrompterContract):
+    level = "quality"
+
     @pytest.fixture(scope="class")
     def model(self):
         return segmentkit.load("classic", role="prompter")
 
 
 class TestClassicSegmenter(SegmenterContract):
+    level = "quality"
     task = "automatic"
 
     @pytest.fixture(scope="class")

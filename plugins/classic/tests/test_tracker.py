@@ -13,6 +13,7 @@ MIN_IOU = 0.8
 
 
 class TestClassicTracker(TrackerContract):
+    level = "quality"
     @pytest.fixture(scope="class")
     def model(self):
         return segmentkit.load("classic", role="tracker")

@@ -6,6 +6,7 @@ import torch
 
 import segmentkit as sk
 from segmentkit.errors import PromptError, WeightsUnavailableError
+from segmentkit.testing.conformance import GrounderContract
 
 SIZES = {"shortest_edge": 160, "longest_edge": 256}
 
@@ -13,6 +14,14 @@ SIZES = {"shortest_edge": 160, "longest_edge": 256}
 @pytest.fixture(scope="module")
 def detector(dino_dir):
     return sk.load("grounding-dino-tiny", role="grounder", weights=dino_dir, **SIZES, box_threshold=0.0)
+
+
+class TestGroundingDinoContract(GrounderContract):
+    level = "geometry"  # random weights: boxes of the right form, not the right boxes
+
+    @pytest.fixture(scope="class")
+    def model(self, detector):
+        return detector
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,28 @@ from segmentkit.label_sets import ADE20K, CITYSCAPES
 from .labels import CITYSCAPES_THINGS, COCO_INSTANCE, COCO_PANOPTIC, COCO_THINGS
 
 LOADER = "segmentkit_mask2former.model:Mask2FormerSegmenter"
-REVISION = "main"  # hub commit hashes could not be looked up offline; pin when pulling
+_UNPINNED = "main"  # no commit hash of this repository could be found offline; pin one when known
+# The commit each hub repository is pinned to (`segmentkit pull --revision` chooses another).
+REVISIONS = {
+    "facebook/mask2former-swin-tiny-coco-panoptic": _UNPINNED,
+    "facebook/mask2former-swin-small-coco-panoptic": _UNPINNED,
+    "facebook/mask2former-swin-base-coco-panoptic": "d14773b92666b4f3a984edbf34a86ce724b06dc8",
+    "facebook/mask2former-swin-large-coco-panoptic": "85b535928a783691eaf27467a573b26d543336ea",
+    "facebook/mask2former-swin-tiny-coco-instance": _UNPINNED,
+    "facebook/mask2former-swin-small-coco-instance": _UNPINNED,
+    "facebook/mask2former-swin-large-coco-instance": _UNPINNED,
+    "facebook/mask2former-swin-tiny-ade-semantic": _UNPINNED,
+    "facebook/mask2former-swin-small-ade-semantic": _UNPINNED,
+    "facebook/mask2former-swin-base-IN21k-ade-semantic": _UNPINNED,
+    "facebook/mask2former-swin-large-ade-semantic": _UNPINNED,
+    "facebook/mask2former-swin-tiny-cityscapes-semantic": "414e5f2219df2e2e56703b856bbce4cc7b7046b9",
+    "facebook/mask2former-swin-small-cityscapes-semantic": _UNPINNED,
+    "facebook/mask2former-swin-base-IN21k-cityscapes-semantic": _UNPINNED,
+    "facebook/mask2former-swin-large-cityscapes-semantic": _UNPINNED,
+    "facebook/mask2former-swin-tiny-cityscapes-panoptic": _UNPINNED,
+    "facebook/mask2former-swin-small-cityscapes-panoptic": _UNPINNED,
+    "facebook/mask2former-swin-large-cityscapes-panoptic": _UNPINNED,
+}
 LICENSE = "other (see the hub model card)"
 HOMEPAGE = "https://arxiv.org/abs/2112.01527"
 INPUT_SIZE = 384  # the hub checkpoints' preprocessor_config.json resize to 384x384
@@ -86,6 +107,7 @@ def card_dataset(card: ModelCard) -> Dataset:
 
 def _card(backbone: str, key: str) -> ModelCard:
     dataset = DATASETS[key]
+    repo = f"facebook/mask2former-swin-{backbone}-{key}"
     return ModelCard(
         id=f"mask2former-swin-{backbone.lower()}-{key}",
         family="mask2former",
@@ -95,7 +117,7 @@ def _card(backbone: str, key: str) -> ModelCard:
         description=f"Mask2Former with a Swin-{backbone} backbone trained on {dataset.name}.",
         params=_PARAMS[backbone],
         license=LICENSE,
-        weights=WeightsSource(repo_id=f"facebook/mask2former-swin-{backbone}-{key}", revision=REVISION,
+        weights=WeightsSource(repo_id=repo, revision=REVISIONS[repo],
                               files=("config.json", "preprocessor_config.json", "*.safetensors",
                                      "pytorch_model.bin")),
         input_size=INPUT_SIZE,

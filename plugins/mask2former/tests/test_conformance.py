@@ -16,6 +16,7 @@ def loaded(checkpoint):
 
 
 class TestPanopticContract(SegmenterContract):
+    level = "geometry"  # random weights
     task = None  # the card's first: panoptic
 
     @pytest.fixture(scope="class")
@@ -24,6 +25,7 @@ class TestPanopticContract(SegmenterContract):
 
 
 class TestSemanticContract(SegmenterContract):
+    level = "geometry"
     task = "semantic"
     extreme_sizes = ((2000, 10),)
 

@@ -7,9 +7,19 @@ import functools
 from segmentkit.cards import ModelCard, WeightsSource
 
 # The hub repositories hold transformers weights whose config has model_type "sam2_video";
-# one checkpoint serves every role. Commit hashes could not be looked up offline, so the
-# revision is "main" (pin a hash here once known).
-_REVISION = "main"
+# one checkpoint serves every role. Each repository is pinned to a commit (what
+# `segmentkit pull` fetches; `segmentkit pull --revision` chooses another).
+REVISIONS = {
+    "facebook/sam2.1-hiera-tiny": "de431c4043854a71d8101e17995dfe596bf101a5",
+    "facebook/sam2.1-hiera-small": "ee5bba1d82bb8749febdf90f45e84b687142ba03",
+    "facebook/sam2.1-hiera-base-plus": "b7320756a13354e7530a63935656d35b2f91a290",
+    "facebook/sam2.1-hiera-large": "665f8e2ad61cf5f53d65644ff27c8ee525124610",
+    # found in a third-party pin list; not yet checked to hold the transformers files (the others were)
+    "facebook/sam2-hiera-tiny": "7c218beaf0bb87874785f32b582f640134fc1c09",
+    "facebook/sam2-hiera-small": "main",  # no commit hash found offline; pin when one is known
+    "facebook/sam2-hiera-base-plus": "main",  # no commit hash found offline; pin when one is known
+    "facebook/sam2-hiera-large": "e6a8e8809b8f1bfa2238b6d080f3d05cc76bd251",
+}
 _SIZES: tuple[tuple[str, str, int], ...] = (
     ("tiny", "Tiny", 38_900_000),
     ("small", "Small", 46_000_000),
@@ -26,6 +36,10 @@ def cards() -> list[ModelCard]:
     return list(_cards())
 
 
+def _weights(repo: str) -> WeightsSource:
+    return WeightsSource(repo_id=repo, revision=REVISIONS[repo], files=WEIGHT_FILES)
+
+
 @functools.cache
 def _cards() -> tuple[ModelCard, ...]:
     return tuple(
@@ -38,9 +52,7 @@ def _cards() -> tuple[ModelCard, ...]:
             description=f"SAM {version} Hiera-{label}: promptable image and video segmentation.",
             params=params,
             license="Apache-2.0",
-            weights=WeightsSource(
-                repo_id=f"facebook/sam{version}-hiera-{size}", revision=_REVISION, files=WEIGHT_FILES
-            ),
+            weights=_weights(f"facebook/sam{version}-hiera-{size}"),
             input_size=1024,
             runtimes=("torch", "onnxruntime"),
             precisions=("fp32", "bf16"),

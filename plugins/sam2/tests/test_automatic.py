@@ -185,6 +185,7 @@ def test_small_regions_equal_per_mask_reference(mode) -> None:
 
 
 class TestSam2Automatic(SegmenterContract):
+    level = "geometry"  # random weights
     task = "automatic"
 
     @pytest.fixture(scope="class")

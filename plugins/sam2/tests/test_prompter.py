@@ -24,6 +24,8 @@ def prompter(small_prompter):
 
 
 class TestSam2Prompter(PrompterContract):
+    level = "geometry"  # random weights: the answers depend on the prompts, but are not right
+
     @pytest.fixture(scope="class")
     def model(self, prompter):
         return prompter

@@ -7,7 +7,22 @@ from segmentkit import ModelCard, ModelOptions, ModelSpec, WeightsSource
 from segmentkit.label_sets import ADE20K, CITYSCAPES
 
 LOADER = "segmentkit_segformer.model:SegformerSegmenter"
-REVISION = "main"  # hub commit hashes could not be looked up offline; pin when pulling
+_UNPINNED = "main"  # no commit hash of this repository could be found offline; pin one when known
+# The commit each hub repository is pinned to (`segmentkit pull --revision` chooses another).
+REVISIONS = {
+    "nvidia/segformer-b0-finetuned-ade-512-512": "489d5cd81a0b59fab9b7ea758d3548ebe99677da",
+    "nvidia/segformer-b1-finetuned-ade-512-512": _UNPINNED,
+    "nvidia/segformer-b2-finetuned-ade-512-512": _UNPINNED,
+    "nvidia/segformer-b3-finetuned-ade-512-512": "a820c29fc1e53723079d94ca0e09a14d2657fae6",
+    "nvidia/segformer-b4-finetuned-ade-512-512": _UNPINNED,
+    "nvidia/segformer-b5-finetuned-ade-640-640": "739f5d4692954e4a185eac280dec1ba5a7d52f1d",
+    "nvidia/segformer-b0-finetuned-cityscapes-1024-1024": "21b3847fae21ddee674abd31129307b6a1235bd9",
+    "nvidia/segformer-b1-finetuned-cityscapes-1024-1024": "ec86afeba68e656629ccf47e0c8d2902f964917b",
+    "nvidia/segformer-b2-finetuned-cityscapes-1024-1024": "d633b2072669ca68d8f8e309de9b52bfdbf6bf72",
+    "nvidia/segformer-b3-finetuned-cityscapes-1024-1024": _UNPINNED,
+    "nvidia/segformer-b4-finetuned-cityscapes-1024-1024": _UNPINNED,
+    "nvidia/segformer-b5-finetuned-cityscapes-1024-1024": _UNPINNED,
+}
 LICENSE = "other (NVIDIA Source Code License for SegFormer, non-commercial)"
 HOMEPAGE = "https://arxiv.org/abs/2105.15203"
 
@@ -60,7 +75,7 @@ def _card(size: str, dataset: str) -> ModelCard:
         description=f"SegFormer-{size.upper()} semantic segmentation fine-tuned on {what}.",
         params=_PARAMS[size],
         license=LICENSE,
-        weights=WeightsSource(repo_id=repo, revision=REVISION,
+        weights=WeightsSource(repo_id=repo, revision=REVISIONS[repo],
                               files=("config.json", "preprocessor_config.json", "*.safetensors", "pytorch_model.bin")),
         input_size=side,
         runtimes=("torch", "onnxruntime"),

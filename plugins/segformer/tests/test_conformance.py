@@ -8,6 +8,7 @@ from segmentkit.testing.conformance import SegmenterContract
 
 
 class TestSegformerContract(SegmenterContract):
+    level = "geometry"  # random weights
     task = "semantic"
 
     @pytest.fixture(scope="class")
@@ -16,6 +17,7 @@ class TestSegformerContract(SegmenterContract):
 
 
 class TestSegformerSlidingOnnxContract(SegmenterContract):
+    level = "geometry"
     image_size = (300, 420)  # larger than the 256x256 input: sliding windows run
 
     @pytest.fixture(scope="class")
