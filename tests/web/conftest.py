@@ -69,16 +69,27 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture
-def ui(browser: Any, request: pytest.FixtureRequest) -> Iterator[UI]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
+def _page(browser: Any, request: pytest.FixtureRequest, **context: Any) -> Iterator[UI]:
+    ctx = browser.new_context(accept_downloads=True, **context)
+    page = ctx.new_page()
     page.set_default_timeout(30_000)
     view = UI(page, request.node.name.removeprefix("test_"))
     yield view
-    context.close()
+    ctx.close()
     assert not view.errors, f"uncaught errors in the page: {view.errors}"
+
+
+@pytest.fixture
+def ui(browser: Any, request: pytest.FixtureRequest) -> Iterator[UI]:
+    """A desktop page, 1280 x 800."""
+    yield from _page(browser, request, viewport={"width": 1280, "height": 800})
+
+
+@pytest.fixture
+def phone(browser: Any, request: pytest.FixtureRequest) -> Iterator[UI]:
+    """A phone: 390 x 844 CSS pixels at 2 device pixels each, touch, mobile viewport."""
+    yield from _page(browser, request, viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                     has_touch=True, is_mobile=True)
 
 
 @pytest.fixture(scope="session")

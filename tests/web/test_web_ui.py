@@ -479,16 +479,19 @@ def test_client_streams_propagation_over_websocket(tiny_server: Server, ui: UI,
         const result = await session.propagate({
             onFrame: (frame, p) => seen.push([frame.frame_index, p.done, p.total, frame.masks.map((m) => m.object_id)]),
         });
+        const back = [];
+        await session.propagate({ start: session.numFrames - 1, direction: 'backward', onFrame: (f) => back.push(f.frame) });
         await session.close();
         let error = null;
         try { await session.addPrompt(0, 1, { point: { x, y } }); }
         catch (e) { error = { name: e.name, reason: e.reason }; }
         client.close();
-        return { frames: session.numFrames, seen, result, error };
+        return { frames: session.numFrames, seen, back, result, error };
     }""", {"dir": str(folder), "x": x, "y": y})
     n = len(frames)
     assert out["frames"] == n
     assert out["seen"] == [[i, i + 1, n, [1]] for i in range(n)]
+    assert out["back"] == list(range(n - 1, -1, -1))
     assert out["result"] == {"session": out["result"]["session"], "frames_done": n, "cancelled": False,
                              "frames": None}
     assert out["error"] == {"name": "VisionError", "reason": "session_error"}

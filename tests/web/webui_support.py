@@ -122,6 +122,7 @@ TINY_PLUGIN = textwrap.dedent('''
     from pathlib import Path
 
     from segmentkit import ModelSpec, hookimpl
+    from segmentkit.sessions import TrackingSession
 
     FOLDER = Path(os.environ["SK_WEB_TINY_DIR"])
     SAM2 = FOLDER / "tiny-sam2" if importlib.util.find_spec("segmentkit_sam2") else None
@@ -165,7 +166,7 @@ TINY_PLUGIN = textwrap.dedent('''
 
 
     class EchoTracker:
-        """A deterministic live tracker: each object is a disc of radius 6 around its latest
+        """A deterministic live tracker: each object is a disc of radius 6 around its first
         positive point (the frame's centre for a text prompt), carried onto every later frame."""
 
         def __init__(self, card, options):
@@ -173,25 +174,17 @@ TINY_PLUGIN = textwrap.dedent('''
 
         def start(self, source=None, *, stream=False):
             from segmentkit.errors import SessionError
+            from segmentkit.io.video import FrameStream
 
             if not stream:
                 raise SessionError("echo-tracker follows live streams only")
-            return EchoSession()
+            return EchoSession(FrameStream())
 
 
-    class EchoSession:
-        id = "echo"
-
-        def __init__(self):
-            self.frames, self.centres = [], {}  # object id -> (x, y)
-
-        @property
-        def num_frames(self):
-            return len(self.frames)
-
-        @property
-        def frame_size(self):
-            return self.frames[0].shape[:2] if self.frames else None
+    class EchoSession(TrackingSession):
+        def __init__(self, frames):
+            super().__init__(frames, model_id="echo-tracker")
+            self.centres = {}  # object id -> (x, y)
 
         def _masks(self, frame):
             import numpy as np
@@ -199,46 +192,29 @@ TINY_PLUGIN = textwrap.dedent('''
 
             h, w = self.frame_size
             yy, xx = np.mgrid[0:h, 0:w] + 0.5
-            ids = sorted(self.centres)
+            ids = self.object_ids
             discs = [(xx - self.centres[i][0]) ** 2 + (yy - self.centres[i][1]) ** 2 <= 36 for i in ids]
             stack = np.array(discs, bool).reshape(len(ids), h, w)
             return FrameMasks(frame, Masks(stack, scores=[0.5] * len(ids), object_ids=ids))
 
-        def add_prompts(self, frame, object_id, prompts):
+        def _prompt(self, frame, index, prompts):
             from segmentkit.errors import SessionError
 
             if frame != len(self.frames) - 1:
                 raise SessionError(f"echo-tracker takes prompts on its newest frame only, not {frame}")
             point = next((p for p in prompts if p.kind == "point" and p.positive), None)
             h, w = self.frame_size
-            self.centres[object_id] = (w / 2, h / 2) if point is None else (point.x, point.y)  # text: centre
+            self.centres[self.objects.id_of(index)] = (w / 2, h / 2) if point is None else (point.x, point.y)
             return self._masks(frame)
 
-        def push_frame(self, image):
-            from segmentkit.io.image import load_image
+        def _track(self, frame, reverse):
+            return self._masks(frame)
 
-            self.frames.append(load_image(image))
-            return self._masks(len(self.frames) - 1)
-
-        def propagate(self, start=None, *, direction="forward", max_frames=None):
-            from segmentkit.errors import SessionError
-
-            raise SessionError("a live stream is tracked with push_frame")
-
-        def remove_object(self, object_id):
+        def _remove(self, object_id, index):
             self.centres.pop(object_id, None)
 
-        def reset(self):
+        def _clear(self):
             self.centres.clear()
-
-        def close(self):
-            self.frames = []
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.close()
 
 
     def _echo():
@@ -335,7 +311,20 @@ class UI:
         self.name = name
         self.errors: list[str] = []
         self.sent: dict[str, Any] = {}  # params of the request ``rpc`` waited for
+        self.dialogs: list[str] = []  # messages of confirm() dialogs, answered with ``accept_dialogs``
+        self.accept_dialogs = True
+        self.calls: list[dict[str, Any]] = []  # every JSON-RPC request the page sent: {method, params}
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.on("dialog", self._dialog)
+        page.on("request", self._request)
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.accept() if self.accept_dialogs else dialog.dismiss()
+
+    def _request(self, request: Any) -> None:
+        if request.url.endswith("/rpc") and request.method == "POST":
+            self.calls.append(json.loads(request.post_data))
 
     def open(self, url: str, *, ready: bool = True) -> UI:
         self.page.goto(url)
@@ -393,6 +382,20 @@ class UI:
         mouse.move(*self._to_page((x0 + x1) / 2, (y0 + y1) / 2), steps=4)
         mouse.move(*self._to_page(x1, y1), steps=4)
         mouse.up()
+
+    def touch(self, kind: str, *points: tuple[float, float]) -> None:
+        """A raw touch event (touchStart / touchMove / touchEnd) with fingers at image pixels."""
+        if not hasattr(self, "_cdp"):
+            self._cdp = self.page.context.new_cdp_session(self.page)
+        fingers = [dict(zip(("x", "y"), self._to_page(x, y)), id=k) for k, (x, y) in enumerate(points)]
+        self._cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": fingers})
+
+    def tap(self, x: float, y: float) -> None:
+        self.page.touchscreen.tap(*self._to_page(x, y))
+
+    def prompts(self) -> list[dict[str, Any]]:
+        """The prompts of the object being prompted, as the page holds them."""
+        return self.page.evaluate("window.segmentkit.prompts()")
 
     def canvas_size(self) -> tuple[int, int]:
         w, h = self.page.evaluate("[document.querySelector('canvas.sk-overlay').width,"
@@ -492,6 +495,9 @@ def check_markers(ui: UI, points: list[tuple[float, float]], boxes: list[tuple[f
         inner = (xx > x0 * scale + pad) & (xx < x1 * scale - pad) & (yy > y0 * scale + pad) & (yy < y1 * scale - pad)
         allowed |= outer & ~inner
         assert alpha[outer & ~inner].mean() > 0.3, "no box marker"
+    cursor = ui.page.evaluate("window.segmentkit && window.segmentkit.overlay.cursor")
+    if cursor:  # the keyboard cursor's crosshair
+        allowed |= (xx - cursor["x"] * scale) ** 2 + (yy - cursor["y"] * scale) ** 2 <= (13 * dpr) ** 2
     assert not alpha[~allowed].any(), "markers drawn away from the prompts"
 
 

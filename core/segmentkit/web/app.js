@@ -233,7 +233,7 @@ function tooLarge(name, width, height, bytes) {
   if (!limits) return null;
   if (width * height > limits.max_pixels) {
     return `${name} is ${width}×${height} = ${(width * height).toLocaleString("en")} pixels; this service takes at most `
-      + `${limits.max_pixels.toLocaleString("en")} (start segmentkit serve with a larger --max-pixels to open it) [image_too_large]`;
+      + `${limits.max_pixels.toLocaleString("en")} (start segmentkit serve with a larger --max-pixels, or SEGMENTKIT_MAX_PIXELS, to open it) [image_too_large]`;
   }
   const request = Math.ceil(bytes / 3) * 4 + 1024; // base64 plus the JSON around it
   if (bytes && request > limits.max_request_bytes) {
@@ -308,6 +308,8 @@ async function openVideo(file) {
 function showCanvas() {
   $("placeholder").hidden = true;
   overlay.element.hidden = false;
+  // On a phone the view takes the picture's shape (style.css); elsewhere it fills the stage.
+  $("view").style.setProperty("--aspect", String(state.media.width / state.media.height));
 }
 
 async function closeMedia() {
@@ -409,12 +411,13 @@ overlay.addEventListener("box", (e) => addPrompt({ kind: "box", ...e.detail }));
 
 /**
  * A positive click on another prompted object's mask selects that object (a segmenter's
- * masks: any click). Negative points and Ctrl / Cmd-clicks always prompt.
+ * masks: any click). Negative points, Ctrl / Cmd-clicks and clicks for a new object
+ * (one without prompts yet, e.g. after N) always prompt.
  */
 function selectMaskAt(x, y, positive) {
   if (!state.media || !state.choice || modifierHeld) return false;
   const segmenter = state.choice.role === "segmenter";
-  if (!positive && !segmenter) return false;
+  if (!segmenter && (!positive || currentIsNew())) return false;
   const id = overlay.maskAt(x, y);
   if (id === null) return false;
   const objectId = overlay.getMask(id).info?.object_id;
@@ -423,6 +426,13 @@ function selectMaskAt(x, y, positive) {
   if (!state.video && !segmenter && findObject(state.doc, objectId)?.source !== "prompt") return false;
   selectObject(objectId);
   return true;
+}
+
+/** Whether the object being prompted exists and has no prompts yet. */
+function currentIsNew() {
+  if (state.video) return !videoObjectIds().includes(state.video.object);
+  const obj = findObject(state.doc, state.doc.selected);
+  return !!obj && obj.source === "prompt" && !obj.prompts.length;
 }
 
 let modifierHeld = false; // Ctrl / Cmd held: a click always places a point
@@ -1012,8 +1022,10 @@ function button(text, className, label, onClick) {
 
 function renderList() {
   const list = $("mask-list");
-  const focused = document.activeElement && list.contains(document.activeElement)
-    ? [document.activeElement.closest("li")?.dataset.objectId, document.activeElement.className] : null;
+  // Redrawing the rows must not lose the keyboard focus: the same control of the same row gets it back.
+  const active = document.activeElement;
+  const focused = active && list.contains(active)
+    ? [active.closest("li")?.dataset.objectId, active.classList[0] || "name"] : null;
   const rows = listRows();
   list.replaceChildren(...rows.map((row, k) => {
     const li = document.createElement("li");
@@ -1052,7 +1064,7 @@ function renderList() {
   }));
   if (focused) {
     const li = list.querySelector(`li[data-object-id="${focused[0]}"]`);
-    const again = li && (li.querySelector(`.${focused[1].split(" ")[0]}`) || li.querySelector(".name"));
+    const again = li && (li.querySelector(`.${focused[1]}`) || li.querySelector(".name"));
     if (again) again.focus();
   }
   $("no-masks").hidden = rows.length > 0;
@@ -1147,7 +1159,7 @@ function renameObject(id, name) {
 }
 
 function reorder(id, delta) {
-  const snap = snapshot();
+  const snap = structuredClone(snapshot());
   if (!moveObject(state.doc, id, delta)) return;
   state.history.record("reorder", snap);
   refresh();

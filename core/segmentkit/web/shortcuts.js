@@ -15,10 +15,10 @@ export class Shortcuts {
   /** Run the binding of `event`, if any; returns whether one ran. */
   handle(event) {
     if (typing(event)) return false;
-    const name = keyName(event);
-    const loose = keyName(event, false); // Shift is part of "?", "+", "Z"...
-    for (const b of this.bindings) {
-      if ((b.keys.includes(name) || b.keys.includes(loose)) && (!b.when || b.when(event))) {
+    // Exact first ("Control+Shift+z" is redo); then without Shift, which "?" and "+" need.
+    for (const name of [keyName(event), keyName(event, false)]) {
+      const b = this.bindings.find((x) => x.keys.includes(name) && (!x.when || x.when(event)));
+      if (b) {
         event.preventDefault();
         b.run(event);
         return true;

@@ -230,11 +230,12 @@ export class VideoSession {
   }
 
   /**
-   * Track every object: `onFrame(frameResult, {done, total})` is called per frame as it
-   * arrives (WebSocket). Resolves with {session, frames_done, cancelled}.
+   * Track every object from `start` in `direction` ("forward", "backward" or "both"):
+   * `onFrame(frameResult, {done, total})` is called per frame as it arrives (WebSocket).
+   * Resolves with {session, frames_done, cancelled}.
    */
-  propagate({ start, reverse = false, maxFrames, onFrame, signal } = {}) {
-    const params = { session: this.id, reverse };
+  propagate({ start, direction = "forward", maxFrames, onFrame, signal } = {}) {
+    const params = { session: this.id, direction };
     if (start !== undefined && start !== null) params.start = start;
     if (maxFrames) params.max_frames = maxFrames;
     return this.client.stream("vision.segment_video_propagate", params, {
