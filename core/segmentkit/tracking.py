@@ -34,16 +34,21 @@ def track_frames(session: Any, prompts: Prompts) -> Iterator[FrameMasks]:
 
 def run_tracking(session: Any, prompts: Prompts, export: TrackExport, *,
                  on_frame: Callable[[FrameMasks], None] | None = None) -> bool:
-    """Track and export every frame; close the export. Returns ``True`` if Ctrl-C stopped the run."""
+    """Track and export every frame; close the export. Returns ``True`` if Ctrl-C stopped the run.
+
+    Ctrl-C still writes what was tracked; an error (e.g. a plugin breaking the contract) writes
+    no documents.
+    """
     frames = track_frames(session, prompts)
+    interrupted = False
     try:
         for fm in frames:
             export.add(fm)
             if on_frame is not None:
                 on_frame(fm)
     except KeyboardInterrupt:
-        return True
+        interrupted = True
     finally:
         frames.close()
-        export.close()
-    return False
+    export.close()
+    return interrupted
