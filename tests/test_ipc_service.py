@@ -446,7 +446,7 @@ def test_both_directions_remove_reset_save_and_restore(tmp_path: Path, video: tu
     result(rpc("vision.segment_video_add_prompt", session=session, frame=2, object_id=6, point={"x": 1, "y": 1}))
 
     both = result(rpc("vision.segment_video_propagate", session=session, start=2, direction="both"))
-    assert [f["frame"] for f in both["frames"]] == [2, 3, 4, 5, 1, 0]
+    assert [f["frame_index"] for f in both["frames"]] == [2, 3, 4, 5, 1, 0]
 
     saved = result(rpc("vision.segment_video_save", session=session, path=str(granted / "s.npz")))
     assert Path(saved["path"]) == (granted / "s.npz").resolve() and Path(saved["path"]).stat().st_size > 0
@@ -651,9 +651,9 @@ def test_export_writes_the_tracked_masks_in_video_formats(tmp_path: Path, video:
     assert [a["object_id"] for a in vis] == [5] and vis[0]["segmentations"][4:] == [None, None]
     for frame in frames:
         mask = decode(frame["masks"][0]["rle"])
-        labels = np.array(Image.open(root / "davis" / "clip" / names[frame["frame"]]))
+        labels = np.array(Image.open(root / "davis" / "clip" / names[frame["frame_index"]]))
         assert np.array_equal(labels, np.where(mask, 5, 0))
-        assert np.array_equal(decode(vis[0]["segmentations"][frame["frame"]]), mask)
+        assert np.array_equal(decode(vis[0]["segmentations"][frame["frame_index"]]), mask)
     outside = rpc("vision.segment_video_export", session=session, dir=str(tmp_path))
     assert error(outside) == (ErrorCode.PATH_DENIED, "path_denied")
     assert error(rpc("vision.segment_video_export", session=session, dir=str(granted), formats=["gif"]))[0] == \

@@ -532,7 +532,9 @@ class TrackerContract(ModelContract):
     def test_session_over_frames(self, model: Any, frames: list[Scene]) -> None:
         size, n = frames[0].size, len(frames)
         with self.start(model, frames) as session:
-            assert isinstance(session, TrackingSession), f"{type(session).__name__} is not a TrackingSession"
+            plugin_session = getattr(session, "raw", session)  # load() wraps it in a core sk.Session
+            assert isinstance(plugin_session, TrackingSession), \
+                f"{type(plugin_session).__name__} is not a TrackingSession"
             assert isinstance(session.id, str) and session.id
             assert session.num_frames == n
             assert session.frame_size == size
