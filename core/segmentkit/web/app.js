@@ -366,23 +366,19 @@ function sameLog(a, b) {
   return a.size === b.size && [...a].every(([k, e]) => b.has(k) && JSON.stringify(b.get(k)) === JSON.stringify(e));
 }
 
-async function undo() {
+/** Undo (or redo) the last change: restore the state recorded before (after) it. */
+async function travel(forward) {
   if (refuseWhileBusy()) return;
-  const label = state.history.undoLabel;
-  const snap = state.history.undo(snapshot());
+  const h = state.history;
+  const label = forward ? h.redoLabel : h.undoLabel;
+  const snap = forward ? h.redo(snapshot()) : h.undo(snapshot());
   if (!snap) return;
   await restore(snap);
-  setStatus(`Undid: ${label}`);
+  setStatus(`${forward ? "Redid" : "Undid"}: ${label}`);
 }
 
-async function redo() {
-  if (refuseWhileBusy()) return;
-  const label = state.history.redoLabel;
-  const snap = state.history.redo(snapshot());
-  if (!snap) return;
-  await restore(snap);
-  setStatus(`Redid: ${label}`);
-}
+const undo = () => travel(false);
+const redo = () => travel(true);
 
 /** Draw the image document (masks, markers) and the lists. */
 function refresh() {
