@@ -1180,11 +1180,20 @@ function toggleSelected() {
   if (row) setVisible(id, !row.visible);
 }
 
-/** Delete an object (undoable; for video, from every frame). */
-function deleteObject(id) {
+/** Delete an object (undoable; for video, the tracker forgets it on every frame). */
+async function deleteObject(id) {
   if (refuseWhileBusy()) return;
   record("delete an object");
-  if (state.video) {
+  const t = state.video && state.video.tracker;
+  if (t) {
+    const done = await busy("Removing the object…", () => t.removeObject(id).then(() => true));
+    if (!done) {
+      state.history.drop(); // nothing was deleted
+      return;
+    }
+    for (const key of [...state.video.markers.keys()]) if (key.endsWith(`:${id}`)) state.video.markers.delete(key);
+    showFrame(state.frame);
+  } else if (state.video) {
     state.video.removed.add(id);
     showFrameMasks();
   } else {
