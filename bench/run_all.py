@@ -4,8 +4,10 @@ Each script runs in its own subprocess (one after the other, so they do not comp
 the CPU); its full output goes to ``--log-dir``. Every line that reports a ratio against
 the reference (``x1.23``, ``1.23x``) lands in the summary table, and every line that
 reports how well a fast path agrees with its reference (mask IoU, equal pixels, matched
-segments) lands in the agreement table below it: a fast path that disagrees is a bug. ``--quick``
-passes light settings to each script (fewer repetitions, smaller inputs).
+segments) lands in the agreement table below it: a fast path that disagrees is a bug. Last,
+one line per speed goal (issue 19): the figure measured in this run, the goal, whether it is
+reached, and the agreement of the path that gave the figure. ``--quick`` passes light
+settings to each script (fewer repetitions, smaller inputs).
 
     python bench/run_all.py [--quick] [--only sam2_fast_paths,batch] [--timeout 1800]
 """
@@ -17,6 +19,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -32,6 +35,63 @@ QUICK: dict[str, list[str]] = {
 }
 RATIO = re.compile(r"(?:\bx\s?(\d+(?:\.\d+)?)\b|\b(\d+(?:\.\d+)?)\s?x\b)")
 AGREEMENT = re.compile(r"IoU|agree|pixels equal|matched", re.IGNORECASE)
+MS = re.compile(r"(\d+(?:\.\d+)?) ms")
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A speed goal read from one script's output: the best of the lines matching ``lines``
+    (highest ratio, or lowest milliseconds when ``max_ms`` is set), with the agreement line
+    of the path that gave it (the same line, or the first line matching ``agreement`` that
+    names the path)."""
+
+    name: str
+    script: str
+    lines: str
+    min_ratio: float | None = None
+    max_ms: float | None = None
+    agreement: str | None = None
+
+    def check(self, output: str) -> str:
+        """``name: figure (goal) REACHED / not reached | agreement`` for this run's output."""
+        rows = [" ".join(line.split()) for line in output.splitlines() if re.search(self.lines, line)]
+        if not rows:
+            return f"{self.name}: not measured in this run"
+        if self.max_ms is not None:
+            row = min(rows, key=lambda r: float(MS.search(r).group(1)) if MS.search(r) else float("inf"))
+            found = MS.search(row)
+            value = float(found.group(1)) if found else float("inf")
+            figure, reached = f"{value:.1f} ms (goal <= {self.max_ms:g} ms)", value <= self.max_ms
+        else:
+            row = max(rows, key=lambda r: max((_ratio(m) for m in RATIO.finditer(r)), default=0.0))
+            value = max((_ratio(m) for m in RATIO.finditer(row)), default=0.0)
+            figure, reached = f"x{value:.2f} (goal >= x{self.min_ratio:g})", value >= (self.min_ratio or 0)
+        agreement = row
+        if self.agreement:
+            path = re.search(r"ours [\w ]*?(?:fp32|bf16)", row)
+            candidates = [" ".join(line.split()) for line in output.splitlines() if re.search(self.agreement, line)]
+            named = [c for c in candidates if path and path.group(0) in c]
+            agreement = (named or candidates or ["(no agreement line)"])[0]
+        verdict = "REACHED" if reached else "not reached"
+        return f"{self.name}: {figure} {verdict}\n    from: {row[:120]}\n    agreement: {agreement[:140]}"
+
+
+def _ratio(match: re.Match[str]) -> float:
+    return float(match.group(1) or match.group(2))
+
+
+GOALS = (
+    Goal("SAM 2.1-tiny encoder 1024^2 vs transformers", "sam2_fast_paths", r"^\s*encoder ours", min_ratio=3,
+         agreement=r"mask IoU min|mask IoU ours fp32"),
+    Goal("prompt -> mask on a cached embedding", "sam2_fast_paths", r"^\s*decode ours", max_ms=10,
+         agreement=r"mask IoU min|mask IoU ours fp32"),
+    Goal("Mask2Former swin-t panoptic 640x480 vs pipeline", "fixed_label", r"^mask2former-t\s+640x480", min_ratio=1.5),
+    Goal("Mask2Former swin-t panoptic 1920x1080 vs pipeline", "fixed_label", r"^mask2former-t\s+1920x1080",
+         min_ratio=1.5),
+    Goal("SegFormer-b0 1920x1080 vs pipeline (best runtime)", "fixed_label", r"^segformer-b0\s+1920x1080", min_ratio=5),
+    Goal("automatic masks 32x32 vs transformers' mask-generation", "sam2_image", r"^automatic masks \(32x32",
+         min_ratio=5, agreement=r"best-match IoU"),
+)
 
 
 def scripts() -> list[str]:
@@ -65,6 +125,7 @@ def main() -> None:
     args.log_dir.mkdir(parents=True, exist_ok=True)
     summary: list[tuple[str, str, str]] = []
     agreement: list[tuple[str, str]] = []
+    outputs: dict[str, str] = {}
     for name in names:
         cmd = [sys.executable, str(HERE / f"{name}.py"), *(QUICK.get(name, []) if args.quick else [])]
         print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
@@ -77,6 +138,7 @@ def main() -> None:
             status = f"timeout {args.timeout:.0f} s"
         log = args.log_dir / f"{name}.log"
         log.write_text(output, encoding="utf-8")
+        outputs[name] = output
         rows = ratio_lines(output)
         print(f"   {status} in {time.perf_counter() - start:.0f} s, {len(rows)} ratios, log {log}", flush=True)
         summary += [(name, label, ratio) for label, ratio in rows] or [(name, f"(no ratio: {status})", "-")]
@@ -89,6 +151,9 @@ def main() -> None:
     print(f"\n{'script':<16} agreement with the reference")
     for name, line in agreement:
         print(f"{name:<16} {line}")
+    print(f"\nspeed goals (load average now {' '.join(Path('/proc/loadavg').read_text().split()[:3])})")
+    for goal in GOALS:
+        print(goal.check(outputs.get(goal.script, "")))
 
 
 def _lscpu() -> str:

@@ -86,7 +86,7 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
     from segmentkit import Point
-    from segmentkit_sam2.ort_engine import physical_cores
+    from segmentkit.runtime.onnx import physical_cores
     from segmentkit_sam2.preprocess import preprocess_image
     from transformers import Sam2Model
 

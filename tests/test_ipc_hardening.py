@@ -155,18 +155,22 @@ def test_devices_are_refused() -> None:
     assert "not a regular file" in response["error"]["message"]
 
 
-def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("method", "params", "code"), [
+    ("vision.segment", lambda fifo: {"image": {"path": fifo}}, ErrorCode.BAD_IMAGE),
+    ("vision.segment_video_restore", lambda fifo: {"path": fifo}, ErrorCode.SESSION_ERROR),
+])
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path, method: str, params: Any, code: ErrorCode) -> None:
     fifo = tmp_path / "frame.png"
     os.mkfifo(fifo)
     service = make_service()
     try:
-        response = run(asyncio.wait_for(call(service, "vision.segment", {"image": {"path": str(fifo)}}), 30))
+        response = run(asyncio.wait_for(call(service, method, params(str(fifo))), 30))
     finally:  # before the fix a worker sat in open(); give it a writer so it can finish
         try:
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
         except OSError:
             pass
-    assert "not a regular file" in response["error"]["message"]
+    assert response["error"]["code"] == code and "not a regular file" in response["error"]["message"]
 
 
 def test_files_over_the_size_cap_are_refused_unread(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -123,8 +124,11 @@ def write_session(path: str | os.PathLike[str], session: Any) -> Path:
 
 def read_session(path: str | os.PathLike[str]) -> SavedSession:
     """Read a saved session; an unreadable, foreign or too new file -> :class:`SessionError`."""
+    from .io.files import open_input
+
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open_input(path, max_bytes=sys.maxsize, error=SessionError) as handle, \
+                np.load(handle, allow_pickle=False) as data:  # a regular file: never a FIFO or a device
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise SessionError(f"{path}: not a saved session ({exc})") from None

@@ -22,29 +22,31 @@ def check_inside(real: Path, roots: Roots, name: str) -> None:
         raise PathDeniedError(f"{name} resolves to {real}, outside the granted files and folders")
 
 
-def open_input(path: str | Path, *, max_bytes: int, roots: Roots = None) -> BinaryIO:
+def open_input(path: str | Path, *, max_bytes: int, roots: Roots = None,
+               error: type[SegmentkitError] = ImageError) -> BinaryIO:
     """Open ``path`` for reading after resolving it: a regular file inside ``roots`` of at
-    most ``max_bytes``. A FIFO or a device is refused without blocking on it."""
+    most ``max_bytes``. A FIFO or a device is refused without blocking on it; other
+    refusals raise ``error``."""
     name = str(path)
     try:
         real = Path(path).resolve(strict=True)
     except FileNotFoundError:
-        raise ImageError(f"{name}: no such file") from None
+        raise error(f"{name}: no such file") from None
     except (OSError, RuntimeError, ValueError) as exc:  # a link loop, no permission, an unencodable name
-        raise ImageError(f"{name} cannot be opened: {exc}") from None
+        raise error(f"{name} cannot be opened: {exc}") from None
     check_inside(real, roots, name)
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:  # a link swapped in after resolving, no permission
-        raise ImageError(f"{name} cannot be opened: {exc.strerror or exc}") from None
+        raise error(f"{name} cannot be opened: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise ImageError(f"{name} is a directory, not an image")
+            raise error(f"{name} is a directory, not a file")
         if not stat.S_ISREG(info.st_mode):
-            raise ImageError(f"{name} is not a regular file")
+            raise error(f"{name} is not a regular file")
         if info.st_size == 0:
-            raise ImageError(f"{name} is empty (0 bytes)")
+            raise error(f"{name} is empty (0 bytes)")
         if info.st_size > max_bytes:
             raise ImageTooLargeError(f"{name} is {info.st_size:,} bytes, over the {max_bytes:,} bytes an image "
                                      "within the pixel limit can need (--max-pixels / SEGMENTKIT_MAX_PIXELS)")

@@ -17,6 +17,7 @@ from segmentkit.cards import ModelCard
 from segmentkit.errors import PromptError, WeightsUnavailableError
 from segmentkit.io import load_image
 from segmentkit.roles import Detections
+from segmentkit.runtime.pixels import IMAGENET
 from segmentkit.weights import resolve_weights
 
 from .options import GroundingOptions
@@ -24,8 +25,8 @@ from .phrases import PhraseMap, normalise_query
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+IMAGENET_MEAN = np.array(IMAGENET.image_mean, dtype=np.float32)
+IMAGENET_STD = np.array(IMAGENET.image_std, dtype=np.float32)
 
 
 def resized_size(height: int, width: int, shortest: int, longest: int) -> tuple[int, int]:

@@ -1,10 +1,11 @@
 """Mask2Former outputs -> semantic, instance and panoptic results, as transformers 5 computes them.
 
 Each function follows ``Mask2FormerImageProcessor.post_process_*_segmentation`` step by step
-(including its fixed 384x384 intermediate mask size) for one image, with two changes that
-leave the result unchanged and save work: queries below the score threshold are dropped
-before their masks are resized, and semantic maps are upsampled a chunk of classes at a time
-(channels-last: equal up to float rounding, 1e-6).
+(including its fixed 384x384 intermediate mask size) for one image, with changes that leave
+the result unchanged (up to float rounding) and save work: queries below the score threshold
+are dropped before their masks are resized, and the upsample-then-argmax steps of the semantic
+map and of the panoptic owner map run per cell of the source (:mod:`segmentkit.runtime.upsample`):
+no class or query is upsampled to the image size.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from segmentkit.runtime.upsample import upsample_argmax, upsample_count_at_least
 
 MASK_SIZE = (384, 384)  # transformers resizes mask logits to this size first, for every model
-CHUNK_ELEMENTS = 1 << 26
 
 
 @dataclass
@@ -42,7 +44,7 @@ def semantic(class_logits: torch.Tensor, mask_logits: torch.Tensor, size: tuple[
     classes = class_logits.softmax(dim=-1)[..., :-1]  # drop the null class
     probs = masks.sigmoid()
     scores = torch.einsum("bqc, bqhw -> bchw", classes[None], probs[None])[0]  # the reference's call
-    return upsample_argmax(scores, size)
+    return torch.from_numpy(upsample_argmax(scores.numpy(), size)).long()
 
 
 def instance(class_logits: torch.Tensor, mask_logits: torch.Tensor, size: tuple[int, int], *,
@@ -73,41 +75,47 @@ def instance(class_logits: torch.Tensor, mask_logits: torch.Tensor, size: tuple[
 def panoptic(class_logits: torch.Tensor, mask_logits: torch.Tensor, size: tuple[int, int], *,
              threshold: float, mask_threshold: float, overlap_mask_area_threshold: float,
              label_ids_to_fuse: Collection[int]) -> Segments:
-    """Panoptic segments: each pixel goes to its best score-weighted query; stuff classes fuse."""
+    """Panoptic segments: each pixel goes to its best score-weighted query; stuff classes fuse.
+
+    The reference upsamples every kept query's probabilities to the image size; here the
+    owner map is :func:`~segmentkit.runtime.upsample.upsample_argmax` with the scores as
+    per-query scales, and each query's pixels at or above ``mask_threshold`` are counted by
+    :func:`~segmentkit.runtime.upsample.upsample_count_at_least`, both per cell of the 384x384
+    map with the reference's floats, so no full-size map per query is made.
+    """
     num_labels = class_logits.shape[-1] - 1
-    probs = _mask_logits(mask_logits).sigmoid()
     pred_scores, pred_labels = class_logits.softmax(dim=-1).max(-1)
     keep = pred_labels.ne(num_labels) & (pred_scores > threshold)
-    probs, pred_scores, pred_labels = probs[keep], pred_scores[keep], pred_labels[keep]
-    label_map = torch.zeros(size, dtype=torch.int32)
-    if probs.shape[0] == 0:
-        return _segments_of(label_map, [], [], [], [])
-    probs = F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False)[0]
-    probs *= pred_scores.view(-1, 1, 1)
-    owner = probs.argmax(0)
+    pred_scores, pred_labels = pred_scores[keep], pred_labels[keep]
+    if pred_labels.shape[0] == 0:
+        return _segments_of(torch.zeros(size, dtype=torch.int32), [], [], [], [])
+    probs = _mask_logits(mask_logits[keep]).sigmoid().numpy()
+    weights = pred_scores.numpy()
+    owner = upsample_argmax(probs, size, scale=weights)
+    areas = np.bincount(owner.reshape(-1), minlength=len(weights))
+    original_areas = upsample_count_at_least(probs, size, mask_threshold, scale=weights)
+    segment_of = np.zeros(len(weights), dtype=np.int32)  # query -> segment id, 0 = none
     ids: list[int] = []
     classes: list[int] = []
     scores: list[float] = []
     fused: list[bool] = []
     stuff_segment: dict[int, int] = {}
-    for k in range(pred_labels.shape[0]):
-        label = int(pred_labels[k].item())
-        mask_k = owner == k
-        area = mask_k.sum()
-        original_area = (probs[k] >= mask_threshold).sum()
-        if not (area > 0 and original_area > 0 and (area / original_area).item() > overlap_mask_area_threshold):
+    for k, (label, area, original_area) in enumerate(zip(pred_labels.tolist(), areas, original_areas)):
+        # the reference divides int64 tensors: a float32 ratio
+        if not (area > 0 and original_area > 0
+                and np.float32(area) / np.float32(original_area) > overlap_mask_area_threshold):
             continue
         fuse = label in label_ids_to_fuse
         segment_id = stuff_segment.get(label) if label in stuff_segment else len(ids) + 1
-        label_map[mask_k] = segment_id
+        segment_of[k] = segment_id
         if segment_id == len(ids) + 1:
             ids.append(segment_id)
             classes.append(label)
-            scores.append(float(pred_scores[k].item()))
+            scores.append(float(weights[k]))
             fused.append(fuse)
         if fuse:
             stuff_segment[label] = segment_id
-    return _segments_of(label_map, ids, classes, scores, fused)
+    return _segments_of(torch.from_numpy(segment_of[owner]), ids, classes, scores, fused)
 
 
 def _segments_of(label_map: torch.Tensor, ids: list[int], classes: list[int], scores: list[float],
@@ -115,41 +123,3 @@ def _segments_of(label_map: torch.Tensor, ids: list[int], classes: list[int], sc
     masks = label_map[None] == torch.tensor(ids, dtype=torch.int32).view(-1, 1, 1)
     return Segments(masks, torch.tensor(classes, dtype=torch.int64), torch.tensor(scores, dtype=torch.float32),
                     label_map=label_map, fused=torch.tensor(fused, dtype=torch.bool))
-
-
-def upsample_argmax(scores: torch.Tensor, size: tuple[int, int], *,
-                    chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
-    """argmax over classes of ``scores`` (C, h, w) upsampled bilinearly to ``size``: (H, W) int64.
-
-    ``F.interpolate(scores[None], size, mode="bilinear").argmax(1)`` without holding every
-    class at full size: classes are upsampled a chunk at a time, channels-last (contiguous
-    argmax; values match the NCHW kernel's to 1e-6, so only near-exact ties can differ), with
-    a running maximum, and classes that cannot win anywhere are skipped (a bilinear value is
-    a convex mix of its 2x2 source cell, so a class whose largest corner is below another
-    class's smallest corner in every cell never wins).
-    """
-    classes = _candidates(scores)
-    sub = scores[classes] if len(classes) < scores.shape[0] else scores
-    step = max(1, chunk_elements // (size[0] * size[1]))
-    best_value: torch.Tensor | None = None
-    best = torch.zeros(size, dtype=torch.int64)
-    for start in range(0, sub.shape[0], step):
-        chunk = sub[None, start:start + step].contiguous(memory_format=torch.channels_last)
-        up = F.interpolate(chunk, size=size, mode="bilinear", align_corners=False)[0]
-        value, index = up.permute(1, 2, 0).max(-1)  # classes contiguous; first index among ties
-        if best_value is None:
-            best_value, best = value, index
-            continue
-        better = value > best_value  # strict: an earlier class keeps a tie
-        best_value = torch.where(better, value, best_value)
-        best = torch.where(better, index + start, best)
-    return best if sub is scores else classes[best]
-
-
-def _candidates(scores: torch.Tensor) -> torch.Tensor:
-    """Ids of the classes that can be the argmax somewhere after bilinear upsampling."""
-    padded = F.pad(scores[None], (0, 1, 0, 1), mode="replicate")
-    high = F.max_pool2d(padded, 2, stride=1)[0]
-    low = -F.max_pool2d(-padded, 2, stride=1)[0]
-    margin = 1e-5 * float(scores.abs().amax()) + 1e-6  # covers float rounding of the bilinear mix
-    return (high >= low.amax(0) - margin).flatten(1).any(1).nonzero().flatten()

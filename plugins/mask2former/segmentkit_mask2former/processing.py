@@ -2,7 +2,8 @@
 
 Resize (antialiased bilinear on uint8, what the torchvision backend runs, bit-exact; the
 hub checkpoints ask for ``resample=2``, bilinear, like the class default), round the size up
-to ``size_divisor``, rescale and normalise in float32. A single image needs no padding.
+to ``size_divisor``, rescale and normalise in float32 (the shared steps of
+:mod:`segmentkit.runtime.pixels`). A single image needs no padding.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from segmentkit.checkpoints import read_preprocessor_config
 from segmentkit.errors import WeightsUnavailableError
+from segmentkit.runtime.pixels import IMAGENET, Normalization, resize_uint8, to_tensor
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 LEGACY_MAX_SIZE = 1333  # the longest edge an int `size` implied in older processors
 
 
@@ -36,11 +35,7 @@ class Preprocessing:
     longest_edge: int | None = None
     size_divisor: int = 32
     do_resize: bool = True
-    do_rescale: bool = True
-    rescale_factor: float = 1 / 255
-    do_normalize: bool = True
-    image_mean: tuple[float, ...] = IMAGENET_MEAN
-    image_std: tuple[float, ...] = IMAGENET_STD
+    normalization: Normalization = IMAGENET
 
     @classmethod
     def from_dir(cls, folder: Path, default_size: int) -> Preprocessing:
@@ -64,11 +59,7 @@ class Preprocessing:
             **dims,
             size_divisor=int(raw.get("size_divisor", 32) or 0),
             do_resize=bool(raw.get("do_resize", True)),
-            do_rescale=bool(raw.get("do_rescale", True)),
-            rescale_factor=float(raw.get("rescale_factor", 1 / 255)),
-            do_normalize=bool(raw.get("do_normalize", True)),
-            image_mean=tuple(float(v) for v in raw.get("image_mean", IMAGENET_MEAN)),
-            image_std=tuple(float(v) for v in raw.get("image_std", IMAGENET_STD)),
+            normalization=Normalization.from_config(raw),
         )
 
     def target_size(self, height: int, width: int) -> tuple[int, int]:
@@ -100,16 +91,7 @@ def _aspect_size(height: int, width: int, size: int, max_size: int | None) -> tu
 
 def preprocess(image: np.ndarray, prep: Preprocessing) -> torch.Tensor:
     """(H, W, 3) uint8 image -> (1, 3, h, w) float32 model input."""
-    pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+    pixels = to_tensor(image)
     if prep.do_resize:
-        size = prep.target_size(image.shape[0], image.shape[1])
-        if tuple(pixels.shape[-2:]) != size:
-            pixels = F.interpolate(pixels, size=size, mode="bilinear", antialias=True, align_corners=False)
-    x = pixels.to(torch.float32)
-    mean = torch.tensor(prep.image_mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(prep.image_std, dtype=torch.float32).view(1, -1, 1, 1)
-    if prep.do_rescale and prep.do_normalize:  # fused, as the torchvision backend does
-        return (x - mean * (1.0 / prep.rescale_factor)) / (std * (1.0 / prep.rescale_factor))
-    if prep.do_normalize:
-        return (x - mean) / std
-    return x * prep.rescale_factor if prep.do_rescale else x
+        pixels = resize_uint8(pixels, prep.target_size(image.shape[0], image.shape[1]))
+    return prep.normalization(pixels)

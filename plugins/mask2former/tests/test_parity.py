@@ -163,3 +163,47 @@ def test_stuff_fusion_on_structured_logits(reference, synthetic):
     assert len(expected) < len(_reference_segments(plain))  # something was fused
     _assert_same_segments(got, expected, size[0] * size[1])
     assert ours.fused.tolist() == [c in stuff for c in ours.class_ids.tolist()]
+
+
+def _full_size_panoptic(class_logits, mask_logits, size, threshold, mask_threshold, overlap):
+    """The reference's panoptic steps with every kept query upsampled to the image size: the
+    label map (segment ids, no fusion)."""
+    num_labels = class_logits.shape[-1] - 1
+    probs = torch.nn.functional.interpolate(mask_logits[None], size=postprocess.MASK_SIZE, mode="bilinear",
+                                            align_corners=False)[0].sigmoid()
+    scores, labels = class_logits.softmax(dim=-1).max(-1)
+    keep = labels.ne(num_labels) & (scores > threshold)
+    probs = torch.nn.functional.interpolate(probs[keep][None], size=size, mode="bilinear", align_corners=False)[0]
+    probs *= scores[keep].view(-1, 1, 1)
+    owner = probs.argmax(0)
+    label_map = torch.zeros(size, dtype=torch.int32)
+    segment = 0
+    for k in range(probs.shape[0]):
+        mask_k = owner == k
+        area, original = mask_k.sum(), (probs[k] >= mask_threshold).sum()
+        if area > 0 and original > 0 and (area / original).item() > overlap:
+            segment += 1
+            label_map[mask_k] = segment
+    return label_map
+
+
+@pytest.mark.parametrize("size", [(250, 333), (700, 500), (96, 128)])
+def test_panoptic_without_full_size_maps_equals_full_size_steps(synthetic, size):
+    class_logits, mask_logits = synthetic
+    expected = _full_size_panoptic(class_logits, mask_logits, size, 0.6, 0.5, 0.8)
+    ours = postprocess.panoptic(class_logits, mask_logits, size, threshold=0.6, mask_threshold=0.5,
+                                overlap_mask_area_threshold=0.8, label_ids_to_fuse=set())
+    assert int(expected.max()) >= 20
+    assert torch.equal(ours.label_map, expected)  # bit-exact owner map, areas and validity checks
+
+
+def test_panoptic_counts_pixels_at_or_above_the_mask_threshold(synthetic):
+    # a mask threshold that drops segments by their area ratio: the counts decide which survive
+    class_logits, mask_logits = synthetic
+    size = (250, 333)
+    expected = _full_size_panoptic(class_logits, mask_logits, size, 0.6, 0.1, 0.95)
+    ours = postprocess.panoptic(class_logits, mask_logits, size, threshold=0.6, mask_threshold=0.1,
+                                overlap_mask_area_threshold=0.95, label_ids_to_fuse=set())
+    loose = _full_size_panoptic(class_logits, mask_logits, size, 0.6, 0.1, 0.5)
+    assert 0 < int(expected.max()) < int(loose.max())  # the area test removed some segments
+    assert torch.equal(ours.label_map, expected)

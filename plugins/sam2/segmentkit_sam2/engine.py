@@ -6,9 +6,9 @@ encoder and mask decoder with the cached features (:meth:`Sam2Engine.decode`), n
 through the vision encoder again. The mask decoder is :class:`~.lean_decoder.LeanMaskDecoder`:
 transformers' decoder maths with the prompt-independent work done once per image.
 The image encoder is :class:`~.hiera.LeanImageEncoder` (transformers' Hiera + FPN maths
-without the per-image work the predictor never reads). ``precision="bf16"`` runs the
-first two stages of the encoder's backbone in bf16 (fp32 residual stream, layer norms,
-last two stages and neck) and the decoder's image-side matrix products on bf16 inputs
+without the per-image work the predictor never reads). ``precision="bf16"`` runs
+stages 0, 1 and 3 of the encoder's backbone in bf16 (fp32 residual stream, layer norms,
+stage 2 and neck; ``hiera.IMAGE_BF16_STAGES``) and the decoder's image-side matrix products on bf16 inputs
 (fp32 accumulation, everything else fp32: autocasting the whole decoder drifted to mask
 IoU 0.94 on the test model; this keeps it >= 0.99).
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from segmentkit.cards import ModelOptions
 
-from .hiera import LeanImageEncoder, bf16_fp32_blocks
+from .hiera import IMAGE_BF16_STAGES, LeanImageEncoder, bf16_fp32_blocks
 from .lean_decoder import DecoderImage, LeanMaskDecoder
 from .prompts import mask_only_points
 
@@ -61,7 +61,7 @@ class Sam2Engine:
         self.token = uuid.uuid4().hex
         self.input_size = int(model.config.prompt_encoder_config.image_size)
         self.mask_input_size = tuple(int(s) for s in model.prompt_encoder.mask_input_size)
-        self._encoder = LeanImageEncoder(model, torch.bfloat16, fp32_blocks=bf16_fp32_blocks(model)) \
+        self._encoder = LeanImageEncoder(model, torch.bfloat16, fp32_blocks=bf16_fp32_blocks(model, IMAGE_BF16_STAGES)) \
             if self.bf16 else LeanImageEncoder(model)
         with torch.inference_mode():
             image_pe = model.get_image_wide_positional_embeddings().to(self.device)

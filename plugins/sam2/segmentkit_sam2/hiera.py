@@ -17,7 +17,7 @@ engine's layout step, minus the work whose result the image predictor never read
 
 ``dtype=torch.bfloat16`` keeps bf16 copies of the weights and runs the backbone's
 linear layers and attention in bf16, except the blocks in ``fp32_blocks``; layer norms,
-residual sums and the neck stay fp32 (see :func:`bf16_fp32_blocks`).
+residual sums and the neck stay fp32 (see :func:`bf16_fp32_blocks` and :data:`IMAGE_BF16_STAGES`).
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ class LeanImageEncoder:
     """
 
     def __init__(self, model: Any, dtype: torch.dtype = torch.float32, fp32_blocks: Collection[int] = (),
-                 onednn: bool | None = None):
+                 onednn: bool | None = None, no_memory: bool = True):
         vision = model.vision_encoder
         backbone = vision.backbone
         config = model.config.vision_config
@@ -162,7 +162,8 @@ class LeanImageEncoder:
         decoder = model.mask_decoder
         self.conv_s0 = _Linear(_as_linear(decoder.conv_s0), torch.float32, onednn)
         self.conv_s1 = _Linear(_as_linear(decoder.conv_s1), torch.float32, onednn)
-        self.no_memory = model.no_memory_embedding.detach().reshape(-1).float()
+        # The image predictor adds the "no memory" embedding here; the tracker adds it (or memory) itself.
+        self.no_memory = model.no_memory_embedding.detach().reshape(-1).float() if no_memory else None
         if config.fpn_kernel_size != 1:
             raise ValueError("the lean SAM 2 encoder expects 1x1 neck convolutions")
 
@@ -188,20 +189,27 @@ class LeanImageEncoder:
         maps = outs[-self.levels:][::-1]  # high to low resolution
         hr0 = self.conv_s0(maps[0])
         hr1 = self.conv_s1(maps[1])
-        emb = maps[2] + self.no_memory
+        emb = maps[2] if self.no_memory is None else maps[2] + self.no_memory
         return tuple(m.permute(0, 3, 1, 2).float().contiguous() for m in (emb, hr0, hr1))
 
 
-def bf16_fp32_blocks(model: Any) -> tuple[int, ...]:
-    """Blocks kept in fp32 by ``precision="bf16"``: the last two stages (bf16 runs the first two).
+# Stages the image predictor runs in bf16 with ``precision="bf16"``. Measured on the full-size
+# random Hiera-Tiny (1024^2, 2 Zen 4 cores, 16 points x 3 masks; min final-mask IoU vs fp32, in
+# brackets with the bf16 mask decoder too; per-stage ms fp32 -> bf16):
+# stage 0 alone 0.9983, stage 1 0.9953, stage 2 0.9927, stage 3 0.9949 (188 -> 137, 285 -> 247,
+# 1261 -> 1110, 293 -> 131 ms); stages 0, 1 0.9951 (0.9917); 0, 1, 3 0.9935 (0.9902); every stage
+# 0.9905. Stage 2 (global attention, whose bf16 flash kernel is no faster than fp32 here) stays fp32.
+IMAGE_BF16_STAGES = (0, 1, 3)
 
-    Measured on the full-size random Hiera-Tiny (16 points x 3 masks, min final-mask IoU vs
-    fp32; in brackets with the bf16 mask decoder too): the last two stages fp32 0.9951
-    (0.9917); global-attention blocks + last stage fp32 0.9924 (0.9891), faster; every block
-    bf16 0.9906 (0.9876); transformers under bf16 autocast 0.986.
-    """
+
+def bf16_fp32_blocks(model: Any, bf16_stages: Collection[int] = (0, 1)) -> tuple[int, ...]:
+    """Blocks kept in fp32 when the stages ``bf16_stages`` run in bf16 (default: the first two,
+    what the video tracker uses; the image predictor uses :data:`IMAGE_BF16_STAGES`)."""
     backbone = model.vision_encoder.backbone
-    return tuple(range(int(backbone.stage_ends[1]) + 1, len(backbone.blocks)))
+    ends = [int(e) for e in backbone.stage_ends]
+    starts = [0] + [e + 1 for e in ends[:-1]]
+    return tuple(i for stage, (start, end) in enumerate(zip(starts, ends)) if stage not in bf16_stages
+                 for i in range(start, end + 1))
 
 
 def _as_linear(conv: torch.nn.Conv2d) -> torch.nn.Linear:

@@ -11,32 +11,20 @@ exporter (``dynamo=False``: no ``onnxscript`` needed):
   corners with labels 2 / 3, a padding token with label -1; the dense prompt comes from
   ``mask_input`` when ``has_mask_input`` is 1, else the learnt no-mask embedding.
 
-The cache folder is keyed by model id, the weights' identity (hub commit, or a content
-hash of a local checkpoint), the opset, the input size, torch's version and this file's
-format number: ``$SEGMENTKIT_CACHE/onnx/<id>/<key>/`` (``~/.cache/segmentkit`` by default).
-A folder is written under a temporary name and renamed into place with a
-``manifest.json`` holding each file's SHA-256; a folder whose files are missing or do not
-match the manifest is exported again.
+The graphs are kept in the verified export cache of :mod:`segmentkit.runtime.onnx`, keyed by
+model id, this file's format number, the weights' identity (hub commit, or a content hash
+of a local checkpoint), the input size, the opset and torch's version.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from segmentkit.weights import derived_cache_root, file_sha256
 
-log = logging.getLogger(__name__)
-
-FORMAT = 1  # bump when the exported graphs change
+FORMAT = 2  # bump when the exported graphs change (2: the kit's manifest)
 DEFAULT_OPSET = 17
 GRAPHS = ("encoder", "decoder_single", "decoder_multi")
 
@@ -95,57 +83,6 @@ class DecoderGraph(torch.nn.Module):
             high_resolution_features=[hr0, hr1],
         )
         return low_res, iou
-
-
-def cache_dir(model_id: str, identity: str, input_size: int, opset: int, root: Path | None = None) -> Path:
-    """The cache folder of one export."""
-    key = hashlib.blake2b(
-        json.dumps([FORMAT, identity, input_size, opset, torch.__version__]).encode(), digest_size=10
-    ).hexdigest()
-    return (root if root is not None else derived_cache_root("onnx")) / model_id / key
-
-
-def ensure_exported(folder: Path, model: Any, opset: int = DEFAULT_OPSET) -> dict[str, Path]:
-    """Paths of the verified graphs in ``folder``, exporting them from ``model`` first if needed."""
-    paths = {name: folder / f"{name}.onnx" for name in GRAPHS}
-    if verify(folder):
-        log.debug("reusing the ONNX export in %s", folder)
-        return paths
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        log.info("exporting SAM 2 to ONNX in %s", folder)
-        export_all(model, staging, opset)
-        manifest = {"format": FORMAT, "opset": opset, "torch": torch.__version__,
-                    "files": {p.name: file_sha256(p) for p in sorted(staging.glob("*.onnx"))}}
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)  # a corrupt or partial earlier export
-        try:
-            os.replace(staging, folder)
-        except OSError:  # another process renamed its export into place first
-            if not verify(folder):
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return paths
-
-
-def verify(folder: Path) -> bool:
-    """True when every graph in ``folder`` exists and matches the manifest's SHA-256."""
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        files = manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    if manifest.get("format") != FORMAT or set(files) != {f"{name}.onnx" for name in GRAPHS}:
-        return False
-    for name, expected in files.items():
-        path = folder / name
-        if not path.is_file() or file_sha256(path) != expected:
-            log.warning("cached ONNX file %s is missing or corrupt; exporting again", path)
-            return False
-    return True
 
 
 def export_all(model: Any, folder: Path, opset: int) -> None:

@@ -10,59 +10,17 @@ prompt encoder builds them.
 
 from __future__ import annotations
 
-import logging
-import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from segmentkit.runtime import onnx
 from segmentkit.weights import weights_identity
 
 from .engine import Decoded, ImageFeatures
 from .prompts import mask_only_points
-
-log = logging.getLogger(__name__)
-
-
-def physical_cores() -> int:
-    """Physical CPU cores available to this process (logical CPUs when unknown)."""
-    try:
-        allowed = os.sched_getaffinity(0)
-    except AttributeError:  # not Linux
-        allowed = set(range(os.cpu_count() or 1))
-    cores: set[tuple[str, str]] = set()
-    try:
-        for cpu in allowed:
-            topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-            cores.add(((topo / "physical_package_id").read_text().strip(), (topo / "core_id").read_text().strip()))
-    except OSError:
-        return max(1, len(allowed))
-    return max(1, len(cores))
-
-
-def session_options(intra_op_threads: int | None = None) -> Any:
-    """ONNX Runtime session options: sequential execution, ``intra_op_threads`` (default:
-    physical cores), one inter-op thread, every graph optimisation."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = intra_op_threads or physical_cores()
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3  # shape-merge notes on the Hiera graph are harmless
-    return opts
-
-
-def providers(device: str) -> list[str]:
-    """CUDA first when the device asks for it and this onnxruntime has it; CPU always."""
-    import onnxruntime as ort
-
-    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
 
 
 class OrtSam2Engine:
@@ -70,18 +28,12 @@ class OrtSam2Engine:
 
     def __init__(self, graphs: dict[str, Path], *, input_size: int, mask_input_size: tuple[int, int],
                  device: str = "cpu", intra_op_threads: int | None = None):
-        import onnxruntime as ort
-
         self.device = torch.device("cpu")  # outputs come back as CPU tensors
         self.token = uuid.uuid4().hex
         self.input_size = int(input_size)
         self.mask_input_size = tuple(int(s) for s in mask_input_size)
-        opts = session_options(intra_op_threads)
-        prov = providers(device)
-        self.sessions = {name: ort.InferenceSession(str(path), sess_options=opts, providers=prov)
-                         for name, path in graphs.items()}
+        self.sessions = {name: onnx.session(path, device, intra_op_threads) for name, path in graphs.items()}
         self._no_mask = np.zeros((1, 1, *self.mask_input_size), dtype=np.float32)
-        log.debug("ONNX Runtime sessions for %s with %d intra-op threads", sorted(graphs), opts.intra_op_num_threads)
 
     def encode(self, pixel_values: torch.Tensor, original_size: tuple[int, int]) -> ImageFeatures:
         """Run the exported vision encoder on (1, 3, S, S) pixel values."""
@@ -147,7 +99,7 @@ def load_ort_engine(model_id: str, weights: Path, model: Any, *, device: str = "
 
     opset = opset or onnx_export.DEFAULT_OPSET
     input_size = int(model.config.prompt_encoder_config.image_size)
-    folder = onnx_export.cache_dir(model_id, weights_identity(weights), input_size, opset)
-    graphs = onnx_export.ensure_exported(folder, model, opset)
+    folder = onnx.export_dir(model_id, [onnx_export.FORMAT, weights_identity(weights), input_size, opset])
+    graphs = onnx.ensure_exported(folder, onnx_export.GRAPHS, lambda staging: onnx_export.export_all(model, staging, opset))
     return OrtSam2Engine(graphs, input_size=input_size, mask_input_size=tuple(model.prompt_encoder.mask_input_size),
                          device=device, intra_op_threads=intra_op_threads)

@@ -2,7 +2,7 @@
 
 - Images: uint8 (H, W, 3) -> uint8 NCHW bilinear resize with antialiasing to S x S
   (aspect not kept), then the fused rescale + ImageNet normalisation of transformers'
-  torchvision backend: ``(x - mean * 255) / (std * 255)`` in float32.
+  torchvision backend (both from :mod:`segmentkit.runtime.pixels`).
 - Prompts: pixel coordinates scaled by ``S / W`` and ``S / H`` (``Sam2Processor``).
 - Masks: low-res logits upsampled straight to the image size in one bilinear step
   (``align_corners=False``), as ``Sam2ImageProcessor.post_process_masks`` does.
@@ -15,36 +15,18 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-_RESCALE = 1 / 255
-
-
-def _fused_mean_std() -> tuple[torch.Tensor, torch.Tensor]:
-    # transformers fuses rescale into normalisation: mean / rescale, std / rescale (float32).
-    mean = torch.tensor(IMAGENET_MEAN) * (1.0 / _RESCALE)
-    std = torch.tensor(IMAGENET_STD) * (1.0 / _RESCALE)
-    return mean[:, None, None], std[:, None, None]
-
-
-_MEAN, _STD = _fused_mean_std()
-
+from segmentkit.runtime import pixels
 
 def resize_uint8(image_uint8_hwc: np.ndarray, size: int) -> torch.Tensor:
     """(1, 3, S, S) uint8: torch's antialiased bilinear kernel on the uint8 image."""
-    tensor = torch.from_numpy(np.require(image_uint8_hwc, requirements=("C", "W"))).permute(2, 0, 1).unsqueeze(0)
-    if tensor.shape[-2:] == (size, size):
-        return tensor.contiguous()
-    return F.interpolate(tensor.contiguous(), size=(size, size), mode="bilinear", antialias=True)
+    return pixels.resize_uint8(pixels.to_tensor(image_uint8_hwc), (size, size)).contiguous()
 
 
 def preprocess_image(image_uint8_hwc: np.ndarray, size: int = 1024) -> torch.Tensor:
     """(1, 3, S, S) float32 pixel values for an (H, W, 3) uint8 RGB image."""
     if image_uint8_hwc.dtype != np.uint8 or image_uint8_hwc.ndim != 3 or image_uint8_hwc.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) uint8 image, got {image_uint8_hwc.dtype} {image_uint8_hwc.shape}")
-    resized = resize_uint8(image_uint8_hwc, size)
-    return (resized.to(torch.float32) - _MEAN) / _STD
+    return pixels.IMAGENET(resize_uint8(image_uint8_hwc, size))
 
 
 def _float32(values: torch.Tensor | np.ndarray | Sequence) -> torch.Tensor:

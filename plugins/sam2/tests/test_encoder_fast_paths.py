@@ -14,7 +14,9 @@ import pytest
 import torch
 from segmentkit import Box, Point
 from segmentkit_sam2 import hiera
-from segmentkit_sam2.hiera import LeanImageEncoder, bf16_fp32_blocks
+from segmentkit_sam2.engine import Sam2Engine
+from segmentkit_sam2.hiera import IMAGE_BF16_STAGES, LeanImageEncoder, bf16_fp32_blocks
+from segmentkit_sam2.options import Sam2Options
 
 MODEL_ID = "sam2.1-hiera-tiny"
 
@@ -53,7 +55,8 @@ def test_lean_encoder_matches_transformers(reference_model, pixel_values, onednn
         torch.testing.assert_close(o, r, rtol=1e-4, atol=1e-5 * scale, msg=name)
 
 
-def test_bf16_encoder_is_close_and_fp32_out(reference_model, pixel_values) -> None:
+@pytest.mark.parametrize("stages", [(0, 1), IMAGE_BF16_STAGES])
+def test_bf16_encoder_is_close_and_fp32_out(reference_model, pixel_values, stages) -> None:
     # random tiny weights give near-uniform attention; 8x larger q, k, v make it sharp enough that
     # a wrong softmax scale in the bf16 window attention shows (relative error 0.16 vs 0.004)
     model = copy.deepcopy(reference_model)
@@ -62,17 +65,21 @@ def test_bf16_encoder_is_close_and_fp32_out(reference_model, pixel_values) -> No
             block.attn.qkv.weight.mul_(8.0)
     ref = transformers_features(model, pixel_values)
     with torch.inference_mode():
-        ours = LeanImageEncoder(model, torch.bfloat16, fp32_blocks=bf16_fp32_blocks(model))(pixel_values)
+        ours = LeanImageEncoder(model, torch.bfloat16, fp32_blocks=bf16_fp32_blocks(model, stages))(pixel_values)
     for name, o, r in zip(("embedding", "high_res_0", "high_res_1"), ours, ref):
         assert o.dtype == torch.float32, name
         error = float((o - r).abs().max() / r.abs().max())
         assert 0 < error <= 0.02, f"{name}: relative error {error:.4f}"  # 0: bf16 did not run
 
 
-def test_bf16_runs_the_first_two_stages_only(reference_model) -> None:
+def test_bf16_stages(reference_model) -> None:
     backbone = reference_model.vision_encoder.backbone  # tiny: blocks per stage 1, 1, 2, 1
     assert list(backbone.stage_ends) == [0, 1, 3, 4]
-    assert bf16_fp32_blocks(reference_model) == (2, 3, 4)
+    assert bf16_fp32_blocks(reference_model) == (2, 3, 4)  # the tracker: the first two stages
+    assert bf16_fp32_blocks(reference_model, IMAGE_BF16_STAGES) == (2, 3)  # the image predictor: all but stage 2
+    engine = Sam2Engine(reference_model, Sam2Options(precision="bf16"))
+    assert [block.qkv.weight.dtype for block, _ in engine._encoder.blocks] == [torch.bfloat16] * 2 + \
+        [torch.float32] * 2 + [torch.bfloat16]
     encoder = LeanImageEncoder(reference_model, torch.bfloat16, fp32_blocks=(2, 3, 4))
     assert [block.qkv.weight.dtype for block, _ in encoder.blocks] == [torch.bfloat16] * 2 + [torch.float32] * 3
 

@@ -17,6 +17,7 @@ from segmentkit.errors import OptionsError
 
 pytest.importorskip("onnxruntime")
 
+from segmentkit.runtime import onnx
 from segmentkit_sam2 import onnx_export
 from segmentkit_sam2.ort_engine import OrtSam2Engine, load_ort_engine, point_tokens
 
@@ -163,11 +164,11 @@ def test_corrupt_export_is_rebuilt(ort_prompter, onnx_cache, sam2_weights_small:
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte, same size
     target.write_bytes(bytes(data))
-    assert not onnx_export.verify(folder)
+    assert not onnx.verify(folder, onnx_export.GRAPHS)
     calls = _export_counter(monkeypatch)
     engine = load_ort_engine(MODEL_ID, sam2_weights_small, _image_model(sam2_weights_small), intra_op_threads=1)
     assert calls and len(calls) == 1
-    assert onnx_export.verify(folder)
+    assert onnx.verify(folder, onnx_export.GRAPHS)
     assert engine.sessions["decoder_single"].get_session_options().intra_op_num_threads == 1
     emb = ort_prompter.embed(photo)
     ref = ort_prompter.engine.decode(emb.data, torch.tensor([[[[100.0, 80.0]]]]), torch.ones(1, 1, 1, dtype=torch.int64),

@@ -7,6 +7,7 @@ the same function; the head's work drops from 10.4 to 1.8 GFLOP on B0 at 512x512
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,17 @@ from segmentkit import ModelCard, Segmentation
 from segmentkit.checkpoints import labels_from_config, read_config
 from segmentkit.errors import OptionsError, TaskError, WeightsUnavailableError
 from segmentkit.io.image import load_image
+from segmentkit.runtime import onnx
+from segmentkit.runtime.upsample import upsample_argmax
 from segmentkit.weights import resolve_weights, weights_identity
 
-from . import onnx_cache
 from .fused import FoldedSegformer
-from .processing import Preprocessing, plan_windows, preprocess, sliding_logits, upsample_argmax
+from .processing import Preprocessing, plan_windows, preprocess, sliding_logits
 from .specs import SegformerOptions
 
 log = logging.getLogger(__name__)
 OUTPUT_STRIDE = 4  # SegFormer's logits are 1/4 of its input
+EXPORT_FORMAT = 3  # bump when the export changes (2: folded decode head; 3: manifest-verified folder)
 
 
 class SegformerSegmenter:
@@ -107,19 +110,18 @@ class SegformerSegmenter:
         return folded.to(torch.device(self.options.device), memory_format=torch.channels_last)
 
     def _load_session(self) -> Any:
-        size = self.preprocessing.size
-        folder = onnx_cache.cache_dir(
-            onnx_cache.cache_root(self.options.onnx_cache), self.card.id,
-            weights_identity(self.folder), size, self.options.onnx_opset,
-        )
-        return onnx_cache.load_or_export(folder, self._export, _providers(self.options.device),
-                                         self.options.ort_threads)
+        folder = onnx.export_dir(self.card.id, [EXPORT_FORMAT, weights_identity(self.folder),
+                                                list(self.preprocessing.size), self.options.onnx_opset],
+                                 self.options.onnx_cache)
+        graphs = onnx.ensure_exported(folder, ["model"], lambda staging: self._export(staging / "model.onnx"))
+        return onnx.session(graphs["model"], self.options.device, self.options.ort_threads)
 
     def _export(self, target: Path) -> None:
         model = self._torch_model if self._torch_model is not None else self._load_torch()
         model = model.to("cpu", memory_format=torch.contiguous_format)
         example = torch.zeros(1, 3, *self.preprocessing.size)
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 model, (example,), str(target), input_names=["pixel_values"],
                 output_names=["logits"], dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}},
@@ -128,10 +130,3 @@ class SegformerSegmenter:
         if self._torch_model is not None:
             self._torch_model.to(torch.device(self.options.device), memory_format=torch.channels_last)
 
-
-def _providers(device: str) -> list[str]:
-    import onnxruntime
-
-    if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]

@@ -42,8 +42,8 @@ def test_export_is_reused_and_keyed_by_weights(checkpoint, tmp_path, count_expor
     _load(checkpoint, tmp_path)
     assert len(count_exports) == 1
     exported = list(tmp_path.glob("segformer-b0-ade/*/model.onnx"))
-    assert len(exported) == 1 and (exported[0].parent / "meta.json").is_file()
-    assert not list(tmp_path.rglob(".export-*"))  # no temporary file left behind
+    assert len(exported) == 1 and (exported[0].parent / "manifest.json").is_file()
+    assert [p.name for p in tmp_path.glob("segformer-b0-ade/*")] == [exported[0].parent.name]  # no staging left
     _load(checkpoint, tmp_path, onnx_opset=18)  # another opset is another export
     assert len(count_exports) == 2
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from segmentkit_segformer.processing import plan_windows, preprocess, resize, to_tensor
+from segmentkit.runtime.pixels import resize_uint8, to_tensor
+from segmentkit_segformer.processing import plan_windows, preprocess
 
 # Enlarged to the 256x256 input: Pillow's resize (the reference here) and torch's agree exactly.
 ENLARGED = [(180, 240), (97, 131), (256, 200)]
@@ -40,7 +41,7 @@ def test_sliding_window_matches_hand_averaged_transformers_logits(segmenter, ref
     layout = plan_windows(image.shape[:2], segmenter.preprocessing.size, segmenter.options.window_overlap)
     assert layout is not None and len(layout.offsets) >= 3
     # The reference: transformers' processor (no resize) + model on each window, logits averaged here.
-    scaled = resize(to_tensor(image), layout.scaled)[0].permute(1, 2, 0).numpy()
+    scaled = resize_uint8(to_tensor(image), layout.scaled)[0].permute(1, 2, 0).numpy()
     total = np.zeros((150, layout.scaled[0] // 4, layout.scaled[1] // 4), dtype=np.float64)
     count = np.zeros(total.shape[1:])
     for y, x in layout.offsets:
@@ -56,43 +57,6 @@ def test_sliding_window_matches_hand_averaged_transformers_logits(segmenter, ref
     assert result.label_map.shape == image.shape[:2]
     assert np.mean(result.label_map == expected) >= 0.999
     assert np.mean(segmenter.segment(image).label_map == expected) < 0.9  # a different computation
-
-
-def _assert_argmax_of_interpolation(label_maps: list[np.ndarray], logits: torch.Tensor,
-                                    size: tuple[int, int]) -> None:
-    """Each map is ``post_process_semantic_segmentation``'s argmax of the bilinear upsampling: equal
-    nearly everywhere, and where not, a class whose upsampled value is within float rounding of the maximum."""
-    upsampled = torch.nn.functional.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
-    expected, best = upsampled.argmax(0), upsampled.amax(0)
-    tolerance = 1e-6 * (1 + float(logits.abs().max()))
-    for label_map in label_maps:
-        assert label_map.dtype == np.int32 and label_map.shape == size
-        ours = torch.from_numpy(label_map)
-        assert bool((upsampled.gather(0, ours.long()[None])[0] >= best - tolerance).all())
-        assert float((ours == expected).float().mean()) >= 0.9999
-
-
-@pytest.mark.parametrize("size", [(301, 411), (97, 131), (20, 700), (1, 1)])
-def test_upsample_argmax_is_argmax_of_interpolation(size):
-    from segmentkit_segformer.processing import upsample_argmax
-
-    torch.manual_seed(0)
-    smooth = torch.nn.functional.avg_pool2d(torch.randn(1, 150, 38, 54), 3, stride=1)[0] * 4
-    flat = torch.randn(150, 36, 52) * 0.02  # random-weight-like: many classes can win in each cell
-    ties = torch.randint(0, 3, (19, 36, 52)).float()  # exact ties everywhere
-    for logits in (smooth, flat, ties, torch.zeros(7, 36, 52)):
-        chunked = [upsample_argmax(logits.numpy(), size, chunk_elements=c) for c in (1 << 20, 2000)]
-        _assert_argmax_of_interpolation(chunked, logits, size)
-    assert not upsample_argmax(np.zeros((7, 36, 52)), size).any()  # a tie goes to the lowest id
-
-
-def test_upsample_argmax_reads_channels_last_logits():
-    from segmentkit_segformer.processing import upsample_argmax
-
-    torch.manual_seed(1)
-    logits = torch.randn(150, 40, 30) * 0.02
-    strided = logits.permute(1, 2, 0).contiguous().permute(2, 0, 1)  # what the folded model returns
-    _assert_argmax_of_interpolation([upsample_argmax(strided.numpy(), (333, 250))], logits, (333, 250))
 
 
 def test_folded_head_logits_match_transformers():
