@@ -1,11 +1,13 @@
 """Benchmark: SAM 2 video tracking, segmentkit's tracker vs transformers' own, same run.
 
-1. Throughput and peak RSS. Full-size hiera-tiny (random weights, 1024 input, the
-   transformers default config) tracks one object through ``--frames`` frames of a
-   ``--height`` x ``--width`` synthetic clip: segmentkit (``tracker.start(frames)``,
-   ``add_prompts``, ``propagate``) against ``Sam2VideoModel`` + ``Sam2VideoInferenceSession``
+1. Throughput, agreement and peak RSS. Full-size hiera-tiny (random weights with the
+   object-score head biased, 1024 input, the transformers default config) tracks one
+   object through ``--frames`` frames of a ``--height`` x ``--width`` synthetic clip:
+   segmentkit (``tracker.start(frames)``, ``add_prompts``, ``propagate``; fp32, bf16, and
+   bf16 with 3 memory frames) against ``Sam2VideoModel`` + ``Sam2VideoInferenceSession``
    as its docs use it (the whole clip preprocessed up front, then
-   ``propagate_in_video_iterator``). Each side runs in its own subprocess so that peak
+   ``propagate_in_video_iterator``); ratios and the worst per-frame mask IoU against
+   transformers come from the same run. Each side runs in its own subprocess so that peak
    RSS (VmHWM) is its own; frames/s excludes model loading.
 2. Memory on a long stream. The same architecture at a reduced input size
    (``--stream-size``, default 256) is fed ``--stream-frames`` (default 1,000) frames one
@@ -68,8 +70,10 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         import segmentkit as sk
         from segmentkit.registry import Registry
 
-        tracker = Registry().load(MODEL, role="tracker", weights=args.weights)
-        model = tracker.model
+        options = {"precision": args.precision}
+        if args.memory_frames:
+            options["memory_frames"] = args.memory_frames
+        tracker = Registry().load(MODEL, role="tracker", weights=args.weights, **options)
     else:
         from segmentkit_sam2.video_testing import ReferenceTracker
         from transformers import Sam2VideoModel
@@ -77,17 +81,21 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         model = Sam2VideoModel.from_pretrained(args.weights).eval()
     base = status_mb("VmRSS")
     curve: list[tuple[int, float]] = []
+    masks: dict[int, Any] = {}
     start = time.perf_counter()
     if args.mode == "clip":
+        from segmentkit import rle
+
         if args.side == "ours":
             with tracker.start(frames) as session:
                 session.add_prompts(0, 1, [sk.Point(*point)])
-                done = sum(1 for _ in session.propagate())
+                masks = {fm.frame_index: rle.encode(fm.masks.masks[0]) for fm in session.propagate()}
         else:
             ref = ReferenceTracker(model, frames)
             ref.add(0, 1, points=[point], labels=[1])
             ref.run(0)
-            done = sum(1 for _ in ref.propagate())
+            masks = {frame: rle.encode(by_id[1]) for frame, by_id in ref.propagate()}
+        done = len(masks)
     else:  # stream
         if args.side == "ours":
             session = tracker.start(stream=True)
@@ -108,13 +116,14 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         done = len(frames)
     seconds = time.perf_counter() - start
     return {"side": args.side, "frames": done, "seconds": seconds, "fps": done / seconds,
-            "peak_rss_mb": status_mb("VmHWM"), "rss_after_load_mb": base, "curve": curve}
+            "peak_rss_mb": status_mb("VmHWM"), "rss_after_load_mb": base, "curve": curve, "masks": masks}
 
 
 def run_worker(side: str, mode: str, weights: Path, count: int, height: int, width: int,
-               threads: int) -> dict[str, Any]:
+               threads: int, *extra: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", side, "--mode", mode, "--weights", str(weights),
-           "--count", str(count), "--height", str(height), "--width", str(width), "--threads", str(threads)]
+           "--count", str(count), "--height", str(height), "--width", str(width), "--threads", str(threads),
+           *extra]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TRANSFORMERS_VERBOSITY": "error"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
@@ -140,28 +149,39 @@ def main() -> None:
     parser.add_argument("--mode", choices=("clip", "stream"))
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--count", type=int)
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--memory-frames", type=int, default=0)
     args = parser.parse_args()
     if args.worker:
         args.side = args.worker
         print(json.dumps(worker(args)))
         return
 
+    from segmentkit import rle
+    from segmentkit.testing.compare import iou
     from segmentkit_sam2.video_testing import build_tiny_video_checkpoint
 
+    print(f"load average: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(f"CPU: {cpu_name()} ({os.cpu_count()} cores), torch threads: {args.threads}")
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_clip:
             weights = build_tiny_video_checkpoint(Path(tmp) / "full-1024", image_size=1024, full=True)
             print(f"\n1. full-size hiera-tiny (random weights), 1024 input, {args.frames} frames of "
                   f"{args.width}x{args.height}, one object")
-            results = {side: run_worker(side, "clip", weights, args.frames, args.height, args.width, args.threads)
-                       for side in ("reference", "ours")}
-            ref, ours = results["reference"], results["ours"]
-            print(f"{'':14}{'frames/s':>10}{'peak RSS MB':>14}{'RSS after load':>16}")
-            for name, r in (("transformers", ref), ("segmentkit", ours)):
-                print(f"{name:14}{r['fps']:>10.3f}{r['peak_rss_mb']:>14.0f}{r['rss_after_load_mb']:>16.0f}")
-            print(f"ratio (segmentkit / transformers): speed {ours['fps'] / ref['fps']:.2f}x, "
-                  f"peak RSS {ours['peak_rss_mb'] / ref['peak_rss_mb']:.2f}x")
+            sides = {
+                "transformers": ("reference",),
+                "segmentkit fp32": ("ours", "--precision", "fp32"),
+                "segmentkit bf16": ("ours", "--precision", "bf16"),
+                "bf16, 3 memory frames": ("ours", "--precision", "bf16", "--memory-frames", "3"),
+            }
+            results = {name: run_worker(side[0], "clip", weights, args.frames, args.height, args.width,
+                                        args.threads, *side[1:]) for name, side in sides.items()}
+            ref = results["transformers"]
+            print(f"{'':24}{'frames/s':>10}{'ratio':>8}{'min IoU':>9}{'peak RSS MB':>13}")
+            for name, r in results.items():
+                worst = min(iou(rle.decode(r["masks"][f]), rle.decode(m)) for f, m in ref["masks"].items())
+                print(f"{name:24}{r['fps']:>10.3f}{r['fps'] / ref['fps']:>7.2f}x{worst:>9.4f}"
+                      f"{r['peak_rss_mb']:>13.0f}")
         if not args.skip_stream:
             size = args.stream_size
             weights = build_tiny_video_checkpoint(Path(tmp) / f"full-{size}", image_size=size, full=True)

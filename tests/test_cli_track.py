@@ -95,6 +95,8 @@ def test_json_is_quiet_and_formats_are_checked(clip, scenes, tmp_path):
     assert len((tmp_path / "out" / "mots.txt").read_text().splitlines()) == FRAMES
     done = segmentkit("track", clip, "--point", point(scenes), "--format", "gif", "--out", tmp_path / "x")
     assert done.returncode == 2 and "unknown format gif" in done.stderr
+    done = segmentkit("track", clip, "--point", point(scenes), "--format", "mots")
+    assert done.returncode == 2 and "--format" in done.stderr and "needs --out DIR" in done.stderr
 
 
 @pytest.fixture

@@ -79,6 +79,17 @@ def test_every_method_over_stdio(tmp_path: Path) -> None:
         lines = (tmp_path / "export" / "mots.txt").read_text().splitlines()
         assert [line.split()[:3] for line in lines] == [[str(i), "1003", "1"] for i in range(5)]
         assert sk.video_cancel(session) is False
+        sk.video_add_prompt(session, 2, 4, point=(1, 1))
+        both = list(sk.video_propagate(session, start=2, direction="both"))
+        assert [f.frame for f in both] == [2, 3, 4, 1, 0]
+        saved = sk.video_save(session, tmp_path / "session.npz")
+        assert sk.video_remove_object(session, 3) == [4]
+        sk.video_reset(session)
+        with pytest.raises(RpcError):
+            list(sk.video_propagate(session))  # no objects left
+        restored = sk.video_restore(saved)
+        assert list(sk.video_propagate(restored, start=2, direction="both")) == both
+        sk.video_close(restored)
         sk.video_close(session)
         with pytest.raises(RpcError) as info:
             sk.video_add_prompt(session, 0, 3, point=(1, 1))

@@ -22,7 +22,7 @@ UNPINNED = {
     *(f"nvidia/segformer-{b}-finetuned-ade-512-512" for b in ("b1", "b2", "b4")),
     *(f"nvidia/segformer-{b}-finetuned-cityscapes-1024-1024" for b in ("b3", "b4", "b5")),
     *(f"facebook/mask2former-swin-{name}" for name in (
-        "tiny-coco-panoptic", "small-coco-panoptic", "tiny-coco-instance", "small-coco-instance",
+        "small-coco-panoptic", "tiny-coco-instance", "small-coco-instance",
         "large-coco-instance", "tiny-ade-semantic", "small-ade-semantic", "base-IN21k-ade-semantic",
         "large-ade-semantic", "small-cityscapes-semantic", "base-IN21k-cityscapes-semantic",
         "large-cityscapes-semantic", "tiny-cityscapes-panoptic", "small-cityscapes-panoptic",

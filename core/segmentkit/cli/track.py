@@ -92,6 +92,8 @@ def track_command(
             prompts[(frame, object_id)].append(prompt)
     if not prompts:
         raise PromptError("no prompt given: pass --point F:X,Y, --neg F:X,Y or --box F:X0,Y0,X1,Y1")
+    if formats and out is None:
+        raise typer.BadParameter("needs --out DIR to write into", param_hint="'--format'")
     chosen = parse_formats(formats, VIDEO_FORMATS) if formats else default_formats()
     frames = open_video(video)  # unreadable video or a prompt past its end: fail before loading a model
     for frame, _ in prompts:

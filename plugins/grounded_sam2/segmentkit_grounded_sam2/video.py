@@ -17,6 +17,7 @@ from segmentkit.cards import ModelCard
 from segmentkit.errors import SessionError
 from segmentkit.io import load_image
 from segmentkit.io.video import open_video
+from segmentkit.session_files import restore_session
 from segmentkit.sessions import TrackingSession
 from segmentkit.types import Box, FrameMasks, Masks, Text
 
@@ -36,6 +37,10 @@ class GroundedTracker:
         if stream == (source is not None):
             raise SessionError("start a session with a video source, or with stream=True for pushed frames")
         return GroundedSession(self.parts, self.options, source, model_id=self.card.id)
+
+    def restore(self, path: Any, source: Any = None) -> "GroundedSession":
+        """A session saved with ``session.save(path)``, over its video (or ``source``), ready to continue."""
+        return restore_session(self, path, source)
 
 
 class GroundedSession(TrackingSession):
@@ -119,6 +124,20 @@ class GroundedSession(TrackingSession):
 
     def _release(self) -> None:
         self._inner.close()
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta, arrays = self._inner._state()
+        return {"tracker": meta, "tracker_objects": self._inner.object_ids, "text": self._text,
+                "first_frame": self._first_frame, "labels": [[k, v] for k, v in self._labels.items()],
+                "classes": self._classes, "pushed": self._pushed}, arrays
+
+    def _load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        for object_id in meta["tracker_objects"]:
+            self._inner.objects.add(object_id)
+        self._inner._load_state(meta["tracker"], arrays)
+        self._text, self._first_frame, self._pushed = meta["text"], meta["first_frame"], meta["pushed"]
+        self._labels = {int(k): v for k, v in meta["labels"]}
+        self._classes = list(meta["classes"])
 
     # ---------------------------------------------------------------- internals
 

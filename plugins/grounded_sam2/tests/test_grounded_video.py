@@ -8,6 +8,7 @@ and adds objects that appear later.
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import segmentkit as sk
 from segmentkit import ModelCard, ModelOptions, ModelSpec, hookimpl
@@ -115,6 +116,13 @@ class ColourSession(TrackingSession):
     def _clear(self):
         self.colours.clear()
 
+    def _state(self):
+        ids = sorted(self.colours)
+        return {"ids": ids}, {"colours": np.array([self.colours[i] for i in ids]).reshape(-1, 3)}
+
+    def _load_state(self, meta, arrays):
+        self.colours = dict(zip(meta["ids"], arrays["colours"]))
+
 
 def _card(model_id, roles, tasks):
     return ModelCard(id=model_id, family="test", roles=roles, tasks=tasks, license="MIT",
@@ -211,6 +219,24 @@ def test_manual_correction_and_remove(grounded):
     # The query still names the red square, so the grounder finds it again under a new id on the
     # next detection frame (8: every 4 frames from the query's frame 0).
     assert again[0].object_ids == [7, 8] and session.labels == {7: "object", 8: "a red square"}
+
+
+def test_save_and_restore_keep_ids_labels_and_detection(grounded, tmp_path):
+    video = tmp_path / "clip"
+    video.mkdir()
+    for t in range(N_FRAMES):
+        Image.fromarray(frame(t)).save(video / f"{t:02d}.png")
+    with grounded.start(video) as session:
+        session.add_prompts(0, 0, [sk.Text(TEXT)])
+        list(session.propagate(max_frames=6))
+        saved = session.save(tmp_path / "grounded.npz")
+        rest = list(session.propagate(5))
+    with grounded.restore(saved) as again:
+        assert again.labels == {1: "a red square"}
+        resumed = list(again.propagate(5))
+    check_track(resumed, range(5, N_FRAMES))
+    assert [(r.object_ids, r.masks.labels) for r in resumed] == [(r.object_ids, r.masks.labels) for r in rest]
+    assert all(np.array_equal(a.masks.masks, b.masks.masks) for a, b in zip(resumed, rest))
 
 
 def test_closed_session_is_an_error(grounded):

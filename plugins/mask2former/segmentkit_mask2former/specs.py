@@ -20,7 +20,7 @@ LOADER = "segmentkit_mask2former.model:Mask2FormerSegmenter"
 _UNPINNED = "main"  # no commit hash of this repository could be found offline; pin one when known
 # The commit each hub repository is pinned to (`segmentkit pull --revision` chooses another).
 REVISIONS = {
-    "facebook/mask2former-swin-tiny-coco-panoptic": _UNPINNED,
+    "facebook/mask2former-swin-tiny-coco-panoptic": "df6b1142ff50c3276559d9d78f35f6a579c75a77",
     "facebook/mask2former-swin-small-coco-panoptic": _UNPINNED,
     "facebook/mask2former-swin-base-coco-panoptic": "d14773b92666b4f3a984edbf34a86ce724b06dc8",
     "facebook/mask2former-swin-large-coco-panoptic": "85b535928a783691eaf27467a573b26d543336ea",

@@ -139,7 +139,7 @@ class LeanImageEncoder:
     """
 
     def __init__(self, model: Any, dtype: torch.dtype = torch.float32, fp32_blocks: Collection[int] = (),
-                 onednn: bool | None = None):
+                 onednn: bool | None = None, no_memory: bool = True):
         vision = model.vision_encoder
         backbone = vision.backbone
         config = model.config.vision_config
@@ -162,7 +162,8 @@ class LeanImageEncoder:
         decoder = model.mask_decoder
         self.conv_s0 = _Linear(_as_linear(decoder.conv_s0), torch.float32, onednn)
         self.conv_s1 = _Linear(_as_linear(decoder.conv_s1), torch.float32, onednn)
-        self.no_memory = model.no_memory_embedding.detach().reshape(-1).float()
+        # The image predictor adds the "no memory" embedding here; the tracker adds it (or memory) itself.
+        self.no_memory = model.no_memory_embedding.detach().reshape(-1).float() if no_memory else None
         if config.fpn_kernel_size != 1:
             raise ValueError("the lean SAM 2 encoder expects 1x1 neck convolutions")
 
@@ -188,7 +189,7 @@ class LeanImageEncoder:
         maps = outs[-self.levels:][::-1]  # high to low resolution
         hr0 = self.conv_s0(maps[0])
         hr1 = self.conv_s1(maps[1])
-        emb = maps[2] + self.no_memory
+        emb = maps[2] if self.no_memory is None else maps[2] + self.no_memory
         return tuple(m.permute(0, 3, 1, 2).float().contiguous() for m in (emb, hr0, hr1))
 
 

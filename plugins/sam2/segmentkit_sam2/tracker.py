@@ -12,6 +12,7 @@ from segmentkit.roles import VideoSource
 from segmentkit.session_files import restore_session
 
 from .loading import load_sam2_config_and_weights
+from .video_fast import lean_view
 from .video_options import Sam2TrackerOptions
 from .video_session import Sam2TrackingSession
 
@@ -27,6 +28,8 @@ class Sam2Tracker:
         if self.options.runtime not in (None, "torch"):
             raise OptionsError(f"{card.id!r} tracks on torch only, not runtime {self.options.runtime!r}")
         self.model = load_video_model(card, self.options)
+        self._fast = lean_view(self.model, bf16=self.options.precision == "bf16",
+                               memory_frames=self.options.memory_frames)
 
     def start(self, source: VideoSource | None = None, *, stream: bool = False) -> Sam2TrackingSession:
         """A session over ``source`` (video file, frame folder or image sequence), or with
@@ -39,7 +42,7 @@ class Sam2Tracker:
             if source is None:
                 raise SessionError("start() needs a video file, a frame folder or frames (or stream=True)")
             frames = open_video(source, cache_frames=self.options.cache_frames)
-        return Sam2TrackingSession(self.model, frames, self.options, model_id=self.card.id)
+        return Sam2TrackingSession(self._fast, frames, self.options, model_id=self.card.id)
 
     def restore(self, path: Any, source: VideoSource | None = None) -> Sam2TrackingSession:
         """A session saved with ``session.save(path)``, over its video (or ``source``), ready to continue."""

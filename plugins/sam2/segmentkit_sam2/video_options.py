@@ -16,3 +16,8 @@ class Sam2TrackerOptions(ModelOptions):
                     "recent frames, the only ones prompts can still be added to).",
     )
     max_objects: int = Field(default=64, ge=1, description="Most objects one session tracks.")
+    memory_frames: int | None = Field(
+        default=None, ge=1,
+        description="Recent tracked frames in each object's memory (default: the checkpoint's, 6 for SAM 2.1). "
+                    "Fewer is faster (memory attention's cost grows with it) and less accurate on long motion.",
+    )

@@ -26,6 +26,7 @@ from segmentkit.types import FrameMasks, Masks
 from .preprocess import upscale_masks
 from .video_options import Sam2TrackerOptions
 from .video_prompts import VideoPrompt, encode_video_prompts
+from .video_saving import load_into, state_of
 from .video_state import TrackState
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ class Sam2TrackingSession(TrackingSession):
         self.options = options
         self._model = model
         self._device = torch.device(options.device)
-        self._bf16 = options.precision == "bf16"
         self._memory: TrackState | None = TrackState(model, frames, self.objects, device=self._device)
 
     # ------------------------------------------------------------------ hooks
@@ -70,6 +70,12 @@ class Sam2TrackingSession(TrackingSession):
     def _clear(self) -> None:
         self._memory.reset()
 
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return state_of(self._memory)
+
+    def _load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        load_into(self._memory, meta, arrays)
+
     def _release(self) -> None:
         self._memory.release()
         self._memory = None
@@ -84,7 +90,7 @@ class Sam2TrackingSession(TrackingSession):
         if self.is_stream:
             state.video_height, state.video_width = self.frame_size
         stream = {"frame": state.pixels(frame)} if self.is_stream else {}
-        with torch.inference_mode(), torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self._bf16):
+        with torch.inference_mode():
             out = self._model(inference_session=state, frame_idx=frame, reverse=reverse, **stream)
         if corrected is not None:
             state.make_conditioning(corrected, frame)

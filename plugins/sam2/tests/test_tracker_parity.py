@@ -119,16 +119,22 @@ def test_forward_then_reverse_from_the_middle(tracker, clip):
     assert_same(backward, dict(ref.propagate(20, reverse=True)))
 
 
-def test_two_objects(tracker, clip):
-    path, frames = clip
+def two_objects(tracker, session, frames):
+    """Objects 3 (a click) and 5 (a box) on frame 0 of ``session`` and of a fresh reference."""
     ref = reference(tracker, frames)
     ref.add(0, 3, points=[(30, 32)], labels=[1])
     ref.run(0)
     ref.add(0, 5, box=(58, 38, 84, 62))
     ref.run(0)
+    session.add_prompts(0, 3, [sk.Point(30, 32)])
+    session.add_prompts(0, 5, [sk.Box(58, 38, 84, 62)])
+    return ref
+
+
+def test_two_objects(tracker, clip):
+    path, frames = clip
     with tracker.start(path) as session:
-        session.add_prompts(0, 3, [sk.Point(30, 32)])
-        session.add_prompts(0, 5, [sk.Box(58, 38, 84, 62)])
+        ref = two_objects(tracker, session, frames)
         mine = by_frame(session.propagate())
     assert all(r.object_ids == [3, 5] for r in mine.values())
     assert_same(mine, dict(ref.propagate()))
@@ -212,3 +218,15 @@ def test_streaming(tracker, clip):
         assert session.num_frames == FRAMES
     assert mine[FRAMES - 1].object_ids == [1, 2]
     assert_same(mine, ref_masks)
+
+
+def test_bf16_fast_path_agrees(checkpoint, tracker, clip):
+    """precision=bf16 (bf16 early encoder stages and memory-attention MLP) against transformers in fp32."""
+    path, frames = clip
+    fast = Registry().load(MODEL, role="tracker", weights=checkpoint, precision="bf16")
+    with fast.start(path) as session:
+        ref = two_objects(tracker, session, frames)
+        mine = by_frame(session.propagate(max_frames=20))
+    theirs = dict(ref.propagate(max_frames=20))  # transformers counts the start frame apart
+    assert sorted(mine) == list(range(20))
+    assert_same(mine, {f: theirs[f] for f in mine})

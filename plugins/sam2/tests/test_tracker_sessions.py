@@ -37,6 +37,13 @@ def tracker(checkpoint):
 
 
 @pytest.fixture(scope="module")
+def tiny_tracker(tmp_path_factory):
+    """The narrow test architecture at input size 64: for many frames."""
+    path = build_tiny_video_checkpoint(tmp_path_factory.mktemp("sam2-video-64"), image_size=64)
+    return Registry().load(MODEL, role="tracker", weights=path, cache_frames=4)
+
+
+@pytest.fixture(scope="module")
 def frames():
     return moving_frames(12)
 
@@ -303,3 +310,73 @@ def test_file_memory_is_bounded(tracker, tmp_path):
     # the prompt frame with `window` frames each side of it, then the current frame's window
     assert max(held) <= 2 * window + 2
     assert held[-1] == (window + 1) + (window + 1)
+
+
+def test_save_and_restore_continue_exactly(tracker, frames, tmp_path):
+    """A session saved mid-way and restored gives the masks the uninterrupted session gives."""
+    path = write_video(tmp_path / "clip.mp4", frames)
+    with tracker.start(path) as s:
+        s.add_prompts(0, 1, [sk.Point(30, 32)])
+        s.add_prompts(0, 2, [sk.Box(58, 38, 84, 62)])
+        list(s.propagate(max_frames=6))
+        s.add_prompts(4, 1, [sk.Point(35, 30), sk.Point(10, 60, positive=False)])  # a correction, not yet run
+        saved = s.save(tmp_path / "session.npz")
+        rest = [(r.frame_index, r.masks.masks.copy()) for r in s.propagate(direction="both")]
+        s.add_prompts(9, 2, [sk.Point(70, 45)])
+        more = [(r.frame_index, r.masks.masks.copy()) for r in s.propagate()]
+    with tracker.restore(saved) as r:
+        assert r.object_ids == [1, 2] and r.frame_masks(5).object_ids == [1, 2]
+        again = [(f.frame_index, f.masks.masks.copy()) for f in r.propagate(direction="both")]
+        r.add_prompts(9, 2, [sk.Point(70, 45)])
+        again_more = [(f.frame_index, f.masks.masks.copy()) for f in r.propagate()]
+    assert [f for f, _ in again] == [f for f, _ in rest] == [4, 5, 6, 7, 8, 9, 10, 11, 3, 2, 1, 0]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(again + again_more, rest + more))
+    assert any(not np.array_equal(a, b) for (_, a), (_, b) in zip(rest, rest[1:]))  # not constant masks
+
+
+def _held_bytes(root) -> int:
+    """Bytes of every tensor and array reachable from ``root``'s attributes (each counted once)."""
+    seen, total, todo = set(), 0, [root]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen or isinstance(item, (torch.nn.Module, type)) or callable(item) and not hasattr(item, "__dict__"):
+            continue
+        seen.add(id(item))
+        if isinstance(item, torch.Tensor):
+            total += item.untyped_storage().nbytes()
+        elif isinstance(item, np.ndarray):
+            total += item.nbytes
+        elif isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)) or type(item).__name__ == "deque":
+            todo.extend(item)
+        elif hasattr(item, "__dict__"):
+            todo.extend(vars(item).values())
+    return total
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def test_a_long_stream_stays_flat(tiny_tracker):
+    """200 streamed frames: the tensors and arrays the session holds stop growing once its
+    windows are full (so do the per-frame results it keeps), and the process's memory with
+    them: the slope over the second half, extrapolated to 1,000 frames, is under 5 % of the
+    process's size."""
+    clip = moving_frames(30, (48, 64))
+    held, rss = {}, {}
+    with tiny_tracker.start(stream=True) as s:
+        for i in range(200):
+            s.push_frame(clip[i % len(clip)])
+            if i == 0:
+                s.add_prompts(0, 1, [sk.Point(20, 20)])
+                s.add_prompts(0, 2, [sk.Box(35, 20, 60, 40)])
+            if i % 50 == 49:
+                held[i + 1], rss[i + 1] = _held_bytes(s), _rss_mb()
+            assert len(s._results) <= s.frames.max_held
+    assert held[100] == held[150] == held[200] > 0, held
+    slope = (rss[200] - rss[100]) / 100 * 1000
+    assert slope <= 0.05 * rss[200], (rss, slope)

@@ -1,0 +1,67 @@
+"""The tracker's fast path: a view of a loaded ``Sam2VideoModel`` with lean image encoder and memory attention.
+
+transformers' ``Sam2VideoModel.forward`` keeps driving the tracking (memory selection,
+prompt and mask decoding, memory encoding); the view swaps in two parts, on the same
+weights (nothing is copied except bf16 weight copies):
+
+- ``get_image_features``: :class:`~.hiera.LeanImageEncoder` (bf16 for the first two
+  Hiera stages with ``precision="bf16"``), plus the neck's sine position encodings,
+  which depend only on the feature-map sizes and are computed once per model;
+- ``memory_attention``: :class:`~.video_memory.LeanMemoryAttention` (its MLP in bf16 with
+  ``precision="bf16"``).
+
+The loaded model itself is left untouched (tests run it as the reference).
+"""
+
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from segmentkit.errors import OptionsError
+
+from .hiera import LeanImageEncoder, bf16_fp32_blocks
+from .video_memory import LeanMemoryAttention
+
+
+def lean_view(model: Any, *, bf16: bool, memory_frames: int | None = None) -> Any:
+    """A shallow copy of ``model`` whose image features and memory attention run the lean forwards.
+
+    ``memory_frames`` (at most the checkpoint's ``num_maskmem - 1``) shortens the recent-frame
+    memory: transformers reads it from the instance's ``num_maskmem``."""
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    encoder = LeanImageEncoder(model, dtype, fp32_blocks=bf16_fp32_blocks(model) if bf16 else (), no_memory=False)
+    positions = _position_encodings(model)
+
+    def image_features(pixel_values: torch.Tensor, **_: Any) -> SimpleNamespace:
+        embedding, high_res_0, high_res_1 = encoder(pixel_values)
+        maps = [m.flatten(2).permute(2, 0, 1) for m in (high_res_0, high_res_1, embedding)]
+        return SimpleNamespace(fpn_hidden_states=maps, fpn_position_encoding=positions)
+
+    view = copy.copy(model)
+    view._modules = dict(model._modules)
+    view._modules["memory_attention"] = LeanMemoryAttention(model.memory_attention, dtype)
+    view.get_image_features = image_features
+    if memory_frames is not None:
+        if memory_frames > model.num_maskmem - 1:
+            raise OptionsError(f"memory_frames is at most {model.num_maskmem - 1} for this checkpoint")
+        view.num_maskmem = memory_frames + 1
+    return view
+
+
+def _position_encodings(model: Any) -> list[torch.Tensor]:
+    """The neck's position encodings of the three feature levels, flattened as the model uses them."""
+    neck = model.vision_encoder.neck
+    size = int(model.config.image_size)
+    stride = 4  # the highest-resolution level is 1/4 of the input
+    channels = int(model.config.vision_config.fpn_hidden_size)
+    device = model.no_memory_embedding.device
+    out = []
+    with torch.no_grad():
+        for level in range(int(model.config.vision_config.num_feature_levels)):
+            side = size // (stride * 2**level)
+            encoding = neck.position_encoding((1, channels, side, side), device, torch.float32)
+            out.append(encoding.flatten(2).permute(2, 0, 1))
+    return out
