@@ -270,6 +270,17 @@ def test_video_propagates_back_exports_and_undoes(tiny_server: Server, ui: UI,
     ui.settle()
     check_drawn(ui.image_pixels(), ui.pixels(), disc(*point) | disc(20.5, 80.5))
 
+    # Deleting object 2 removes it from the tracker (the service forgets it); undo brings it back.
+    ui.rpc(lambda: ui.page.click("#mask-list li[data-object-id='2'] .delete"),
+           method="vision.segment_video_remove_object")
+    assert ui.sent == {"session": ui.sent["session"], "object_id": 2}
+    check_drawn(ui.image_pixels(), ui.pixels(), disc(*point))
+    assert ui.mask_rows() == ["object 1"]
+    ui.page.click("#undo")
+    ui.settle()
+    check_drawn(ui.image_pixels(), ui.pixels(), disc(*point) | disc(20.5, 80.5))
+    assert ui.mask_rows() == ["object 1", "object 2"]
+
 
 @pytest.mark.parametrize("model", ["tiny-sam2"])
 def test_tiny_sam2_is_offered_once_with_its_modes(tiny_server: Server, ui: UI, model: str) -> None:

@@ -113,8 +113,9 @@ class Dispatcher:
             return error_response(None, rpc_error(ErrorCode.INVALID_REQUEST, "id must be a string, a number or null"))
         try:
             method, model, handler = self._envelope(message)
-        except RpcError as error:  # not a valid request, so not a notification either: answered
-            return error_response(request_id, error) if "id" in message or error.rpc_code == ErrorCode.INVALID_REQUEST else None
+        except RpcError as error:  # an invalid request is no notification: answered even without an id
+            answered = "id" in message or error.rpc_code == ErrorCode.INVALID_REQUEST
+            return error_response(request_id, error) if answered else None
         scope = asyncio.timeout(None if method in self.unbounded else self.deadline_s)
         try:
             async with scope:

@@ -170,7 +170,8 @@ class VideoMethods:
 
     def _frames(self, app: App, source: str | None) -> Any:
         """The frames of ``source``, read only from files inside ``app``'s grants (links resolved)."""
-        return None if source is None else open_video(source, roots=app.roots, max_pixels=self.service.limits.max_pixels)
+        limit = self.service.limits.max_pixels
+        return None if source is None else open_video(source, roots=app.roots, max_pixels=limit)
 
     async def _open(self, app: App, model_id: str, make: Callable[[Any], Any]) -> VideoStartResult:
         table = self.tables[app.id]

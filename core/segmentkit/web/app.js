@@ -366,23 +366,19 @@ function sameLog(a, b) {
   return a.size === b.size && [...a].every(([k, e]) => b.has(k) && JSON.stringify(b.get(k)) === JSON.stringify(e));
 }
 
-async function undo() {
+/** Undo (or redo) the last change: restore the state recorded before (after) it. */
+async function travel(forward) {
   if (refuseWhileBusy()) return;
-  const label = state.history.undoLabel;
-  const snap = state.history.undo(snapshot());
+  const h = state.history;
+  const label = forward ? h.redoLabel : h.undoLabel;
+  const snap = forward ? h.redo(snapshot()) : h.undo(snapshot());
   if (!snap) return;
   await restore(snap);
-  setStatus(`Undid: ${label}`);
+  setStatus(`${forward ? "Redid" : "Undid"}: ${label}`);
 }
 
-async function redo() {
-  if (refuseWhileBusy()) return;
-  const label = state.history.redoLabel;
-  const snap = state.history.redo(snapshot());
-  if (!snap) return;
-  await restore(snap);
-  setStatus(`Redid: ${label}`);
-}
+const undo = () => travel(false);
+const redo = () => travel(true);
 
 /** Draw the image document (masks, markers) and the lists. */
 function refresh() {
@@ -1184,11 +1180,20 @@ function toggleSelected() {
   if (row) setVisible(id, !row.visible);
 }
 
-/** Delete an object (undoable; for video, from every frame). */
-function deleteObject(id) {
+/** Delete an object (undoable; for video, the tracker forgets it on every frame). */
+async function deleteObject(id) {
   if (refuseWhileBusy()) return;
   record("delete an object");
-  if (state.video) {
+  const t = state.video && state.video.tracker;
+  if (t) {
+    const done = await busy("Removing the object…", () => t.removeObject(id).then(() => true));
+    if (!done) {
+      state.history.drop(); // nothing was deleted
+      return;
+    }
+    for (const key of [...state.video.markers.keys()]) if (key.endsWith(`:${id}`)) state.video.markers.delete(key);
+    showFrame(state.frame);
+  } else if (state.video) {
     state.video.removed.add(id);
     showFrameMasks();
   } else {

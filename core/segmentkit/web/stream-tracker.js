@@ -146,6 +146,18 @@ export class StreamTracker {
     });
   }
 
+  /** Stop tracking `object`: its logged prompts and its masks on every frame go. */
+  removeObject(object) {
+    return this._serial(async () => {
+      const known = [...this._log.values()].some((e) => e.object === object);
+      for (const [key, e] of this._log) if (e.object === object) this._log.delete(key);
+      for (const results of [this.results, this.backward]) {
+        for (const [f, masks] of results) results.set(f, masks.filter((m) => m.object_id !== object));
+      }
+      if (this.session && known) await this.session.removeObject(object);
+    });
+  }
+
   /** Close the session (the results stay). */
   close() {
     const session = this.session;

@@ -244,6 +244,11 @@ export class VideoSession {
     });
   }
 
+  /** Stop tracking `objectId` (its prompts and masks go); resolves with the remaining object ids. */
+  removeObject(objectId) {
+    return this.client.call("vision.segment_video_remove_object", { session: this.id, object_id: objectId });
+  }
+
   /** Stop a running propagation; it resolves with `cancelled: true`. */
   cancel() {
     return this.client.call("vision.segment_video_cancel", { session: this.id });
