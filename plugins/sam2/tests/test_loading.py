@@ -40,7 +40,7 @@ def test_hub_layout_loads_through_the_registry(sam2_weights: Path) -> None:
     registry = segmentkit.Registry()
     prompter = registry.load(MODEL_ID, weights=sam2_weights)
     segmenter = registry.load(MODEL_ID, role="segmenter", weights=sam2_weights, points_per_side=4)
-    assert isinstance(prompter, Sam2Prompter) and isinstance(segmenter, Sam2AutomaticSegmenter)
+    assert isinstance(prompter.raw, Sam2Prompter) and isinstance(segmenter.raw, Sam2AutomaticSegmenter)
     assert prompter.options.weights == sam2_weights and segmenter.options.points_per_side == 4
     with pytest.raises(OptionsError):
         registry.load(MODEL_ID, weights=sam2_weights, points_per_side=4)  # an automatic option, not a prompter one

@@ -78,7 +78,7 @@ def test_single_mask_is_the_decoders_choice_among_candidates(prompter, photo) ->
     ([Point(-1, 10)], "outside"),
     ([Box(0, 0, 401, 300)], "outside"),
     ([], "no prompts"),
-    ([Text("a dog")], "not text"),
+    ([Text("a dog")], "does not accept text"),
     ([MaskPrompt(np.zeros((64, 64), np.float32)), MaskPrompt(np.zeros((64, 64), np.float32))], "one mask"),
     ([Box(0, 0, 10, 10), Box(5, 5, 20, 20)], "at most one box"),
     ([MaskPrompt(np.zeros((10, 10), bool))], "shape"),
