@@ -292,7 +292,7 @@ def test_records_hold_masks_that_pycocotools_decodes(tmp_path, image_set):
     for name, rgb in images.items():
         record, truth = records[name], bright(rgb)
         assert truth.any() and not truth.all()
-        assert record["result"]["image"]["width"] == rgb.shape[1] and record["result"]["model"] == "toy-seg"
+        assert record["result"]["image"]["width"] == rgb.shape[1] and record["result"]["model"]["id"] == "toy-seg"
         assert record["source"]["sha256"] == hashlib.sha256((root / name).read_bytes()).hexdigest()
         (entry,) = record["result"]["masks"]
         rle = {"size": entry["rle"]["size"], "counts": entry["rle"]["counts"].encode()}
@@ -559,7 +559,7 @@ def test_cli_with_classic_box_manifest(tmp_path):
     assert run.returncode == 0, stderr
     assert json.loads(stdout)["done"] == 4
     records = read_jsonl(tmp_path / "out" / "results.jsonl")
-    assert [r["result"]["model"] for r in records] == ["classic"] * 4
+    assert [r["result"]["model"] for r in records] == [{"id": "classic", "revision": None, "device": "cpu", "runtime": "numpy", "precision": "fp32"}] * 4
     for record, scene in zip(records[:3], scenes, strict=True):
         (entry,) = record["result"]["masks"]
         mask = decode(entry)

@@ -207,7 +207,7 @@ def test_prompt_box_writes_exact_mask(cli, tmp_path) -> None:
     doc = json.loads(proc.stdout)
     expected = np.zeros((300, 451), bool)
     expected[30:90, 40:100] = True
-    assert doc["kind"] == "prompt" and doc["model"] == "fake-prompter"
+    assert doc["kind"] == "prompt" and doc["model"]["id"] == "fake-prompter"
     assert doc["image"] == {"path": str(SAMPLE), "width": 451, "height": 300}
     assert doc["prompts"] == [[{"kind": "box", "x0": 40.0, "y0": 30.0, "x1": 100.0, "y1": 90.0}]]
     (mask,) = doc["masks"]
@@ -246,7 +246,7 @@ def test_prompt_with_default_classic_model(cli, tmp_path) -> None:
     proc = cli("prompt", SAMPLE, "--box", EYE_BOX, "--out", tmp_path / "o", "--format", "overlay,json,cutout")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((tmp_path / "o" / "chelsea.json").read_text())
-    assert doc["model"] == "classic"
+    assert doc["model"] == {"id": "classic", "revision": None, "device": "cpu", "runtime": "numpy", "precision": "fp32"}
     mask = decode(doc["masks"][0])
     x0, y0, x1, y1 = map(int, EYE_BOX.split(","))
     inside = np.zeros_like(mask)
@@ -300,11 +300,20 @@ def test_segment_semantic_many_images(cli, tmp_path) -> None:
                                                          "--task", "panoptic"))
 
 
+def test_segment_json_reports_the_model_block(cli) -> None:
+    proc = cli("segment", SAMPLE, "--json", site=None)
+    assert proc.returncode == 0, proc.stderr
+    model = json.loads(proc.stdout)["model"]
+    assert model["id"] == "classic" and model["device"] == "cpu"  # "auto" resolved: no GPU for numpy
+    assert model == {"id": "classic", "revision": None, "device": "cpu", "runtime": "numpy", "precision": "fp32"}
+
+
 def test_segment_with_default_classic_model(cli, tmp_path) -> None:
     proc = cli("segment", SAMPLE, "--out", tmp_path / "c")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((tmp_path / "c" / "chelsea.json").read_text())
-    assert doc["model"] == "classic" and doc["kind"] == "automatic" and len(doc["masks"]) > 3
+    assert doc["model"] == {"id": "classic", "revision": None, "device": "cpu", "runtime": "numpy", "precision": "fp32"}
+    assert doc["kind"] == "automatic" and len(doc["masks"]) > 3
     masks = np.stack([decode(m) for m in doc["masks"]])
     assert (masks.sum(axis=0) <= 1).all()  # regions do not overlap
 

@@ -1,10 +1,13 @@
 """``device="auto"``: one core function picks CUDA, then MPS, then the CPU, for every load."""
 
+import numpy as np
 import pytest
 import torch
 
-from segmentkit import ModelCard, ModelOptions, ModelSpec, hookimpl
+from segmentkit import ModelCard, ModelOptions, ModelSpec, Segmentation, hookimpl, pipeline
+from segmentkit.cards import WeightsSource
 from segmentkit.devices import resolve_device
+from segmentkit.results import model_info
 from segmentkit.registry import Registry
 
 BUILT_WITH: list[str] = []  # the device each RecordingModel was built with
@@ -14,10 +17,13 @@ class RecordingModel:
     def __init__(self, card, options):
         BUILT_WITH.append(options.device)
 
+    def segment(self, image, *, task=None):  # numpy only: nothing runs on the device
+        return Segmentation.from_label_map((image[..., 0] > 127).astype(np.int32), {0: "dark", 1: "bright"})
 
-def _registry(runtimes):
+
+def _registry(runtimes, weights=None):
     card = ModelCard(id="toy-dev", family="toy", roles=("segmenter",), tasks=("semantic",), license="MIT",
-                     runtimes=runtimes)
+                     runtimes=runtimes, weights=weights)
     spec = ModelSpec(card=card, role="segmenter", loader=f"{__name__}:RecordingModel")
 
     class Plugin:
@@ -64,3 +70,19 @@ def test_load_hands_the_plugin_the_resolved_device(gpu):
     registry.load("toy-dev", device="cpu")
     _registry(("numpy",)).load("toy-dev")
     assert BUILT_WITH == ["cuda", "cpu", "cpu"]
+
+
+def test_the_result_document_records_the_resolved_device(gpu):
+    image = np.zeros((6, 8, 3), np.uint8)
+    image[:, 4:] = 255
+    _, document = pipeline.segment(_registry(("torch",)).load("toy-dev"), image)
+    assert document.dump()["model"] == {"id": "toy-dev", "revision": None, "device": "cuda", "runtime": "torch",
+                                        "precision": "fp32"}
+    _, document = pipeline.segment(_registry(("torch",)).load("toy-dev", device="cpu"), image)
+    assert document.model.device == "cpu"
+
+
+def test_the_model_block_names_the_pinned_revision_of_hub_weights(tmp_path):
+    registry = _registry(("torch",), WeightsSource(repo_id="org/toy", revision="0123abcd" * 5))
+    assert model_info(registry.load("toy-dev", device="cpu", precision="fp32")).revision == "0123abcd" * 5
+    assert model_info(registry.load("toy-dev", device="cpu", weights=tmp_path)).revision is None  # a local folder

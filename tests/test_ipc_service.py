@@ -209,7 +209,7 @@ def test_mask_from_prompt_returns_the_colour_mask_as_rle_and_png(service: Servic
     out = result(run(call(service, "vision.mask_from_prompt", params)))
     expected = toy.color_mask(SCENE.image, SCENE.image[int(SCENE.inside[1]), int(SCENE.inside[0])])
     (mask,) = out["masks"]
-    assert out["model"] == "toy-color" and out["image"] == {"width": 64, "height": 48, "path": None}
+    assert out["model"]["id"] == "toy-color" and out["image"] == {"width": 64, "height": 48, "path": None}
     assert out["kind"] == "prompt" and out["prompts"] == [[{"kind": "point", "x": SCENE.inside[0],
                                                              "y": SCENE.inside[1], "positive": True}]]
     assert np.array_equal(decode(mask["rle"]), expected)
@@ -318,7 +318,7 @@ def test_models_are_checked_against_the_grant(tree: dict[str, Path]) -> None:
     service = make_service([restricted(tree, models=("toy",))])  # granted by alias
     assert [m["card"]["id"] for m in result(run(call(service, "vision.models")))["models"]] == ["toy-color"]
     image = {"base64": b64(SCENE.image)}
-    assert result(run(call(service, "vision.segment", {"image": image})))["model"] == "toy-color"  # default
+    assert result(run(call(service, "vision.segment", {"image": image})))["model"]["id"] == "toy-color"  # default
     assert result(run(call(service, "vision.segment", {"image": image, "model": "toy-color"})))
     denied = run(call(service, "vision.segment", {"image": image, "model": "classic"}))
     assert error(denied) == (ErrorCode.MODEL_DENIED, "model_denied")

@@ -84,8 +84,9 @@ def test_json_semantic_panoptic_and_track(masks: Masks) -> None:
     label_map = np.zeros((H, W), np.int32)
     label_map[:, W // 2:] = 2
     sem = Segmentation.from_label_map(label_map, {0: "sky", 2: "road"})
-    doc = export.to_json(sem, model="m")
-    assert doc["kind"] == "semantic" and doc["model"] == "m"
+    doc = export.to_json(sem, model={"id": "m", "device": "cpu"})
+    assert doc["kind"] == "semantic"
+    assert doc["model"] == {"id": "m", "revision": None, "device": "cpu", "runtime": None, "precision": None}
     assert [e["label"] for e in doc["masks"]] == ["sky", "road"]
     np.testing.assert_array_equal(coco_decode(doc["masks"][1]["rle"]), label_map == 2)
 

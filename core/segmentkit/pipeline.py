@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .handles import Prompter, Segmenter
-from .results import ResultDocument, build
+from .results import ResultDocument, build, model_info
 from .types import Masks, Segmentation
 
 
@@ -25,7 +25,7 @@ def segment(
     started = time.perf_counter()
     result = segmenter.segment(rgb, task=task, **dict(options or {}))
     seconds = time.perf_counter() - started
-    return result, build(result, model=segmenter.card.id, image=_where(path), timing={"model_s": seconds})
+    return result, build(result, model=model_info(segmenter), image=_where(path), timing={"model_s": seconds})
 
 
 def prompt(
@@ -39,7 +39,7 @@ def prompt(
     started = time.perf_counter()
     masks = prompter.predict_objects(prompter.embed(rgb), sets, multimask=multimask, **dict(options or {}))
     seconds = time.perf_counter() - started
-    document = build(masks, model=prompter.card.id, image=_where(path), kind="prompt", prompts=sets,
+    document = build(masks, model=model_info(prompter), image=_where(path), kind="prompt", prompts=sets,
                      timing={"model_s": seconds})
     return masks, document
 

@@ -4,7 +4,8 @@
 ``result``, the IPC service's ``vision.segment`` / ``vision.mask_from_prompt`` answers
 and every frame of ``track`` use these models::
 
-    {"schema": "segmentkit.result/1", "model": "...",
+    {"schema": "segmentkit.result/1",
+     "model": {"id": "...", "revision": "<commit>", "device": "cpu", "runtime": "torch", "precision": "fp32"},
      "image": {"width": W, "height": H, "path": "..."},
      "kind": "semantic" | "instance" | "panoptic" | "automatic" | "masks" | "prompt" | "track",
      "labels": {"<class id>": "<name>"},
@@ -25,13 +26,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import rle as _rle
 from .types import FrameMasks, Mask, Masks, Segmentation
+
+if TYPE_CHECKING:
+    from .handles import Handle
 
 SCHEMA = "segmentkit.result/1"
 Kind = Literal["semantic", "instance", "panoptic", "automatic", "masks", "prompt", "track"]
@@ -78,11 +82,29 @@ class ImageInfo(_Doc):
     path: str | None = Field(default=None, description="The file, where the result came from one.")
 
 
+class ModelInfo(_Doc):
+    """The model that made a result, as it was loaded (device resolved from ``"auto"``)."""
+
+    id: str = Field(description="Model id.")
+    revision: str | None = Field(default=None, description="Weights revision (null: none or local).")
+    device: str | None = Field(default=None, description="Device it ran on ('cpu', 'cuda', 'cuda:1', 'mps').")
+    runtime: str | None = Field(default=None, description="Runtime it ran with.")
+    precision: str | None = Field(default=None, description="Numeric precision.")
+
+
+def model_info(handle: Handle) -> ModelInfo:
+    """The ``model`` block of a loaded handle: card id and revision, the options it was loaded with."""
+    card, options = handle.card, handle.options
+    hub = card.weights is not None and options.weights is None
+    return ModelInfo(id=card.id, revision=card.weights.revision if hub else None, device=options.device,
+                     runtime=options.runtime or card.runtimes[0], precision=options.precision)
+
+
 class ResultDocument(_Doc):
     """One result for one image (or one video frame)."""
 
     schema_: Literal["segmentkit.result/1"] = Field(default=SCHEMA, alias="schema")
-    model: str | None = Field(default=None, description="Model id.")
+    model: ModelInfo | None = Field(default=None, description="The model and how it was loaded.")
     image: ImageInfo
     kind: Kind
     frame_index: int | None = Field(default=None, description="Video frame (kind 'track').")
@@ -218,10 +240,13 @@ def mask_records(masks: Masks, id2label: Mapping[int, str]) -> list[MaskRecord]:
 
 
 def build(
-    result: Any, *, model: str | None = None, image: Mapping[str, Any] | None = None, kind: str | None = None,
-    prompts: Sequence[Sequence[Any]] | None = None, timing: Mapping[str, float] | None = None,
+    result: Any, *, model: ModelInfo | Mapping[str, Any] | None = None, image: Mapping[str, Any] | None = None,
+    kind: str | None = None, prompts: Sequence[Sequence[Any]] | None = None,
+    timing: Mapping[str, float] | None = None,
 ) -> ResultDocument:
     """The document of ``result``; ``image`` may add the image's ``path``.
+
+    ``model`` is the block :func:`model_info` makes from the loaded handle.
 
     ``prompts`` are prompt sets (core prompts or their dicts), one per object.
     """
@@ -230,7 +255,8 @@ def build(
     info = image_info(image, masks.image_size)
     _, arrays = quality(masks)
     return ResultDocument(
-        model=model, image=ImageInfo(**{**info, "width": width, "height": height}),
+        model=None if model is None else ModelInfo.model_validate(model),
+        image=ImageInfo(**{**info, "width": width, "height": height}),
         kind=kind or found, frame_index=frame_index,
         labels={str(k): v for k, v in sorted(id2label.items())}, masks=mask_records(masks, id2label),
         arrays=arrays,

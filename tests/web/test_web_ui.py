@@ -480,7 +480,7 @@ def test_client_streams_propagation_over_websocket(tiny_server: Server, ui: UI,
             onFrame: (frame, p) => seen.push([frame.frame_index, p.done, p.total, frame.masks.map((m) => m.object_id)]),
         });
         const back = [];
-        await session.propagate({ start: session.numFrames - 1, direction: 'backward', onFrame: (f) => back.push(f.frame) });
+        await session.propagate({ start: session.numFrames - 1, direction: 'backward', onFrame: (f) => back.push(f.frame_index) });
         await session.close();
         let error = null;
         try { await session.addPrompt(0, 1, { point: { x, y } }); }

@@ -30,7 +30,7 @@ from ..session_files import read_session
 from ..sessions import SessionTable
 from .cache import Loaded
 from .errors import ErrorCode, rpc_error
-from ..results import ResultDocument, build
+from ..results import ResultDocument, build, model_info
 from .inputs import load_ref, to_prompts
 from .manifest import App
 from .protocol import Call
@@ -207,7 +207,7 @@ class VideoMethods:
                 prompts = to_prompts(params, _pixels(session.frame_size, self.service.limits.max_pixels))
                 return session.add_prompts(params.frame, params.object_id, prompts)
 
-            return build(live.step(add), model=live.model_id)
+            return build(live.step(add), model=model_info(live.session.tracker))
 
         return await self.service.run(job)
 
@@ -219,7 +219,7 @@ class VideoMethods:
 
         def job() -> ResultDocument:
             image = load_ref(params.image, call.app, self.service.limits.max_pixels)
-            return build(live.step(lambda session: session.push_frame(image)), model=live.model_id)
+            return build(live.step(lambda s: s.push_frame(image)), model=model_info(live.session.tracker))
 
         return await self.service.run(job)
 
@@ -254,7 +254,7 @@ class VideoMethods:
                     while not room.acquire(timeout=0.1):
                         if run.cancel.is_set():
                             return
-                    put(build(frame, model=live.model_id))
+                    put(build(frame, model=model_info(live.session.tracker)))
             finally:
                 with live.lock, contextlib.suppress(Exception):
                     frames.close()

@@ -518,7 +518,7 @@ async function askModel(id) {
     state.doc.selected = target.id;
   }
   target.label = masks[0] ? masks[0].label : target.label;
-  target.model = result.model;
+  target.model = result.model?.id ?? null;
   refresh();
 }
 
@@ -791,7 +791,7 @@ $("run-segment").addEventListener("click", async () => {
   const doc = state.doc;
   const kept = doc.objects.filter((o) => o.source !== "segment");
   doc.objects = kept;
-  for (const spec of segmentSpecs(result, card)) addObject(doc, { source: "segment", model: result.model, ...spec });
+  for (const spec of segmentSpecs(result, card)) addObject(doc, { source: "segment", model: result.model?.id ?? null, ...spec });
   doc.selected = null;
   refresh();
   const added = doc.objects.length - kept.length;

@@ -39,7 +39,7 @@ def test_prompt_command(photo_file: Path, sam2_weights_small: Path, tmp_path: Pa
                  "--weights", str(sam2_weights_small), "--out", str(out), "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
-    assert document["model"] == "sam2.1-hiera-tiny"
+    assert document["model"]["id"] == "sam2.1-hiera-tiny"
     written = sorted(p.name for p in out.iterdir())
     assert any(name.endswith(".png") for name in written) and any(name.endswith(".json") for name in written)
 
@@ -50,7 +50,7 @@ def test_segment_command(small_photo_file: Path, sam2_weights_small: Path, tmp_p
                  "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
-    assert document["model"] == "sam2.1-hiera-tiny"
+    assert document["model"]["id"] == "sam2.1-hiera-tiny"
     assert "automatic" in result.stdout
 
 

@@ -20,7 +20,7 @@ def test_cli_segment(checkpoint, make_image, tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
-    assert document["kind"] == "semantic" and document["model"] == "segformer-b0-ade"
+    assert document["kind"] == "semantic" and document["model"]["id"] == "segformer-b0-ade"
     expected = sk.load("segformer-b0-ade", weights=checkpoint).segment(image)
     assert {m["label"] for m in document["masks"]} == set(expected.labels_present)
     assert sum(m["area"] for m in document["masks"]) == 120 * 160
