@@ -104,7 +104,7 @@ def test_session_table_limits_and_eviction(tracker, frames):
     a, b = tracker.start(frames), tracker.start(frames)
     table.add(a, owner="app")
     table.add(b, owner="app")
-    assert isinstance(a, TrackingSession) and a.id != b.id and len(a.id) == 32
+    assert isinstance(a.raw, TrackingSession) and a.id != b.id and len(a.id) == 32
     with pytest.raises(SessionError, match="too many open sessions"):
         table.add(tracker.start(frames))
     table.get(a.id, owner="app").add_prompts(0, 1, [sk.Point(30, 32)])
