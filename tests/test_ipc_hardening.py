@@ -13,7 +13,6 @@ import json
 import os
 import stat
 import struct
-import sys
 import threading
 import zlib
 from pathlib import Path
@@ -27,14 +26,7 @@ from segmentkit.ipc.limits import Limits
 from segmentkit.ipc.manifest import App
 from segmentkit.ipc.protocol import dumps
 
-support = sys.modules.get("test_ipc_support")
-if support is None:
-    import importlib.util
-
-    _spec = importlib.util.spec_from_file_location("test_ipc_support", Path(__file__).with_name("test_ipc_support.py"))
-    support = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-    sys.modules["test_ipc_support"] = support
-    _spec.loader.exec_module(support)  # type: ignore[union-attr]
+import test_ipc_support as support  # registered by tests/conftest.py
 ipc = support.load_sibling("test_ipc_service")
 toy = support.load_sibling(support.TOY)
 make_service, call, run, result, error, b64 = ipc.make_service, ipc.call, ipc.run, ipc.result, ipc.error, ipc.b64
@@ -345,7 +337,7 @@ def test_one_app_cannot_starve_another(tmp_path: Path, gate: threading.Event) ->
         busy = [asyncio.create_task(call(service, "vision.segment", segment, app=apps[0], request_id=i))
                 for i in range(6)]
         await asyncio.sleep(0)
-        other = await asyncio.wait_for(call(service, "vision.models", {}, app=apps[1]), 30)
+        result(await asyncio.wait_for(call(service, "vision.models", {}, app=apps[1]), 30))  # answered meanwhile
         crop = {"image": {"base64": b64(SCENE.image[:24, :32])}}  # not held by the gate
         other_segment = await asyncio.wait_for(call(service, "vision.segment", crop, app=apps[1]), 30)
         assert not any(task.done() for task in busy)  # the busy app's first job still holds its only slot

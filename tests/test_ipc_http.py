@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,14 +25,7 @@ from segmentkit.ipc.errors import ErrorCode
 from segmentkit.ipc.schema_doc import validator
 from segmentkit.testing.scenes import synthetic_scene
 
-support = sys.modules.get("test_ipc_support")
-if support is None:
-    import importlib.util
-
-    _spec = importlib.util.spec_from_file_location("test_ipc_support", Path(__file__).with_name("test_ipc_support.py"))
-    support = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-    sys.modules["test_ipc_support"] = support
-    _spec.loader.exec_module(support)  # type: ignore[union-attr]
+import test_ipc_support as support  # registered by tests/conftest.py
 
 SCENE = synthetic_scene((48, 64), seed=11)
 A, B = "com.example.a", "com.example.b"

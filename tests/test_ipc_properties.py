@@ -16,9 +16,7 @@ import base64
 import io
 import json
 import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,18 +26,10 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from segmentkit.ipc.errors import ErrorCode  # noqa: E402
-from segmentkit.ipc.manifest import App  # noqa: E402
 from segmentkit.ipc.protocol import dumps  # noqa: E402
 from segmentkit.ipc.schemas import METHODS  # noqa: E402
 
-support = sys.modules.get("test_ipc_support")
-if support is None:
-    import importlib.util
-
-    _spec = importlib.util.spec_from_file_location("test_ipc_support", Path(__file__).with_name("test_ipc_support.py"))
-    support = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-    sys.modules["test_ipc_support"] = support
-    _spec.loader.exec_module(support)  # type: ignore[union-attr]
+import test_ipc_support as support  # registered by tests/conftest.py
 ipc = support.load_sibling("test_ipc_service")
 
 DEADLINE_S = 60.0  # generous: the machine is shared; a stall is minutes, not seconds

@@ -7,7 +7,6 @@ and prompts (both single-threaded, so the arithmetic is the same).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +19,7 @@ from segmentkit.client import Client
 from segmentkit.registry import Registry
 from segmentkit.types import Box, Point
 
-support = sys.modules.get("test_ipc_support")
-if support is None:
-    import importlib.util
-
-    _spec = importlib.util.spec_from_file_location("test_ipc_support", Path(__file__).with_name("test_ipc_support.py"))
-    support = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-    sys.modules["test_ipc_support"] = support
-    _spec.loader.exec_module(support)  # type: ignore[union-attr]
+import test_ipc_support as support  # registered by tests/conftest.py
 
 MODEL = "sam2.1-hiera-tiny"
 

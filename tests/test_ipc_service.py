@@ -38,14 +38,7 @@ from segmentkit.ipc.service import Service
 from segmentkit.registry import Registry
 from segmentkit.testing.scenes import synthetic_scene
 
-support = sys.modules.get("test_ipc_support")
-if support is None:
-    import importlib.util
-
-    _spec = importlib.util.spec_from_file_location("test_ipc_support", Path(__file__).with_name("test_ipc_support.py"))
-    support = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-    sys.modules["test_ipc_support"] = support
-    _spec.loader.exec_module(support)  # type: ignore[union-attr]
+import test_ipc_support as support  # registered by tests/conftest.py
 toy = support.load_sibling(support.TOY)
 
 SCENE = synthetic_scene((48, 64), seed=3)

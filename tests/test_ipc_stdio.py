@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,7 @@ from segmentkit.client import Client, RpcError
 from segmentkit.ipc.errors import ErrorCode
 from segmentkit.testing.scenes import synthetic_scene
 
-support = sys.modules.get("test_ipc_support")
-if support is None:
-    import importlib.util
-
-    _spec = importlib.util.spec_from_file_location("test_ipc_support", Path(__file__).with_name("test_ipc_support.py"))
-    support = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-    sys.modules["test_ipc_support"] = support
-    _spec.loader.exec_module(support)  # type: ignore[union-attr]
+import test_ipc_support as support  # registered by tests/conftest.py
 
 pytest.importorskip("segmentkit_classic", reason="needs the classic plugin: pip install -e plugins/classic")
 
