@@ -9,7 +9,7 @@ import pytest
 import torch
 from segmentkit.runtime import onnx
 from segmentkit.runtime.pixels import IMAGENET, Normalization, resize_uint8, to_tensor
-from segmentkit.runtime.upsample import upsample_argmax, upsample_count_at_least
+from segmentkit.runtime.upsample import upsample_argmax
 
 
 def _assert_argmax_of_interpolation(label_maps: list[np.ndarray], logits: torch.Tensor,
@@ -110,19 +110,3 @@ def test_upsample_argmax_with_scales_is_argmax_of_scaled_interpolation(size):
     assert float((torch.from_numpy(upsample_argmax(probs.numpy(), size)) == expected).float().mean()) < 0.99
 
 
-@pytest.mark.parametrize("size", [(301, 411), (40, 52), (20, 700), (3, 5)])
-def test_upsample_count_at_least_counts_the_interpolated_pixels(size):
-    torch.manual_seed(3)
-    probs = torch.nn.functional.avg_pool2d(torch.randn(1, 12, 40, 52), 5, stride=1)[0].sigmoid() * 1.4
-    scale = torch.rand(12) * 0.5 + 0.5
-    upsampled = torch.nn.functional.interpolate(probs[None], size=size, mode="bilinear", align_corners=False)[0]
-    partial = 0
-    for threshold, weights in ((0.5, None), (0.5, scale), (0.61, scale)):
-        scaled = upsampled if weights is None else upsampled * weights.view(-1, 1, 1)
-        expected = (scaled >= threshold).sum((1, 2)).numpy()
-        w = None if weights is None else weights.numpy()
-        for chunk in (1 << 20, 4000):
-            np.testing.assert_array_equal(upsample_count_at_least(probs.numpy(), size, threshold, scale=w,
-                                                                  chunk_elements=chunk), expected)
-        partial += int(((expected > 0) & (expected < size[0] * size[1])).sum())
-    assert partial > 0  # some channel is neither all above nor all below the threshold

@@ -1,7 +1,7 @@
 """Bilinear upsampling followed by an argmax over channels, without upsampling every channel.
 
 What ``F.interpolate(x[None], size, mode="bilinear", align_corners=False)[0].argmax(0)``
-computes (transformers' semantic post-processing; Mask2Former's panoptic owner map), done
+computes (transformers' semantic post-processing), done
 per 2x2 cell of the source: only the channels that can win in a cell are interpolated.
 """
 
@@ -24,8 +24,8 @@ def upsample_argmax(logits: np.ndarray, size: tuple[int, int], *, scale: np.ndar
     such class takes it; in the others only the few candidates are interpolated, with
     PyTorch's index and weight formulas and order of operations (the same floats in our tests;
     at worst a rounding apart), and ties go to the lowest class id as in ``argmax``.
-    ``scale`` (C,) > 0 multiplies each class after upsampling (Mask2Former's panoptic owner map:
-    upsampled mask probabilities times each query's score). numpy, single-threaded: these are many small memory-bound steps, where an OpenMP team
+    ``scale`` (C,) > 0 multiplies each class after upsampling (e.g. mask probabilities times
+    each query's score). numpy, single-threaded: these are many small memory-bound steps, where an OpenMP team
     costs more than it gains (and stalls whenever another process holds a core).
     """
     logits = np.ascontiguousarray(logits, dtype=np.float32)
@@ -71,52 +71,6 @@ def upsample_argmax(logits: np.ndarray, size: tuple[int, int], *, scale: np.ndar
             flat[target.reshape(-1)] = np.take_along_axis(cls, best.reshape(len(part), -1), 1).reshape(-1)
         low = k
     return flat[:-1].reshape(height, width)
-
-
-def upsample_count_at_least(values: np.ndarray, size: tuple[int, int], threshold: float, *,
-                            scale: np.ndarray | None = None, chunk_elements: int = CHUNK_ELEMENTS) -> np.ndarray:
-    """Per channel of ``values`` (C, h, w): how many pixels of its bilinear upsampling to ``size``
-    (times ``scale[c]``, if given) are >= ``threshold``; (C,) int64.
-
-    ``(F.interpolate(values[None], size, mode="bilinear")[0] * scale[:, None, None] >= threshold)
-    .sum((1, 2))`` without the full-size maps: a 2x2 source cell whose corners are all clearly
-    above the threshold counts every pixel it covers, one clearly below counts none, and only
-    the pixels of the remaining cells (along the level line) are interpolated, with PyTorch's
-    formulas.
-    """
-    values = np.ascontiguousarray(values, dtype=np.float32)
-    channels, h, w = values.shape
-    height, width = size
-    weights = np.ones(channels, dtype=np.float32) if scale is None else np.asarray(scale, dtype=np.float32)
-    padded = np.pad(values, ((0, 0), (0, 1), (0, 1)), mode="edge")
-    corners = np.stack([padded[:, :-1, :-1], padded[:, :-1, 1:], padded[:, 1:, :-1], padded[:, 1:, 1:]])
-    scaled = corners * weights[None, :, None, None]
-    margin = 1e-5 * (float(np.abs(scaled).max(initial=0.0)) + abs(threshold)) + 1e-6
-    rows, row_weight = _source_index(h, height)
-    cols, col_weight = _source_index(w, width)
-    row_start, row_len = _runs(rows, h)
-    col_start, col_len = _runs(cols, w)
-    pixels = row_len[:, None] * col_len[None, :]  # (h, w): output pixels per cell
-    full = scaled.min(0) >= threshold + margin  # (C, h, w)
-    mixed = ~full & (scaled.max(0) >= threshold - margin) & (pixels > 0)
-    counts = (full * pixels).reshape(channels, -1).sum(1)
-    by, bx = int(row_len.max()), int(col_len.max())
-    ry, rx = np.arange(by), np.arange(bx)
-    ch, ci, cj = np.nonzero(mixed)
-    step = max(1, chunk_elements // (by * bx))
-    for start in range(0, len(ch), step):
-        c, i, j = ch[start:start + step], ci[start:start + step], cj[start:start + step]
-        corner = corners[:, c, i, j]  # (4, n)
-        y = row_start[i, None] + ry  # (n, by)
-        x = col_start[j, None] + rx
-        fy = row_weight[np.minimum(y, height - 1)][:, :, None]
-        fx = col_weight[np.minimum(x, width - 1)][:, None, :]
-        top = corner[0][:, None, None] * (1 - fx) + corner[1][:, None, None] * fx  # (n, 1, bx)
-        bottom = corner[2][:, None, None] * (1 - fx) + corner[3][:, None, None] * fx
-        value = ((1 - fy) * top + fy * bottom) * weights[c][:, None, None]  # (n, by, bx)
-        inside = (ry < row_len[i, None])[:, :, None] & (rx < col_len[j, None])[:, None, :]
-        np.add.at(counts, c, ((value >= threshold) & inside).reshape(len(c), -1).sum(1))
-    return counts
 
 
 def _cell_candidates(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,9 +3,8 @@
 Each function follows ``Mask2FormerImageProcessor.post_process_*_segmentation`` step by step
 (including its fixed 384x384 intermediate mask size) for one image, with changes that leave
 the result unchanged (up to float rounding) and save work: queries below the score threshold
-are dropped before their masks are resized, and the upsample-then-argmax steps of the semantic
-map and of the panoptic owner map run per cell of the source (:mod:`segmentkit.runtime.upsample`):
-no class or query is upsampled to the image size.
+are dropped before their masks are resized, and the semantic map's upsample-then-argmax runs per
+cell of the source (:mod:`segmentkit.runtime.upsample`): no class is upsampled to the image size.
 """
 
 from __future__ import annotations
@@ -14,10 +13,9 @@ import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from segmentkit.runtime.upsample import upsample_argmax, upsample_count_at_least
+from segmentkit.runtime.upsample import upsample_argmax
 
 MASK_SIZE = (384, 384)  # transformers resizes mask logits to this size first, for every model
 
@@ -77,45 +75,43 @@ def panoptic(class_logits: torch.Tensor, mask_logits: torch.Tensor, size: tuple[
              label_ids_to_fuse: Collection[int]) -> Segments:
     """Panoptic segments: each pixel goes to its best score-weighted query; stuff classes fuse.
 
-    The reference upsamples every kept query's probabilities to the image size; here the
-    owner map is :func:`~segmentkit.runtime.upsample.upsample_argmax` with the scores as
-    per-query scales, and each query's pixels at or above ``mask_threshold`` are counted by
-    :func:`~segmentkit.runtime.upsample.upsample_count_at_least`, both per cell of the 384x384
-    map with the reference's floats, so no full-size map per query is made.
+    Only the queries above the score threshold are upsampled to the image size (few, on real
+    weights): at 1080p that is faster on a quiet 2-core CPU than the per-cell owner map.
     """
     num_labels = class_logits.shape[-1] - 1
     pred_scores, pred_labels = class_logits.softmax(dim=-1).max(-1)
     keep = pred_labels.ne(num_labels) & (pred_scores > threshold)
     pred_scores, pred_labels = pred_scores[keep], pred_labels[keep]
+    label_map = torch.zeros(size, dtype=torch.int32)
     if pred_labels.shape[0] == 0:
-        return _segments_of(torch.zeros(size, dtype=torch.int32), [], [], [], [])
-    probs = _mask_logits(mask_logits[keep]).sigmoid().numpy()
-    weights = pred_scores.numpy()
-    owner = upsample_argmax(probs, size, scale=weights)
-    areas = np.bincount(owner.reshape(-1), minlength=len(weights))
-    original_areas = upsample_count_at_least(probs, size, mask_threshold, scale=weights)
-    segment_of = np.zeros(len(weights), dtype=np.int32)  # query -> segment id, 0 = none
+        return _segments_of(label_map, [], [], [], [])
+    probs = _mask_logits(mask_logits[keep]).sigmoid()
+    probs = F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False)[0]
+    probs *= pred_scores.view(-1, 1, 1)
+    owner = probs.argmax(0)
     ids: list[int] = []
     classes: list[int] = []
     scores: list[float] = []
     fused: list[bool] = []
     stuff_segment: dict[int, int] = {}
-    for k, (label, area, original_area) in enumerate(zip(pred_labels.tolist(), areas, original_areas)):
-        # the reference divides int64 tensors: a float32 ratio
-        if not (area > 0 and original_area > 0
-                and np.float32(area) / np.float32(original_area) > overlap_mask_area_threshold):
+    for k in range(pred_labels.shape[0]):
+        label = int(pred_labels[k].item())
+        mask_k = owner == k
+        area = mask_k.sum()
+        original_area = (probs[k] >= mask_threshold).sum()
+        if not (area > 0 and original_area > 0 and (area / original_area).item() > overlap_mask_area_threshold):
             continue
         fuse = label in label_ids_to_fuse
         segment_id = stuff_segment.get(label) if label in stuff_segment else len(ids) + 1
-        segment_of[k] = segment_id
+        label_map[mask_k] = segment_id
         if segment_id == len(ids) + 1:
             ids.append(segment_id)
             classes.append(label)
-            scores.append(float(weights[k]))
+            scores.append(float(pred_scores[k].item()))
             fused.append(fuse)
         if fuse:
             stuff_segment[label] = segment_id
-    return _segments_of(torch.from_numpy(segment_of[owner]), ids, classes, scores, fused)
+    return _segments_of(label_map, ids, classes, scores, fused)
 
 
 def _segments_of(label_map: torch.Tensor, ids: list[int], classes: list[int], scores: list[float],
