@@ -233,22 +233,22 @@ def _fold(conv_norm: _ConvNorm) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class _Conv:
-    """One folded convolution (weights in channels-last layout)."""
+    """One folded convolution (weights in channels-last layout, in the compute dtype)."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, template: nn.Conv2d):
-        self.weight = weight.detach().float().contiguous(memory_format=torch.channels_last)
-        self.bias = bias.detach().float().contiguous()
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, template: nn.Conv2d, dtype: torch.dtype):
+        self.weight = weight.detach().to(dtype).contiguous(memory_format=torch.channels_last)
+        self.bias = bias.detach().to(dtype).contiguous()
         self.stride, self.padding, self.groups = template.stride, template.padding, template.groups
 
     @classmethod
-    def of(cls, conv_norm: _ConvNorm) -> _Conv:
-        return cls(*_fold(conv_norm), conv_norm.c)
+    def of(cls, conv_norm: _ConvNorm, dtype: torch.dtype) -> _Conv:
+        return cls(*_fold(conv_norm), conv_norm.c, dtype)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
 
 
-def _fold_mixer(mixer: _TokenMixer) -> _Conv:
+def _fold_mixer(mixer: _TokenMixer, dtype: torch.dtype) -> _Conv:
     """kxk + 1x1 + identity (+ batch norm) as one depthwise kxk convolution."""
     weight, bias = _fold(mixer.conv)
     if isinstance(mixer.conv1, _ConvNorm):
@@ -264,17 +264,17 @@ def _fold_mixer(mixer: _TokenMixer) -> _Conv:
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
         weight = weight * scale[:, None, None, None]
         bias = (bias - bn.running_mean) * scale + bn.bias
-    return _Conv(weight, bias, mixer.conv.c)
+    return _Conv(weight, bias, mixer.conv.c, dtype)
 
 
 class _FusedBlock:
-    def __init__(self, block: _Block):
-        self.mixer = _fold_mixer(block.token_mixer)
+    def __init__(self, block: _Block, dtype: torch.dtype):
+        self.mixer = _fold_mixer(block.token_mixer, dtype)
         se = block.se
         self.se = None if isinstance(se, nn.Identity) else tuple(
-            (m.weight.detach().flatten(1).float(), m.bias.detach().float()) for m in (se.fc1, se.fc2))
-        self.up = _Conv.of(block.channel_mixer.conv1)
-        self.down = _Conv.of(block.channel_mixer.conv2)
+            (m.weight.detach().flatten(1).to(dtype), m.bias.detach().to(dtype)) for m in (se.fc1, se.fc2))
+        self.up = _Conv.of(block.channel_mixer.conv1, dtype)
+        self.down = _Conv.of(block.channel_mixer.conv2, dtype)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = self.mixer(x)
@@ -286,24 +286,25 @@ class _FusedBlock:
 
 
 class FusedRepVit:
-    """Inference-only RepViT on a :class:`RepVitBackbone`'s weights (batch norms folded, fp32,
-    channels-last); returns the same stage maps."""
+    """Inference-only RepViT on a :class:`RepVitBackbone`'s weights (batch norms folded,
+    channels-last, every operation in ``dtype``); returns the same stage maps (in ``dtype``)."""
 
-    def __init__(self, backbone: RepVitBackbone):
+    def __init__(self, backbone: RepVitBackbone, dtype: torch.dtype = torch.float32):
         features = backbone.timm_model
         self.out_indices = features.out_indices
+        self.dtype = dtype
         with torch.no_grad():
-            self.stem = (_Conv.of(features.stem.conv1), _Conv.of(features.stem.conv2))
+            self.stem = (_Conv.of(features.stem.conv1, dtype), _Conv.of(features.stem.conv2, dtype))
             self.stages = []
             for stage in features.stages():
                 down = stage.downsample
                 downsample = None if isinstance(down, nn.Identity) else (
-                    _FusedBlock(down.pre_block), _Conv.of(down.spatial_downsample),
-                    _Conv.of(down.channel_downsample), _Conv.of(down.ffn.conv1), _Conv.of(down.ffn.conv2))
-                self.stages.append((downsample, [_FusedBlock(b) for b in stage.blocks]))
+                    _FusedBlock(down.pre_block, dtype), *(_Conv.of(c, dtype) for c in (
+                        down.spatial_downsample, down.channel_downsample, down.ffn.conv1, down.ffn.conv2)))
+                self.stages.append((downsample, [_FusedBlock(b, dtype) for b in stage.blocks]))
 
     def __call__(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
-        x = pixel_values.float().contiguous(memory_format=torch.channels_last)
+        x = pixel_values.to(self.dtype).contiguous(memory_format=torch.channels_last)
         x = self.stem[1](F.gelu(self.stem[0](x)))
         out = []
         for i, (downsample, blocks) in enumerate(self.stages):
