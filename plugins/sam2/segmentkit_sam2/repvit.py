@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 
+from .hiera import _has_onednn_linear
+
 MODEL_TYPE = "segmentkit_repvit"
 
 # timm's registered variants: stage widths, stage depths, legacy token mixer (1x1 branch with batch norm).
@@ -233,7 +235,7 @@ def _fold(conv_norm: _ConvNorm) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class _Conv:
-    """One folded convolution (weights in channels-last layout, in the compute dtype)."""
+    """One folded kxk convolution on NHWC maps (run as a channels-last NCHW convolution)."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, template: nn.Conv2d, dtype: torch.dtype):
         self.weight = weight.detach().to(dtype).contiguous(memory_format=torch.channels_last)
@@ -244,8 +246,34 @@ class _Conv:
     def of(cls, conv_norm: _ConvNorm, dtype: torch.dtype) -> _Conv:
         return cls(*_fold(conv_norm), conv_norm.c, dtype)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # (1, H, W, C) -> (1, H', W', C')
+        out = F.conv2d(x.permute(0, 3, 1, 2), self.weight, self.bias, self.stride, self.padding, 1, self.groups)
+        return out.permute(0, 2, 3, 1)
+
+
+class _Pointwise:
+    """One folded 1x1 convolution as a linear layer on NHWC maps, with GELU or a residual add
+    fused into oneDNN's kernel where torch has it."""
+
+    def __init__(self, conv_norm: _ConvNorm, dtype: torch.dtype, onednn: bool):
+        weight, bias = _fold(conv_norm)
+        self.weight = weight.detach().flatten(1).to(dtype).contiguous()
+        self.bias = bias.detach().to(dtype).contiguous()
+        self.onednn = onednn and self.weight.device.type == "cpu"
+
+    def __call__(self, x: torch.Tensor, *, gelu: bool = False, add: torch.Tensor | None = None) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        if self.onednn and add is not None:
+            out = torch.ops.mkldnn._linear_pointwise.binary(flat, add.reshape(flat.shape[0], -1), self.weight,
+                                                            self.bias, "add")
+        elif self.onednn:
+            out = torch.ops.mkldnn._linear_pointwise(flat, self.weight, self.bias, "gelu" if gelu else "none", [],
+                                                     "none" if gelu else "")
+        else:
+            out = F.linear(flat, self.weight, self.bias)
+            out = F.gelu(out) if gelu else out
+            out = out + add.reshape(out.shape) if add is not None else out
+        return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 def _fold_mixer(mixer: _TokenMixer, dtype: torch.dtype) -> _Conv:
@@ -267,30 +295,40 @@ def _fold_mixer(mixer: _TokenMixer, dtype: torch.dtype) -> _Conv:
     return _Conv(weight, bias, mixer.conv.c, dtype)
 
 
+class _FusedMlp:
+    def __init__(self, mlp: _Mlp, dtype: torch.dtype, onednn: bool):
+        self.up = _Pointwise(mlp.conv1, dtype, onednn)
+        self.down = _Pointwise(mlp.conv2, dtype, onednn)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # x + mlp(x)
+        return self.down(self.up(x, gelu=True), add=x)
+
+
 class _FusedBlock:
-    def __init__(self, block: _Block, dtype: torch.dtype):
+    def __init__(self, block: _Block, dtype: torch.dtype, onednn: bool):
         self.mixer = _fold_mixer(block.token_mixer, dtype)
         se = block.se
         self.se = None if isinstance(se, nn.Identity) else tuple(
             (m.weight.detach().flatten(1).to(dtype), m.bias.detach().to(dtype)) for m in (se.fc1, se.fc2))
-        self.up = _Conv.of(block.channel_mixer.conv1, dtype)
-        self.down = _Conv.of(block.channel_mixer.conv2, dtype)
+        self.mlp = _FusedMlp(block.channel_mixer, dtype, onednn)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.mixer(x)
+        x = self.mixer(x).contiguous()
         if self.se is not None:
             (w1, b1), (w2, b2) = self.se
-            gate = torch.sigmoid(F.linear(F.relu(F.linear(x.mean((2, 3)), w1, b1)), w2, b2))
-            x = x * gate[:, :, None, None]
-        return x + self.down(F.gelu(self.up(x)))
+            gate = torch.sigmoid(F.linear(F.relu(F.linear(x.reshape(-1, x.shape[-1]).mean(0), w1, b1)), w2, b2))
+            x = x * gate
+        return self.mlp(x)
 
 
 class FusedRepVit:
-    """Inference-only RepViT on a :class:`RepVitBackbone`'s weights (batch norms folded,
-    channels-last, every operation in ``dtype``); returns the same stage maps (in ``dtype``)."""
+    """Inference-only RepViT on a :class:`RepVitBackbone`'s weights: batch norms folded, NHWC
+    maps, 1x1 convolutions as oneDNN linear layers with fused GELU / residual add, every
+    operation in ``dtype``. Returns the same stage maps (NCHW views of NHWC memory, in ``dtype``)."""
 
-    def __init__(self, backbone: RepVitBackbone, dtype: torch.dtype = torch.float32):
+    def __init__(self, backbone: RepVitBackbone, dtype: torch.dtype = torch.float32, *, onednn: bool | None = None):
         features = backbone.timm_model
+        onednn = _has_onednn_linear() if onednn is None else onednn
         self.out_indices = features.out_indices
         self.dtype = dtype
         with torch.no_grad():
@@ -299,21 +337,20 @@ class FusedRepVit:
             for stage in features.stages():
                 down = stage.downsample
                 downsample = None if isinstance(down, nn.Identity) else (
-                    _FusedBlock(down.pre_block, dtype), *(_Conv.of(c, dtype) for c in (
-                        down.spatial_downsample, down.channel_downsample, down.ffn.conv1, down.ffn.conv2)))
-                self.stages.append((downsample, [_FusedBlock(b, dtype) for b in stage.blocks]))
+                    _FusedBlock(down.pre_block, dtype, onednn), _Conv.of(down.spatial_downsample, dtype),
+                    _Pointwise(down.channel_downsample, dtype, onednn), _FusedMlp(down.ffn, dtype, onednn))
+                self.stages.append((downsample, [_FusedBlock(b, dtype, onednn) for b in stage.blocks]))
 
     def __call__(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
-        x = pixel_values.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        x = pixel_values.to(self.dtype).permute(0, 2, 3, 1)
         x = self.stem[1](F.gelu(self.stem[0](x)))
         out = []
         for i, (downsample, blocks) in enumerate(self.stages):
             if downsample is not None:
-                pre, spatial, channel, up, down = downsample
-                x = channel(spatial(pre(x)))
-                x = x + down(F.gelu(up(x)))
+                pre, spatial, channel, ffn = downsample
+                x = ffn(channel(spatial(pre(x)).contiguous()))
             for block in blocks:
                 x = block(x)
             if i in self.out_indices:
-                out.append(x)
+                out.append(x.permute(0, 3, 1, 2))
         return out

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .hiera import _as_linear, _Linear, _has_onednn_linear
+from .hiera import _as_linear, _has_onednn_linear, _Linear
 from .repvit import FusedRepVit
 
 
