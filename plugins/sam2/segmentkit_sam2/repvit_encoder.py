@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .hiera import _as_linear, _has_onednn_linear, _Linear
+from .hiera import _as_linear, _has_onednn_linear, _Linear, fpn_maps
 from .repvit import FusedRepVit
 
 
@@ -42,17 +42,7 @@ class LeanRepVitEncoder:
 
     def __call__(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         stage_maps = [m.float().permute(0, 2, 3, 1) for m in self.backbone(pixel_values)]  # channels-last views
-        n = len(self.neck) - 1
-        outs = []
-        prev = None
-        for i in range(n, -1, -1):  # top-down, as the vision neck
-            lateral = self.neck[n - i](stage_maps[i])
-            if i in self.top_down and i != n:
-                prev = lateral + prev.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)  # nearest, x2
-            else:
-                prev = lateral
-            outs.append(prev)
-        maps = outs[-self.levels:][::-1]  # high to low resolution
+        maps = fpn_maps(self.neck, self.top_down, self.levels, stage_maps)
         hr0 = self.conv_s0(maps[0])
         hr1 = self.conv_s1(maps[1])
         emb = maps[2] if self.no_memory is None else maps[2] + self.no_memory
