@@ -8,9 +8,9 @@ transformers' EoMT docs). Tasks follow the training data as for Mask2Former (:mo
 from __future__ import annotations
 
 from pydantic import Field
-from segmentkit import ModelCard, ModelSpec, WeightsSource
+from segmentkit import ModelCard, ModelSpec
 
-from .specs import DATASETS, Mask2FormerCall, Mask2FormerOptions
+from .specs import DATASETS, Mask2FormerCall, Mask2FormerOptions, family_card
 
 LOADER = "segmentkit_mask2former.eomt:EomtSegmenter"
 _UNPINNED = "main"  # no commit hash of these repositories could be found offline; pin one when known
@@ -55,25 +55,12 @@ class EomtCall(Mask2FormerCall):
 
 
 def _card(key: str, hub: str, backbone: str, size: int, suffix: str) -> ModelCard:
-    dataset = DATASETS[key]
     repo = f"tue-mps/{hub}_eomt_{backbone}_{size}{suffix}"
-    return ModelCard(
-        id=f"eomt-{backbone}-{size}-{key}",
-        family="eomt",
-        roles=("segmenter",),
-        tasks=dataset.tasks,  # type: ignore[arg-type]
-        labels=dataset.labels,
+    return family_card(
+        key, repo=repo, revision=REVISIONS[repo], id=f"eomt-{backbone}-{size}-{key}", family="eomt",
         description=f"EoMT (encoder-only mask transformer) on a DINOv2 ViT-{backbone} at {size} px, "
-                    f"trained on {dataset.name}.",
-        params=_PARAMS[backbone],
-        license=LICENSE,
-        weights=WeightsSource(repo_id=repo, revision=REVISIONS[repo],
-                              files=("config.json", "preprocessor_config.json", "*.safetensors",
-                                     "pytorch_model.bin")),
-        input_size=size,
-        runtimes=("torch",),
-        precisions=("fp32", "bf16"),
-        homepage=HOMEPAGE,
+                    f"trained on {DATASETS[key].name}.",
+        params=_PARAMS[backbone], license=LICENSE, input_size=size, precisions=("fp32", "bf16"), homepage=HOMEPAGE,
     )
 
 

@@ -123,25 +123,28 @@ def card_dataset(card: ModelCard) -> Dataset:
     raise KeyError(card.id)
 
 
-def _card(backbone: str, key: str) -> ModelCard:
+def family_card(key: str, *, repo: str, revision: str, **fields: object) -> ModelCard:
+    """A segmenter card of the family trained on dataset ``key``: tasks and labels from the dataset,
+    weights from the hub ``repo`` at ``revision``, torch runtime; ``fields`` are the rest."""
     dataset = DATASETS[key]
-    repo = f"facebook/mask2former-swin-{backbone}-{key}"
     return ModelCard(
-        id=f"mask2former-swin-{backbone.lower()}-{key}",
-        family="mask2former",
         roles=("segmenter",),
         tasks=dataset.tasks,  # type: ignore[arg-type]
         labels=dataset.labels,
-        description=f"Mask2Former with a Swin-{backbone} backbone trained on {dataset.name}.",
-        params=_PARAMS[backbone],
-        license=LICENSE,
-        weights=WeightsSource(repo_id=repo, revision=REVISIONS[repo],
+        weights=WeightsSource(repo_id=repo, revision=revision,
                               files=("config.json", "preprocessor_config.json", "*.safetensors",
                                      "pytorch_model.bin")),
-        input_size=INPUT_SIZE,
         runtimes=("torch",),
-        precisions=("fp32",),
-        homepage=HOMEPAGE,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _card(backbone: str, key: str) -> ModelCard:
+    repo = f"facebook/mask2former-swin-{backbone}-{key}"
+    return family_card(
+        key, repo=repo, revision=REVISIONS[repo], id=f"mask2former-swin-{backbone.lower()}-{key}", family="mask2former",
+        description=f"Mask2Former with a Swin-{backbone} backbone trained on {DATASETS[key].name}.",
+        params=_PARAMS[backbone], license=LICENSE, input_size=INPUT_SIZE, precisions=("fp32",), homepage=HOMEPAGE,
     )
 
 
