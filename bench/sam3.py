@@ -20,24 +20,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
+from fixed_label import cpu_name  # bench/ is on sys.path when this script runs
 
 WORK = Path("/tmp/segmentkit-bench-sam3")
 TEXT = "a red square"
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def build_sam3(folder: Path) -> Path:

@@ -49,7 +49,7 @@ class Sam3Session(TrackingSession):
         self._mode: str | None = None  # "concept" | "objects", set by the first prompt
         self._state: Any = None  # the transformers inference session
         self._texts: list[tuple[int, str]] = []  # (frame, phrase) in order of arrival
-        self._outputs: dict[tuple[int, bool], Any] = {}  # concept: raw model output per (frame, reverse)
+        self._outputs: dict[int, Any] = {}  # concept: the model's output per frame (run once, either direction)
         self._plan: list[tuple[range, bool]] = []
         self._propagated = False
         self._hidden: set[int] = set()  # objects removed by the user (objects mode)
@@ -181,16 +181,15 @@ class Sam3Session(TrackingSession):
 
     @torch.inference_mode()
     def _concept_step(self, frame: int, reverse: bool) -> Any:
-        """The model's output on ``frame`` (run once per frame and direction)."""
-        key = (frame, reverse)
-        if key not in self._outputs:
+        """The model's output on ``frame`` (run once: a frame the query or a pass has seen is not rerun)."""
+        if frame not in self._outputs:
             state = self._state
             out = self._models.video(inference_session=state, frame_idx=frame, reverse=reverse)
             state.hotstart_removed_obj_ids.update(out.removed_obj_ids)
-            self._outputs[key] = out
-            for old in [k for k in self._outputs if k != key and abs(k[0] - frame) > 64]:
+            self._outputs[frame] = out
+            for old in [f for f in self._outputs if abs(f - frame) > 64]:
                 del self._outputs[old]  # keep a window around the work in progress, not the whole video
-        return self._outputs[key]
+        return self._outputs[frame]
 
     def _concept_frame(self, frame: int, out: Any) -> FrameMasks:
         state = self._state

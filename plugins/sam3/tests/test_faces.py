@@ -95,3 +95,14 @@ def test_gated_repository_error_says_accept_the_licence_and_log_in(monkeypatch, 
     message = str(info.value)
     assert "https://huggingface.co/facebook/sam3" in message and "accept its licence" in message
     assert "hf auth login" in message and "HF_TOKEN" in message and "segmentkit pull sam3" in message
+
+
+def test_batch_manifest_with_text_prompts(sam3_dir, scene, tmp_path):
+    from segmentkit.batch.runner import run_batch
+
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text(json.dumps({"image": str(scene), "text": "a red square"}) + "\n", encoding="utf-8")
+    run_batch([manifest], tmp_path / "out", model="sam3", load_options={"weights": str(sam3_dir)}, workers=1)
+    (record,) = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    masks = record["result"]["masks"]
+    assert len(masks) > 1 and {m["label"] for m in masks} == {"a red square"}

@@ -63,3 +63,12 @@ def test_text_can_come_before_the_first_live_frame(tracker):
         pushed = [session.push_frame(f) for f in frames]
     assert [p.frame_index for p in pushed] == [0, 1]
     assert len(pushed[0].masks) > 0, "the query finds instances on the first pushed frame"
+
+
+def test_text_query_propagates_both_ways_without_rerunning_its_frame(tracker):
+    frames = [np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8) for i in range(3)]
+    with tracker.start(frames) as session:
+        session.add_prompts(1, 0, [sk.Text("a red square")])
+        seen = list(session.propagate(direction="both"))
+        assert [fm.frame_index for fm in seen] == [1, 2, 0]
+        assert sorted(session.raw._outputs) == [0, 1, 2], "each frame ran through the model once"
