@@ -1,4 +1,5 @@
-"""segmentkit plugin: SAM 2 / SAM 2.1 as prompter, automatic segmenter and tracker.
+"""segmentkit plugin: the SAM family (SAM 2, SAM 2.1; see ``family.py``) as prompter, automatic
+segmenter and tracker.
 
 Only hook implementations live here; model code is imported when a model is loaded.
 """

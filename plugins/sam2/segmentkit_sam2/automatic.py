@@ -1,4 +1,4 @@
-"""Automatic mask generation ("segment everything") with SAM 2, task ``automatic``.
+"""Automatic mask generation ("segment everything") with a SAM-family model, task ``automatic``.
 
 SAM 2's generator, batched and vectorised: a point grid per crop is decoded in batches
 of ``points_per_batch``; masks are filtered by predicted IoU *before* being upsampled
