@@ -69,7 +69,7 @@ class Candidates:
 
 
 class Sam2AutomaticSegmenter:
-    """SAM 2 as a :class:`~segmentkit.roles.Segmenter` for task ``automatic``."""
+    """A SAM-family model as a :class:`~segmentkit.roles.Segmenter` for task ``automatic``."""
 
     def __init__(self, card: ModelCard, options: Sam2AutomaticOptions | None = None):
         self.card = card

@@ -98,16 +98,19 @@ def video_checkpoint(tmp_path_factory):
     return build_tiny_video_checkpoint(tmp_path_factory.mktemp("sam2-video-64"), image_size=64)
 
 
-def track(tracker, frames) -> list[sk.FrameMasks]:
+def track(tracker, frames, stream: bool) -> list[sk.FrameMasks]:
+    """Two objects through ``frames``: a propagated file-like session, or a live stream."""
     torch.set_num_threads(1)
-    with tracker.start(frames) as session:
+    with tracker.start(stream=True) if stream else tracker.start(frames) as session:
+        if stream:
+            session.push_frame(frames[0])
         session.add_prompts(0, 1, [Point(30, 32)])
-        session.add_prompts(0, 2, [Box(55, 35, 85, 65)])
-        return list(session.propagate())
+        out = [session.add_prompts(0, 2, [Box(55, 35, 85, 65)])]
+        return out + [session.push_frame(f) for f in frames[1:]] if stream else list(session.propagate())
 
 
-@pytest.mark.parametrize("variant", ["reference", "plain-family"])
-def test_tracker_engines_agree(video_checkpoint, plain_family, variant):
+@pytest.mark.parametrize("variant, stream", [("reference", False), ("reference", True), ("plain-family", False)])
+def test_tracker_engines_agree(video_checkpoint, plain_family, variant, stream):
     frames = moving_frames(10)
     lean = Sam2Tracker(card(MODEL_ID), Sam2TrackerOptions(weights=video_checkpoint, device="cpu"))
     if variant == "reference":
@@ -119,7 +122,7 @@ def test_tracker_engines_agree(video_checkpoint, plain_family, variant):
     assert "get_image_features" not in vars(other._fast)
     assert lean._fast.memory_attention is not lean.model.memory_attention  # the lean ones
     assert "get_image_features" in vars(lean._fast)
-    for a, b in zip(track(lean, frames), track(other, frames), strict=True):
+    for a, b in zip(track(lean, frames, stream), track(other, frames, stream), strict=True):
         assert a.frame_index == b.frame_index and a.object_ids == b.object_ids
         assert a.masks.masks.any()
         for k in range(len(a.object_ids)):
