@@ -8,7 +8,9 @@ weights (nothing is copied except bf16 weight copies):
   Hiera stages with ``precision="bf16"``), plus the neck's sine position encodings,
   which depend only on the feature-map sizes and are computed once per model;
 - ``memory_attention``: :class:`~.video_memory.LeanMemoryAttention` (its MLP in bf16 with
-  ``precision="bf16"``).
+  ``precision="bf16"``), told which stored memory frames make up each bank as transformers
+  gathers them (``_build_memory_attention_inputs``), so that each frame's keys and values are
+  projected once, not on every frame that reads them.
 
 The loaded model itself is left untouched (tests run it as the reference).
 """
@@ -42,8 +44,18 @@ def lean_view(model: Any, *, bf16: bool, memory_frames: int | None = None) -> An
 
     view = copy.copy(model)
     view._modules = dict(model._modules)
-    view._modules["memory_attention"] = LeanMemoryAttention(model.memory_attention, dtype)
+    attention = LeanMemoryAttention(model.memory_attention, dtype, bank_capacity=2 * int(model.num_maskmem) + 2)
+    view._modules["memory_attention"] = attention
     view.get_image_features = image_features
+    gather = type(model)._build_memory_attention_inputs
+
+    def memory_inputs(outputs: list[tuple[int, dict | None]], device: Any) -> tuple[list, list]:
+        attention.plan([(out["maskmem_features"], out["maskmem_pos_enc"],
+                         view.memory_temporal_positional_encoding[offset - 1].reshape(-1))
+                        for offset, out in outputs if out is not None])
+        return gather(view, outputs, device)
+
+    view._build_memory_attention_inputs = memory_inputs
     if memory_frames is not None:
         if memory_frames > model.num_maskmem - 1:
             raise OptionsError(f"memory_frames is at most {model.num_maskmem - 1} for this checkpoint")
