@@ -27,6 +27,12 @@ UNPINNED = {
         "large-ade-semantic", "small-cityscapes-semantic", "base-IN21k-cityscapes-semantic",
         "large-cityscapes-semantic", "tiny-cityscapes-panoptic", "small-cityscapes-panoptic",
         "large-cityscapes-panoptic")),
+    *(f"tue-mps/{name}" for name in (  # EoMT: every published checkpoint
+        "coco_panoptic_eomt_small_640_2x", "coco_panoptic_eomt_base_640_2x", "coco_panoptic_eomt_large_640",
+        "coco_panoptic_eomt_large_1280", "coco_panoptic_eomt_giant_640", "coco_panoptic_eomt_giant_1280",
+        "ade20k_panoptic_eomt_large_640", "ade20k_panoptic_eomt_large_1280", "ade20k_panoptic_eomt_giant_640",
+        "ade20k_panoptic_eomt_giant_1280", "coco_instance_eomt_large_640", "coco_instance_eomt_large_1280",
+        "ade20k_semantic_eomt_large_512", "cityscapes_semantic_eomt_large_1024")),
 }
 
 

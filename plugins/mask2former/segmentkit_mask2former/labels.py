@@ -38,3 +38,10 @@ COCO_INSTANCE: tuple[str, ...] = COCO_THINGS  # 80 classes
 
 CITYSCAPES_THINGS: tuple[str, ...] = ("person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
 
+
+# ADE20k panoptic (Mask2Former's and EoMT's ADE20k-150 panoptic split): the 50 stuff class ids;
+# the other 100 are things. Names are :data:`segmentkit.label_sets.ADE20K`'s, same order.
+ADE20K_STUFF_IDS: frozenset[int] = frozenset({
+    0, 1, 2, 3, 4, 5, 6, 9, 11, 13, 16, 17, 21, 25, 26, 28, 29, 34, 40, 46, 48, 51, 52, 54, 59, 60, 61, 63,
+    68, 77, 79, 84, 91, 94, 96, 99, 100, 101, 105, 106, 109, 113, 114, 117, 122, 128, 131, 140, 141, 145,
+})

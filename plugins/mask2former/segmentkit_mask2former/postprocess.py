@@ -1,10 +1,16 @@
-"""Mask2Former outputs -> semantic, instance and panoptic results, as transformers 5 computes them.
+"""Query-class x mask-logit post-processing shared by the mask-classification family.
 
-Each function follows ``Mask2FormerImageProcessor.post_process_*_segmentation`` step by step
-(including its fixed 384x384 intermediate mask size) for one image, with changes that leave
-the result unchanged (up to float rounding) and save work: queries below the score threshold
-are dropped before their masks are resized, and the semantic map's upsample-then-argmax runs per
-cell of the source (:mod:`segmentkit.runtime.upsample`): no class is upsampled to the image size.
+Mask2Former and EoMT both answer with per-query class logits and mask logits; what turns them
+into semantic, instance and panoptic results is the same maths, here once: the per-class sum
+of class probability x mask probability (:func:`semantic_map`), the mean mask probability that
+scores an instance (:func:`mask_scores`) and the score-weighted per-pixel owner map with its
+area tests and stuff fusion (:func:`assign_segments`). The models differ only in how mask
+logits reach the image (:func:`semantic`, :func:`instance`, :func:`panoptic` follow
+``Mask2FormerImageProcessor.post_process_*_segmentation`` with its fixed 384x384 intermediate
+size; :mod:`.eomt_postprocess` follows ``EomtImageProcessor``). Changes against transformers
+leave the result unchanged (up to float rounding) and save work: queries below the score
+threshold are dropped before their masks are resized, and the semantic map's
+upsample-then-argmax runs per cell of the source (:mod:`segmentkit.runtime.upsample`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from segmentkit.runtime.upsample import upsample_argmax
 
-MASK_SIZE = (384, 384)  # transformers resizes mask logits to this size first, for every model
+MASK_SIZE = (384, 384)  # transformers resizes Mask2Former's mask logits to this size first
 
 
 @dataclass
@@ -31,6 +37,87 @@ class Segments:
     fused: torch.Tensor | None = None  # panoptic: the segment merges every query of its class
 
 
+def class_scores(class_logits: torch.Tensor, mask_probs: torch.Tensor) -> torch.Tensor:
+    """(C, h, w) per-class sum of query class probability (null class dropped) x mask probability.
+
+    ``mask_probs`` is (Q, h, w), or (N, Q, h, w) with ``class_logits`` (N, Q, C + 1) for N windows.
+    """
+    classes = class_logits.softmax(dim=-1)[..., :-1]
+    if mask_probs.dim() == 3:
+        return torch.einsum("bqc, bqhw -> bchw", classes[None], mask_probs[None])[0]  # the reference's call
+    return torch.einsum("bqc, bqhw -> bchw", classes, mask_probs)
+
+
+def semantic_map(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(H, W) int64 argmax of the (C, h, w) class scores upsampled bilinearly to ``size``."""
+    return torch.from_numpy(upsample_argmax(scores.numpy(), size)).long()
+
+
+def mask_scores(probs: torch.Tensor, binary: torch.Tensor) -> torch.Tensor:
+    """(Q,) mean probability of each query's mask inside its binary mask (0 for an empty one)."""
+    return (probs.flatten(1) * binary.flatten(1)).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
+
+
+def confident_queries(class_logits: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(keep mask, scores, labels) of the queries whose best class is not null and scores above ``threshold``."""
+    num_labels = class_logits.shape[-1] - 1
+    scores, labels = class_logits.softmax(dim=-1).max(-1)
+    keep = labels.ne(num_labels) & (scores > threshold)
+    return keep, scores[keep], labels[keep]
+
+
+def assign_segments(owner: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, *,
+                    mask_threshold: float, overlap_mask_area_threshold: float,
+                    label_ids_to_fuse: Collection[int], clip_to_mask: bool) -> Segments:
+    """Panoptic segments from the per-pixel owner (index into the kept queries) of an image.
+
+    Query k becomes a segment when it owns pixels, its mask (``probs[k] >= mask_threshold``) is
+    not empty and it keeps more than ``overlap_mask_area_threshold`` of that area. A segment is
+    the pixels it owns (Mask2Former) or those that are also inside its mask (``clip_to_mask``,
+    EoMT). Queries of a class in ``label_ids_to_fuse`` merge into that class's first segment.
+    """
+    label_map = torch.zeros(owner.shape, dtype=torch.int32)
+    ids: list[int] = []
+    classes: list[int] = []
+    kept: list[float] = []
+    fused: list[bool] = []
+    stuff_segment: dict[int, int] = {}
+    for k in range(labels.shape[0]):
+        label = int(labels[k].item())
+        mask_k = owner == k
+        area = mask_k.sum()
+        inside = probs[k] >= mask_threshold
+        original_area = inside.sum()
+        if clip_to_mask:
+            mask_k &= inside
+            if not mask_k.any():
+                continue
+        if not (area > 0 and original_area > 0 and (area / original_area).item() > overlap_mask_area_threshold):
+            continue
+        fuse = label in label_ids_to_fuse
+        segment_id = stuff_segment.get(label) if label in stuff_segment else len(ids) + 1
+        label_map[mask_k] = segment_id
+        if segment_id == len(ids) + 1:
+            ids.append(segment_id)
+            classes.append(label)
+            kept.append(float(scores[k].item()))
+            fused.append(fuse)
+        if fuse:
+            stuff_segment[label] = segment_id
+    masks = label_map[None] == torch.tensor(ids, dtype=torch.int32).view(-1, 1, 1)
+    return Segments(masks, torch.tensor(classes, dtype=torch.int64), torch.tensor(kept, dtype=torch.float32),
+                    label_map=label_map, fused=torch.tensor(fused, dtype=torch.bool))
+
+
+def empty_panoptic(size: tuple[int, int]) -> Segments:
+    """No segment: an all-zero label map."""
+    return Segments(torch.zeros((0, *size), dtype=torch.bool), torch.zeros(0, dtype=torch.int64),
+                    torch.zeros(0, dtype=torch.float32), label_map=torch.zeros(size, dtype=torch.int32),
+                    fused=torch.zeros(0, dtype=torch.bool))
+
+
+# ------------------------------------------------------------------ Mask2Former's mask geometry
+
 def _mask_logits(masks_queries_logits: torch.Tensor) -> torch.Tensor:
     """(Q, h, w) mask logits -> (Q, 384, 384), bilinear."""
     return F.interpolate(masks_queries_logits[None], size=MASK_SIZE, mode="bilinear", align_corners=False)[0]
@@ -38,11 +125,7 @@ def _mask_logits(masks_queries_logits: torch.Tensor) -> torch.Tensor:
 
 def semantic(class_logits: torch.Tensor, mask_logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """(H, W) int64 class map: per-class sum of query class probability x mask probability."""
-    masks = _mask_logits(mask_logits)
-    classes = class_logits.softmax(dim=-1)[..., :-1]  # drop the null class
-    probs = masks.sigmoid()
-    scores = torch.einsum("bqc, bqhw -> bchw", classes[None], probs[None])[0]  # the reference's call
-    return torch.from_numpy(upsample_argmax(scores.numpy(), size)).long()
+    return semantic_map(class_scores(class_logits, _mask_logits(mask_logits).sigmoid()), size)
 
 
 def instance(class_logits: torch.Tensor, mask_logits: torch.Tensor, size: tuple[int, int], *,
@@ -60,8 +143,7 @@ def instance(class_logits: torch.Tensor, mask_logits: torch.Tensor, size: tuple[
     query = torch.div(top, num_classes, rounding_mode="floor")
     mask_pred = masks[query]
     binary = (mask_pred > math.log(mask_threshold / (1 - mask_threshold))).float()
-    mask_scores = (mask_pred.sigmoid().flatten(1) * binary.flatten(1)).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
-    pred_scores = top_scores * mask_scores
+    pred_scores = top_scores * mask_scores(mask_pred.sigmoid(), binary)
     keep = (pred_scores.double() >= threshold).nonzero().flatten()
     keep = keep[pred_scores[keep].argsort(descending=True, stable=True)]
     resized = F.interpolate(binary[keep][None], size=size, mode="nearest")[0] if len(keep) else \
@@ -78,44 +160,12 @@ def panoptic(class_logits: torch.Tensor, mask_logits: torch.Tensor, size: tuple[
     Only the queries above the score threshold are upsampled to the image size (few, on real
     weights): at 1080p that is faster on a quiet 2-core CPU than the per-cell owner map.
     """
-    num_labels = class_logits.shape[-1] - 1
-    pred_scores, pred_labels = class_logits.softmax(dim=-1).max(-1)
-    keep = pred_labels.ne(num_labels) & (pred_scores > threshold)
-    pred_scores, pred_labels = pred_scores[keep], pred_labels[keep]
-    label_map = torch.zeros(size, dtype=torch.int32)
+    keep, pred_scores, pred_labels = confident_queries(class_logits, threshold)
     if pred_labels.shape[0] == 0:
-        return _segments_of(label_map, [], [], [], [])
+        return empty_panoptic(size)
     probs = _mask_logits(mask_logits[keep]).sigmoid()
     probs = F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False)[0]
     probs *= pred_scores.view(-1, 1, 1)
-    owner = probs.argmax(0)
-    ids: list[int] = []
-    classes: list[int] = []
-    scores: list[float] = []
-    fused: list[bool] = []
-    stuff_segment: dict[int, int] = {}
-    for k in range(pred_labels.shape[0]):
-        label = int(pred_labels[k].item())
-        mask_k = owner == k
-        area = mask_k.sum()
-        original_area = (probs[k] >= mask_threshold).sum()
-        if not (area > 0 and original_area > 0 and (area / original_area).item() > overlap_mask_area_threshold):
-            continue
-        fuse = label in label_ids_to_fuse
-        segment_id = stuff_segment.get(label) if label in stuff_segment else len(ids) + 1
-        label_map[mask_k] = segment_id
-        if segment_id == len(ids) + 1:
-            ids.append(segment_id)
-            classes.append(label)
-            scores.append(float(pred_scores[k].item()))
-            fused.append(fuse)
-        if fuse:
-            stuff_segment[label] = segment_id
-    return _segments_of(label_map, ids, classes, scores, fused)
-
-
-def _segments_of(label_map: torch.Tensor, ids: list[int], classes: list[int], scores: list[float],
-                 fused: list[bool]) -> Segments:
-    masks = label_map[None] == torch.tensor(ids, dtype=torch.int32).view(-1, 1, 1)
-    return Segments(masks, torch.tensor(classes, dtype=torch.int64), torch.tensor(scores, dtype=torch.float32),
-                    label_map=label_map, fused=torch.tensor(fused, dtype=torch.bool))
+    return assign_segments(probs.argmax(0), probs, pred_labels, pred_scores, mask_threshold=mask_threshold,
+                           overlap_mask_area_threshold=overlap_mask_area_threshold,
+                           label_ids_to_fuse=label_ids_to_fuse, clip_to_mask=False)

@@ -14,7 +14,7 @@ from pydantic import Field
 from segmentkit import CallOptions, ModelCard, ModelOptions, ModelSpec, WeightsSource
 from segmentkit.label_sets import ADE20K, CITYSCAPES
 
-from .labels import CITYSCAPES_THINGS, COCO_INSTANCE, COCO_PANOPTIC, COCO_THINGS
+from .labels import ADE20K_STUFF_IDS, CITYSCAPES_THINGS, COCO_INSTANCE, COCO_PANOPTIC, COCO_THINGS
 
 LOADER = "segmentkit_mask2former.model:Mask2FormerSegmenter"
 _UNPINNED = "main"  # no commit hash of this repository could be found offline; pin one when known
@@ -66,6 +66,9 @@ DATASETS = {
     "cityscapes-semantic": Dataset("Cityscapes (19 classes)", CITYSCAPES, (), ("semantic",)),
     "cityscapes-panoptic": Dataset("Cityscapes panoptic (19 classes)", CITYSCAPES, CITYSCAPES_THINGS,
                                    ("panoptic", "instance", "semantic")),
+    "ade-panoptic": Dataset("ADE20k panoptic (150 classes)", ADE20K,
+                            tuple(n for i, n in enumerate(ADE20K) if i not in ADE20K_STUFF_IDS),
+                            ("panoptic", "instance", "semantic")),
 }
 
 # (backbone, dataset) pairs published as facebook/mask2former-swin-<backbone>-<dataset>.
@@ -113,32 +116,35 @@ class Mask2FormerCall(CallOptions):
 
 
 def card_dataset(card: ModelCard) -> Dataset:
-    """The training dataset of a card, from its id (``mask2former-swin-<size>-<dataset>``)."""
+    """The training dataset of a card, from its id (``<model>-<size>-<dataset>``)."""
     for key, dataset in DATASETS.items():
         if card.id.endswith(key):
             return dataset
     raise KeyError(card.id)
 
 
-def _card(backbone: str, key: str) -> ModelCard:
+def family_card(key: str, *, repo: str, revision: str, **fields: object) -> ModelCard:
+    """A segmenter card of the family trained on dataset ``key``: tasks and labels from the dataset,
+    weights from the hub ``repo`` at ``revision``, torch runtime; ``fields`` are the rest."""
     dataset = DATASETS[key]
-    repo = f"facebook/mask2former-swin-{backbone}-{key}"
     return ModelCard(
-        id=f"mask2former-swin-{backbone.lower()}-{key}",
-        family="mask2former",
         roles=("segmenter",),
         tasks=dataset.tasks,  # type: ignore[arg-type]
         labels=dataset.labels,
-        description=f"Mask2Former with a Swin-{backbone} backbone trained on {dataset.name}.",
-        params=_PARAMS[backbone],
-        license=LICENSE,
-        weights=WeightsSource(repo_id=repo, revision=REVISIONS[repo],
+        weights=WeightsSource(repo_id=repo, revision=revision,
                               files=("config.json", "preprocessor_config.json", "*.safetensors",
                                      "pytorch_model.bin")),
-        input_size=INPUT_SIZE,
         runtimes=("torch",),
-        precisions=("fp32",),
-        homepage=HOMEPAGE,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _card(backbone: str, key: str) -> ModelCard:
+    repo = f"facebook/mask2former-swin-{backbone}-{key}"
+    return family_card(
+        key, repo=repo, revision=REVISIONS[repo], id=f"mask2former-swin-{backbone.lower()}-{key}", family="mask2former",
+        description=f"Mask2Former with a Swin-{backbone} backbone trained on {DATASETS[key].name}.",
+        params=_PARAMS[backbone], license=LICENSE, input_size=INPUT_SIZE, precisions=("fp32",), homepage=HOMEPAGE,
     )
 
 
@@ -146,6 +152,6 @@ CARDS: tuple[ModelCard, ...] = tuple(_card(b, key) for key, sizes in _PUBLISHED.
 
 
 def specs() -> list[ModelSpec]:
-    """One segmenter spec per card."""
+    """One segmenter spec per Mask2Former card."""
     return [ModelSpec(card=card, role="segmenter", loader=LOADER, options=Mask2FormerOptions,
                       call_options=Mask2FormerCall) for card in CARDS]

@@ -96,23 +96,6 @@ def test_semantic_end_to_end_matches_transformers(segmenter, reference, make_ima
     assert np.mean(segmenter.segment(image, task="semantic").label_map == expected) >= 0.999
 
 
-@pytest.fixture(scope="module")
-def synthetic() -> tuple[torch.Tensor, torch.Tensor]:
-    """Structured logits: 40 queries, each sure of one class (classes repeat: 6 things, 6 stuff and
-    "no object") and owning one cell of a Voronoi partition of the mask grid, with noisy edges."""
-    gen = torch.Generator().manual_seed(1)
-    pool = torch.tensor([0, 2, 5, 16, 46, 56, 84, 100, 116, 119, 123, 125, 133])
-    chosen = pool[torch.randint(len(pool), (40,), generator=gen)]
-    class_logits = torch.randn(40, 134, generator=gen)
-    class_logits[torch.arange(40), chosen] += 6 + 3 * torch.rand(40, generator=gen)
-    seeds = torch.rand(40, 2, generator=gen) * torch.tensor([96.0, 128.0])
-    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(128.0), indexing="ij")
-    owner = ((yy[None] - seeds[:, 0, None, None]) ** 2 + (xx[None] - seeds[:, 1, None, None]) ** 2).argmin(0)
-    mask_logits = torch.where(owner[None] == torch.arange(40)[:, None, None], 4.0, -4.0)
-    mask_logits += torch.randn(40, 96, 128, generator=gen)
-    return class_logits, mask_logits
-
-
 def test_semantic_post_processing_on_structured_logits(reference, synthetic):
     class_logits, mask_logits = synthetic
     expected = reference.post_process("semantic", reference.raw(class_logits, mask_logits), (250, 333))

@@ -1,4 +1,4 @@
-"""Automatic mask generation ("segment everything") with SAM 2, task ``automatic``.
+"""Automatic mask generation ("segment everything") with a SAM-family model, task ``automatic``.
 
 SAM 2's generator, batched and vectorised: a point grid per crop is decoded in batches
 of ``points_per_batch``; masks are filtered by predicted IoU *before* being upsampled
@@ -69,7 +69,7 @@ class Candidates:
 
 
 class Sam2AutomaticSegmenter:
-    """SAM 2 as a :class:`~segmentkit.roles.Segmenter` for task ``automatic``."""
+    """A SAM-family model as a :class:`~segmentkit.roles.Segmenter` for task ``automatic``."""
 
     def __init__(self, card: ModelCard, options: Sam2AutomaticOptions | None = None):
         self.card = card

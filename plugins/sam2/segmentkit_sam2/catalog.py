@@ -1,10 +1,16 @@
-"""The SAM 2 / SAM 2.1 model cards (one card per checkpoint, shared by every role)."""
+"""The SAM-family model cards (one card per checkpoint, shared by every role).
+
+A card's ``family`` selects its :class:`~.family.SamFamily` descriptor; :func:`family_card`
+fills in what every card of a family shares.
+"""
 
 from __future__ import annotations
 
 import functools
 
 from segmentkit.cards import ModelCard, WeightsSource
+
+from .family import SAM2, SamFamily
 
 # The hub repositories hold transformers weights whose config has model_type "sam2_video";
 # one checkpoint serves every role. Each repository is pinned to a commit (what
@@ -32,31 +38,38 @@ WEIGHT_FILES = ("*.json", "*.safetensors")
 
 
 def cards() -> list[ModelCard]:
-    """Cards of every SAM 2 checkpoint in a stable order; the same objects on every call."""
+    """Cards of every checkpoint this distribution serves in a stable order; the same objects every call."""
     return list(_cards())
 
 
-def _weights(repo: str) -> WeightsSource:
-    return WeightsSource(repo_id=repo, revision=REVISIONS[repo], files=WEIGHT_FILES)
+def family_card(family: SamFamily, model_id: str, repo: str, revision: str, *, description: str, params: int,
+                license: str, homepage: str) -> ModelCard:
+    """A card of ``family``: roles, tasks, prompt kinds, input size and runtimes come from the descriptor."""
+    return ModelCard(
+        id=model_id,
+        family=family.name,
+        roles=("prompter", "segmenter", "tracker"),
+        tasks=("prompt", "automatic", "track"),
+        prompt_kinds=("point", "box", "mask"),
+        description=description,
+        params=params,
+        license=license,
+        weights=WeightsSource(repo_id=repo, revision=revision, files=WEIGHT_FILES),
+        input_size=family.input_size,
+        runtimes=family.runtimes,
+        precisions=("fp32", "bf16"),
+        homepage=homepage,
+    )
 
 
 @functools.cache
 def _cards() -> tuple[ModelCard, ...]:
     return tuple(
-        ModelCard(
-            id=f"sam{version}-hiera-{size}",
-            family="sam2",
-            roles=("prompter", "segmenter", "tracker"),
-            tasks=("prompt", "automatic", "track"),
-            prompt_kinds=("point", "box", "mask"),
+        family_card(
+            SAM2, f"sam{version}-hiera-{size}", f"facebook/sam{version}-hiera-{size}",
+            REVISIONS[f"facebook/sam{version}-hiera-{size}"],
             description=f"SAM {version} Hiera-{label}: promptable image and video segmentation.",
-            params=params,
-            license="Apache-2.0",
-            weights=_weights(f"facebook/sam{version}-hiera-{size}"),
-            input_size=1024,
-            runtimes=("torch", "onnxruntime"),
-            precisions=("fp32", "bf16"),
-            homepage="https://ai.meta.com/sam2/",
+            params=params, license="Apache-2.0", homepage="https://ai.meta.com/sam2/",
         )
         for version in _VERSIONS
         for size, label, params in _SIZES

@@ -1,14 +1,15 @@
-"""The forward stage: SAM 2's image encoder and prompt decoder on a loaded ``Sam2Model``.
+"""The forward stage: a SAM-family image model's encoder and prompt decoder, with cached features.
 
 This is the only place that sets device, dtype and inference mode. The image encoder
 runs once per image (:meth:`Sam2Engine.encode`); prompts then go straight to the prompt
 encoder and mask decoder with the cached features (:meth:`Sam2Engine.decode`), never
 through the vision encoder again. The mask decoder is :class:`~.lean_decoder.LeanMaskDecoder`:
 transformers' decoder maths with the prompt-independent work done once per image.
-The image encoder is :class:`~.hiera.LeanImageEncoder` (transformers' Hiera + FPN maths
-without the per-image work the predictor never reads). ``precision="bf16"`` runs
-stages 0, 1 and 3 of the encoder's backbone in bf16 (fp32 residual stream, layer norms,
-stage 2 and neck; ``hiera.IMAGE_BF16_STAGES``) and the decoder's image-side matrix products on bf16 inputs
+The image encoder is the family's lean one (SAM 2: :class:`~.hiera.LeanImageEncoder`,
+transformers' Hiera + FPN maths without the per-image work the predictor never reads) or
+transformers' own (:mod:`.image_encoder`). ``precision="bf16"`` runs the lean encoder's
+bf16 stages (SAM 2: stages 0, 1 and 3 of the backbone; ``hiera.IMAGE_BF16_STAGES``) and the
+decoder's image-side matrix products on bf16 inputs
 (fp32 accumulation, everything else fp32: autocasting the whole decoder drifted to mask
 IoU 0.94 on the test model; this keeps it >= 0.99).
 """
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 import torch
 from segmentkit.cards import ModelOptions
 
-from .hiera import IMAGE_BF16_STAGES, LeanImageEncoder, bf16_fp32_blocks
+from .family import SamFamily
+from .image_encoder import build_image_encoder
 from .lean_decoder import DecoderImage, LeanMaskDecoder
 from .prompts import mask_only_points
 
@@ -52,17 +54,16 @@ class Decoded:
 
 
 class Sam2Engine:
-    """Runs a transformers ``Sam2Model``'s parts with cached image features."""
+    """Runs a SAM-family image model's parts (``Sam2Model``'s layout) with cached image features."""
 
-    def __init__(self, model: torch.nn.Module, options: ModelOptions):
+    def __init__(self, model: torch.nn.Module, options: ModelOptions, family: SamFamily):
         self.model = model
         self.device = torch.device(options.device)
         self.bf16 = options.precision == "bf16"
         self.token = uuid.uuid4().hex
         self.input_size = int(model.config.prompt_encoder_config.image_size)
         self.mask_input_size = tuple(int(s) for s in model.prompt_encoder.mask_input_size)
-        self._encoder = LeanImageEncoder(model, torch.bfloat16, fp32_blocks=bf16_fp32_blocks(model, IMAGE_BF16_STAGES)) \
-            if self.bf16 else LeanImageEncoder(model)
+        self._encoder = build_image_encoder(family, model, bf16=self.bf16, video=False)
         with torch.inference_mode():
             image_pe = model.get_image_wide_positional_embeddings().to(self.device)
         self._decoder = LeanMaskDecoder(model, image_pe, gemm_dtype=torch.bfloat16 if self.bf16 else torch.float32)

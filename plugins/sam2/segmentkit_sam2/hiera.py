@@ -175,22 +175,28 @@ class LeanImageEncoder:
             x = block(x)
             if is_end:
                 stage_maps.append(x)
-        n = len(self.neck) - 1
-        outs = []
-        prev = None
-        for i in range(n, -1, -1):  # top-down, as Sam2VisionNeck
-            lateral = self.neck[n - i](stage_maps[i])  # (1, h, w, D), channels-last
-            if i in self.top_down and i != n:
-                up = prev.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)  # nearest, x2
-                prev = lateral + up
-            else:
-                prev = lateral
-            outs.append(prev)
-        maps = outs[-self.levels:][::-1]  # high to low resolution
+        maps = fpn_maps(self.neck, self.top_down, self.levels, stage_maps)
         hr0 = self.conv_s0(maps[0])
         hr1 = self.conv_s1(maps[1])
         emb = maps[2] if self.no_memory is None else maps[2] + self.no_memory
         return tuple(m.permute(0, 3, 1, 2).float().contiguous() for m in (emb, hr0, hr1))
+
+
+def fpn_maps(neck: list[_Linear], top_down: Collection[int], levels: int,
+             stage_maps: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The FPN neck (``Sam2VisionNeck``'s top-down pass) on channels-last stage maps: the last
+    ``levels`` outputs, high to low resolution."""
+    n = len(neck) - 1
+    outs = []
+    prev = None
+    for i in range(n, -1, -1):
+        lateral = neck[n - i](stage_maps[i])  # (1, h, w, D), channels-last
+        if i in top_down and i != n:
+            prev = lateral + prev.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)  # nearest, x2
+        else:
+            prev = lateral
+        outs.append(prev)
+    return outs[-levels:][::-1]
 
 
 # Stages the image predictor runs in bf16 with ``precision="bf16"``. Measured on the full-size

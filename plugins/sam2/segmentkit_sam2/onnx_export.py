@@ -1,10 +1,11 @@
 """Export SAM 2's image encoder and prompt decoder to ONNX, once, into a verified cache.
 
-Two graphs per model, traced from a loaded ``Sam2Model`` with the TorchScript-based
-exporter (``dynamo=False``: no ``onnxscript`` needed):
+Two graphs per model, traced from a loaded SAM-family image model (``Sam2Model``, or a
+family's class with the same parts) with the TorchScript-based exporter (``dynamo=False``:
+no ``onnxscript`` needed):
 
 - ``encoder.onnx``: pixel values (1, 3, S, S) -> the embedding (no-memory embedding
-  added) and the two high-res feature maps, laid out as :class:`~.engine.ImageFeatures`;
+  added) and the two high-res feature maps (:class:`~.image_encoder.TransformersImageEncoder`);
 - ``decoder_single.onnx`` / ``decoder_multi.onnx``: cached features + prompts -> low-res
   mask logits and predicted IoU (single-mask output with SAM 2's stability fallback, or
   the 3 candidates). Prompts arrive as SAM's point tokens: points with labels 1 / 0, box
@@ -24,25 +25,11 @@ from typing import Any
 
 import torch
 
+from .image_encoder import TransformersImageEncoder
+
 FORMAT = 2  # bump when the exported graphs change (2: the kit's manifest)
 DEFAULT_OPSET = 17
 GRAPHS = ("encoder", "decoder_single", "decoder_multi")
-
-
-class EncoderGraph(torch.nn.Module):
-    """Pixel values -> (embedding, high_res_0, high_res_1), as ``Sam2Engine.encode`` returns them."""
-
-    def __init__(self, model: Any):
-        super().__init__()
-        self.model = model
-        self.sizes = [tuple(int(v) for v in s) for s in model.config.vision_config.backbone_feature_sizes]
-
-    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        out = self.model.get_image_features(pixel_values, return_dict=True)
-        maps = list(out.fpn_hidden_states)  # each (h*w, 1, C)
-        maps[-1] = maps[-1] + self.model.no_memory_embedding
-        feats = [m.permute(1, 2, 0).reshape(1, -1, *size) for m, size in zip(maps, self.sizes)]
-        return feats[2], feats[0], feats[1]
 
 
 class DecoderGraph(torch.nn.Module):
@@ -86,10 +73,10 @@ class DecoderGraph(torch.nn.Module):
 
 
 def export_all(model: Any, folder: Path, opset: int) -> None:
-    """Trace the encoder and both decoders of a ``Sam2Model`` (fp32, eval) into ``folder``."""
+    """Trace the encoder and both decoders of an image model (fp32, eval) into ``folder``."""
     size = int(model.config.prompt_encoder_config.image_size)
     low = tuple(int(s) for s in model.prompt_encoder.mask_input_size)
-    encoder = EncoderGraph(model).eval()
+    encoder = TransformersImageEncoder(model).eval()
     pixels = torch.zeros(1, 3, size, size)
     with torch.no_grad():
         emb, hr0, hr1 = encoder(pixels)

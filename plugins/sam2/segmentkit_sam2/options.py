@@ -1,13 +1,32 @@
-"""Per-model options of the SAM 2 prompter and automatic segmenter (pydantic, no torch)."""
+"""Per-model options of the SAM-family prompter and automatic segmenter (pydantic, no torch)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 from segmentkit.cards import ModelOptions
 
 
-class Sam2Options(ModelOptions):
-    """Options of the SAM 2 prompter."""
+class SamFamilyOptions(ModelOptions):
+    """Options every SAM-family model takes (prompter, automatic segmenter, tracker)."""
+
+    engine: Literal["lean", "reference"] = Field(
+        default="lean",
+        description="'lean': segmentkit's forwards (fast paths); 'reference': transformers' own forward "
+                    "(torch fp32, for parity checks and debugging).",
+    )
+
+    @model_validator(mode="after")
+    def _reference_is_torch_fp32(self) -> SamFamilyOptions:
+        if self.engine == "reference" and (self.runtime not in (None, "torch") or self.precision != "fp32"):
+            raise ValueError(f"engine='reference' runs transformers' own forward on torch in fp32, "
+                             f"not runtime {self.runtime or 'torch'!r} with precision {self.precision!r}")
+        return self
+
+
+class Sam2Options(SamFamilyOptions):
+    """Options of the SAM-family prompter."""
 
     cache_bytes: int = Field(
         default=512 * 2**20, ge=0,

@@ -1,4 +1,4 @@
-"""The forward stage on ONNX Runtime: SAM 2's exported encoder and decoders.
+"""The forward stage on ONNX Runtime: a SAM-family model's exported encoder and decoders.
 
 Same interface as :class:`~.engine.Sam2Engine` (``encode`` / ``decode``, ``input_size``,
 ``mask_input_size``, ``token``), so the prompter and the automatic segmenter run on
@@ -20,11 +20,12 @@ from segmentkit.runtime import onnx
 from segmentkit.weights import weights_identity
 
 from .engine import Decoded, ImageFeatures
+from .family import SamFamily
 from .prompts import mask_only_points
 
 
 class OrtSam2Engine:
-    """Runs the exported SAM 2 graphs; created once per model, reused for every call."""
+    """Runs the exported graphs; created once per model, reused for every call."""
 
     def __init__(self, graphs: dict[str, Path], *, input_size: int, mask_input_size: tuple[int, int],
                  device: str = "cpu", intra_op_threads: int | None = None):
@@ -92,10 +93,11 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy())
 
 
-def load_ort_engine(model_id: str, weights: Path, model: Any, *, device: str = "cpu",
+def load_ort_engine(model_id: str, weights: Path, model: Any, *, family: SamFamily, device: str = "cpu",
                     intra_op_threads: int | None = None, opset: int | None = None) -> OrtSam2Engine:
-    """The ONNX Runtime engine of a loaded fp32 ``Sam2Model``, exporting it into the cache on first use."""
-    from . import onnx_export
+    """The ONNX Runtime engine of a loaded fp32 image model, exported on first use into the cache
+    by the family's exporter (``family.onnx_export``)."""
+    onnx_export = family.load("onnx_export")
 
     opset = opset or onnx_export.DEFAULT_OPSET
     input_size = int(model.config.prompt_encoder_config.image_size)

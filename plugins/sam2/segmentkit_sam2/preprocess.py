@@ -1,8 +1,8 @@
-"""SAM 2 pre- and post-processing in plain torch, matching transformers' Sam2 processors.
+"""SAM-family pre- and post-processing in plain torch, matching transformers' Sam2 processors.
 
 - Images: uint8 (H, W, 3) -> uint8 NCHW bilinear resize with antialiasing to S x S
-  (aspect not kept), then the fused rescale + ImageNet normalisation of transformers'
-  torchvision backend (both from :mod:`segmentkit.runtime.pixels`).
+  (aspect not kept), then the fused rescale + normalisation (the family's mean / std, ImageNet's
+  for SAM 2) of transformers' torchvision backend (both from :mod:`segmentkit.runtime.pixels`).
 - Prompts: pixel coordinates scaled by ``S / W`` and ``S / H`` (``Sam2Processor``).
 - Masks: low-res logits upsampled straight to the image size in one bilinear step
   (``align_corners=False``), as ``Sam2ImageProcessor.post_process_masks`` does.
@@ -22,11 +22,12 @@ def resize_uint8(image_uint8_hwc: np.ndarray, size: int) -> torch.Tensor:
     return pixels.resize_uint8(pixels.to_tensor(image_uint8_hwc), (size, size)).contiguous()
 
 
-def preprocess_image(image_uint8_hwc: np.ndarray, size: int = 1024) -> torch.Tensor:
-    """(1, 3, S, S) float32 pixel values for an (H, W, 3) uint8 RGB image."""
+def preprocess_image(image_uint8_hwc: np.ndarray, size: int = 1024,
+                     normalization: pixels.Normalization = pixels.IMAGENET) -> torch.Tensor:
+    """(1, 3, S, S) float32 pixel values for an (H, W, 3) uint8 RGB image (the family's mean / std)."""
     if image_uint8_hwc.dtype != np.uint8 or image_uint8_hwc.ndim != 3 or image_uint8_hwc.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) uint8 image, got {image_uint8_hwc.dtype} {image_uint8_hwc.shape}")
-    return pixels.IMAGENET(resize_uint8(image_uint8_hwc, size))
+    return normalization(resize_uint8(image_uint8_hwc, size))
 
 
 def _float32(values: torch.Tensor | np.ndarray | Sequence) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""SAM 2 as a :class:`~segmentkit.roles.Prompter`: embed once, predict for many prompt sets."""
+"""A SAM-family model as a :class:`~segmentkit.roles.Prompter`: embed once, predict for many prompt sets."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from segmentkit.types import Masks
 
 from .cache import ByteLRU
 from .engine import ImageFeatures
+from .family import family_of
 from .options import Sam2Options
 from .postprocess import to_masks
 from .preprocess import preprocess_image
@@ -31,7 +32,9 @@ class Sam2Prompter:
     def __init__(self, card: ModelCard, options: Sam2Options | None = None):
         self.card = card
         self.options = options if options is not None else Sam2Options()
-        self.engine = build_engine(card, self.options)  # torch fp32 / bf16, or ONNX Runtime
+        self.family = family_of(card)
+        self.engine = build_engine(card, self.options)  # lean torch fp32 / bf16, reference, or ONNX Runtime
+        self._normalization = self.family.normalization()
         self._cache: ByteLRU[Embedding] = ByteLRU(self.options.cache_bytes)
 
     # ------------------------------------------------------------------ image
@@ -50,7 +53,7 @@ class Sam2Prompter:
 
     def embed_array(self, pixels: np.ndarray) -> ImageFeatures:
         """Encode an (H, W, 3) uint8 image (no cache): preprocess, then the vision encoder."""
-        pixel_values = preprocess_image(pixels, self.engine.input_size)
+        pixel_values = preprocess_image(pixels, self.engine.input_size, self._normalization)
         return self.engine.encode(pixel_values, (int(pixels.shape[0]), int(pixels.shape[1])))
 
     # ------------------------------------------------------------------ prompts
@@ -93,7 +96,7 @@ class Sam2Prompter:
     def _features(self, embedding: Embedding) -> ImageFeatures:
         data = getattr(embedding, "data", None)
         if not isinstance(data, ImageFeatures):
-            raise PromptError("not a SAM 2 embedding: pass the result of this model's embed()")
+            raise PromptError(f"not a {self.family.label} embedding: pass the result of this model's embed()")
         if data.engine != self.engine.token:
             raise PromptError(
                 f"this embedding was computed by another model instance ({embedding.model_id!r}); "

@@ -1,13 +1,14 @@
-"""Per-model options of the SAM 2 tracker (pydantic, no torch)."""
+"""Per-model options of the SAM-family tracker (pydantic, no torch)."""
 
 from __future__ import annotations
 
 from pydantic import Field
-from segmentkit.cards import ModelOptions
+
+from .options import SamFamilyOptions
 
 
-class Sam2TrackerOptions(ModelOptions):
-    """Options of the SAM 2 video tracker."""
+class Sam2TrackerOptions(SamFamilyOptions):
+    """Options of the SAM-family video tracker."""
 
     mask_threshold: float = Field(default=0.0, description="Logit above which a pixel belongs to an object.")
     cache_frames: int = Field(

@@ -1,9 +1,9 @@
-"""A SAM 2 tracking session: the model maths behind :class:`segmentkit.sessions.TrackingSession`.
+"""A SAM-family tracking session: the model maths behind :class:`segmentkit.sessions.TrackingSession`.
 
-Prompt semantics follow transformers' ``Sam2VideoModel``: the first prompts of an object
-on a frame make that frame a *conditioning* frame for the object (its mask comes from
-the prompts alone); propagation tracks every object frame by frame, forwards or
-backwards. Prompts on a frame the object was already tracked into *correct* it: the
+Prompt semantics follow transformers' ``Sam2VideoModel`` (and the other families' video
+models): the first prompts of an object on a frame make that frame a *conditioning* frame
+for the object (its mask comes from the prompts alone); propagation tracks every object
+frame by frame, forwards or backwards. Prompts on a frame the object was already tracked into *correct* it: the
 model decodes them together with the object's memory, and the result becomes a
 conditioning frame, so later propagation keeps the correction (transformers keeps such
 a result only until the frame is tracked again).
@@ -27,20 +27,23 @@ from .preprocess import upscale_masks
 from .video_options import Sam2TrackerOptions
 from .video_prompts import VideoPrompt, encode_video_prompts
 from .video_saving import load_into, state_of
-from .video_state import TrackState
+from .family import SamFamily
+from .video_state import TrackState, new_track_state
 
 log = logging.getLogger(__name__)
 
 
 class Sam2TrackingSession(TrackingSession):
-    """Track objects through one video with a loaded ``Sam2VideoModel`` (see the module docstring)."""
+    """Track objects through one video with a loaded SAM-family video model (see the module docstring)."""
 
-    def __init__(self, model: Any, frames: Any, options: Sam2TrackerOptions, *, model_id: str = ""):
+    def __init__(self, model: Any, frames: Any, options: Sam2TrackerOptions, family: SamFamily, *,
+                 model_id: str = ""):
         super().__init__(frames, model_id=model_id, max_objects=options.max_objects)
         self.options = options
         self._model = model
         self._device = torch.device(options.device)
-        self._memory: TrackState | None = TrackState(model, frames, self.objects, device=self._device)
+        self._memory: TrackState | None = new_track_state(family, model, frames, self.objects,
+                                                          device=self._device)
 
     # ------------------------------------------------------------------ hooks
 

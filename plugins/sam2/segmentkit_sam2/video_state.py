@@ -1,7 +1,9 @@
-"""One tracking session's model state: transformers' ``Sam2VideoInferenceSession``, bounded.
+"""One tracking session's model state: transformers' video inference session, bounded.
 
 ``Sam2VideoModel.forward`` reads and writes its per-object memory through a
-``Sam2VideoInferenceSession``. :class:`TrackState` is that object with four changes:
+``Sam2VideoInferenceSession`` (each SAM family names its session class in its descriptor).
+:class:`TrackState` is that object (:func:`new_track_state` adds the family's class as a base)
+with four changes:
 
 - frames come from a :mod:`segmentkit.io.video` source and are preprocessed on demand
   (a 2-frame LRU of pixel tensors), instead of the whole video as one tensor;
@@ -22,27 +24,42 @@ session would give it.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from typing import Any
 
 import torch
 from segmentkit.io.video import FrameSource, FrameStream
 from segmentkit.sessions import ObjectIndex
-from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
 
+from .family import SamFamily, load_object
 from .preprocess import preprocess_image
 
 _PIXEL_CACHE = 2  # preprocessed frames kept (the model caches one frame's features itself)
 
 
-class TrackState(Sam2VideoInferenceSession):
-    """Memory of the objects tracked in one video, read and written by ``Sam2VideoModel``."""
+def new_track_state(family: SamFamily, model: Any, frames: FrameSource | FrameStream, objects: ObjectIndex, *,
+                    device: torch.device) -> TrackState:
+    """A :class:`TrackState` on the family's inference-session class."""
+    return _state_class(family.video_session)(model, frames, objects, family.normalization(), device=device)
+
+
+@functools.cache
+def _state_class(session_class: str) -> type:
+    base = load_object(session_class)
+    return type(f"{base.__name__}TrackState", (TrackState, base), {})
+
+
+class TrackState:
+    """Memory of the objects tracked in one video, read and written by the video model; mixed
+    into the family's inference-session class by :func:`new_track_state`."""
 
     def __init__(
         self,
         model: Any,
         frames: FrameSource | FrameStream,
         objects: ObjectIndex,
+        normalization: Any,
         *,
         device: torch.device,
         dtype: torch.dtype = torch.float32,
@@ -60,6 +77,7 @@ class TrackState(Sam2VideoInferenceSession):
         )
         self.frames = frames
         self.objects = objects
+        self.normalization = normalization
         self.input_size = int(model.config.image_size)
         config = model.config
         self.window = max(int(config.num_maskmem), int(config.max_object_pointers_in_encoder)) - 1
@@ -75,7 +93,8 @@ class TrackState(Sam2VideoInferenceSession):
         """(3, S, S) pixel values of one frame, preprocessed on first use."""
         pixels = self._pixels.get(frame_idx)
         if pixels is None:
-            pixels = preprocess_image(self.frames[frame_idx], self.input_size)[0].to(self.dtype)
+            pixels = preprocess_image(self.frames[frame_idx], self.input_size, self.normalization)[0]
+            pixels = pixels.to(self.dtype)
             self._remember(frame_idx, pixels)
         else:
             self._pixels.move_to_end(frame_idx)

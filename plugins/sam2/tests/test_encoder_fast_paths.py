@@ -15,6 +15,7 @@ import torch
 from segmentkit import Box, Point
 from segmentkit_sam2 import hiera
 from segmentkit_sam2.engine import Sam2Engine
+from segmentkit_sam2.family import SAM2
 from segmentkit_sam2.hiera import IMAGE_BF16_STAGES, LeanImageEncoder, bf16_fp32_blocks
 from segmentkit_sam2.options import Sam2Options
 
@@ -77,7 +78,7 @@ def test_bf16_stages(reference_model) -> None:
     assert list(backbone.stage_ends) == [0, 1, 3, 4]
     assert bf16_fp32_blocks(reference_model) == (2, 3, 4)  # the tracker: the first two stages
     assert bf16_fp32_blocks(reference_model, IMAGE_BF16_STAGES) == (2, 3)  # the image predictor: all but stage 2
-    engine = Sam2Engine(reference_model, Sam2Options(precision="bf16", device="cpu"))
+    engine = Sam2Engine(reference_model, Sam2Options(precision="bf16", device="cpu"), SAM2)
     assert [block.qkv.weight.dtype for block, _ in engine._encoder.blocks] == [torch.bfloat16] * 2 + \
         [torch.float32] * 2 + [torch.bfloat16]
     encoder = LeanImageEncoder(reference_model, torch.bfloat16, fp32_blocks=(2, 3, 4))

@@ -19,6 +19,7 @@ pytest.importorskip("onnxruntime")
 
 from segmentkit.runtime import onnx
 from segmentkit_sam2 import onnx_export
+from segmentkit_sam2.family import SAM2
 from segmentkit_sam2.ort_engine import OrtSam2Engine, load_ort_engine, point_tokens
 
 MODEL_ID = "sam2.1-hiera-tiny"
@@ -151,7 +152,7 @@ def test_export_cache_is_reused(ort_prompter, onnx_cache, sam2_weights_small: Pa
     assert len(folders) == 1
     stamps = {p.name: p.stat().st_mtime_ns for p in folders[0].iterdir()}
     calls = _export_counter(monkeypatch)  # the cache was filled when ort_prompter loaded
-    again = load_ort_engine(MODEL_ID, sam2_weights_small, _image_model(sam2_weights_small))
+    again = load_ort_engine(MODEL_ID, sam2_weights_small, _image_model(sam2_weights_small), family=SAM2)
     assert calls == []
     assert {p.name: p.stat().st_mtime_ns for p in folders[0].iterdir()} == stamps
     assert again.token != ort_prompter.engine.token
@@ -166,7 +167,8 @@ def test_corrupt_export_is_rebuilt(ort_prompter, onnx_cache, sam2_weights_small:
     target.write_bytes(bytes(data))
     assert not onnx.verify(folder, onnx_export.GRAPHS)
     calls = _export_counter(monkeypatch)
-    engine = load_ort_engine(MODEL_ID, sam2_weights_small, _image_model(sam2_weights_small), intra_op_threads=1)
+    engine = load_ort_engine(MODEL_ID, sam2_weights_small, _image_model(sam2_weights_small), family=SAM2,
+                             intra_op_threads=1)
     assert calls and len(calls) == 1
     assert onnx.verify(folder, onnx_export.GRAPHS)
     assert engine.sessions["decoder_single"].get_session_options().intra_op_num_threads == 1
