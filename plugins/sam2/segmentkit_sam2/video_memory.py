@@ -89,8 +89,9 @@ class BankProjections:
     temporal term) and values, computed when a frame's memory is first read.
 
     Entries are keyed by the memory tensor the video session stores for the frame (its
-    identity, checked through a weak reference), and at most ``capacity`` are kept, least
-    recently used out first: a frame that left every bank is projected again if it returns.
+    identity, checked through a weak reference); entries of frames the session has dropped go
+    when the next frame is added, and at most ``capacity`` are kept, least recently used out
+    first: a frame that left every bank is projected again if it returns.
     Sessions on several threads share it (one model, many sessions).
     """
 
@@ -108,11 +109,16 @@ class BankProjections:
                 return entry[1]
         value = compute()
         with self._lock:
+            for stale in [k for k, (ref, _) in self._entries.items() if ref() is None]:
+                del self._entries[stale]  # the session dropped that frame's memory
             self._entries[key] = (weakref.ref(features), value)
             self._entries.move_to_end(key)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
         return value
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class LeanMemoryAttention(torch.nn.Module):

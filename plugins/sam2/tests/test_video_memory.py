@@ -116,3 +116,17 @@ def test_tracking_projects_each_stored_memory_once(model, tmp_path, monkeypatch)
     theirs = {frame: by_id[1] for frame, by_id in ref.propagate()}
     assert 0 < len(calls) <= len(frames)
     assert min(iou(ours[f], theirs[f]) for f in theirs) >= 0.99
+
+
+def test_dropped_memories_leave_the_cache(model):
+    planned, inputs = bank(model, frames=3, pointers=0)
+    lean = LeanMemoryAttention(model.memory_attention, bank_capacity=8)
+    with torch.inference_mode():
+        lean.plan(planned)
+        lean(**inputs)
+        assert len(lean.projections) == 3
+        del planned  # the session trims these frames' memories
+        fresh, step = bank(model, frames=1, pointers=0)
+        lean.plan(fresh)
+        lean(**step)
+    assert len(lean.projections) == 1
