@@ -6,7 +6,10 @@ DINO (Swin-T + BERT-base, shortest edge 800) with SAM 2.1 Hiera-Tiny (1024^2) fo
 per box. Full-size configs with seeded random weights (transformers' defaults are the
 released architectures), saved to disk and loaded through ``segmentkit.load`` like real
 checkpoints. Random weights say nothing about quality; to compare like with like, each
-model's threshold is set so it returns the same number of instances (``--instances``).
+model's threshold is set so it returns the same number of instances (``--instances``) where
+the scores allow it: random Grounding DINO scores saturate at 1.0, so its threshold can keep
+none (the printed counts say so); its time is then its encoders and detector, a lower bound
+(a few SAM 2 box decodes add milliseconds to seconds of encoders).
 
 Timed per call, end to end from the decoded image: ``embed`` + ``predict([Text])``.
 Repetitions interleave the two models; medians and the ratio Grounded-SAM 2 / SAM 3 are

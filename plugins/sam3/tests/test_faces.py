@@ -5,6 +5,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -63,7 +64,8 @@ def test_mask_from_prompt_with_text_over_ipc(sam3_dir, scene):
         finally:
             await service.aclose()
 
-    answer = asyncio.run(ask())
+    with ThreadPoolExecutor(1) as pool:  # its own thread: an earlier test may leave this one's event loop running
+        answer = pool.submit(asyncio.run, ask()).result()
     assert "result" in answer, answer
     masks = answer["result"]["masks"]
     assert len(masks) > 1 and {m["label"] for m in masks} == {"a red square"}
