@@ -14,6 +14,7 @@ import json
 import numpy as np
 import pytest
 import segmentkit
+import torch
 from edgetam_tiny import build_checkpoint, reference
 from segmentkit import Box, Point
 from segmentkit.cli.app import load_commands
@@ -25,6 +26,15 @@ MODEL = "edgetam"
 MIN_IOU = 0.99
 BF16_MIN_IOU = 0.9  # measured 0.92-0.99 per candidate on the tiny model
 POINT, NEG_POINT, BOX = (30.0, 25.0), (80.0, 60.0), (50.0, 35.0, 90.0, 66.0)  # as the fixture script
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # As test_tracker_parity: on a busy 2-core machine OpenMP spin-waits make 2 threads far slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
