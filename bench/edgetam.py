@@ -5,8 +5,8 @@ Full-size EdgeTAM config (transformers' defaults, RepViT-M1 backbone) with rando
 in the hub layout (``edgetam_video``, ``timm_wrapper`` backbone) and loaded by both sides.
 transformers builds the backbone with timm, which needs torchvision: the script re-runs
 itself in the reference environment (``--venv``, see bench/sam2_image.py, which creates it)
-and runs both sides there, on that environment's torch; segmentkit's side never imports
-timm (checked). Repetitions are interleaved; medians and ratios printed:
+and runs both sides there, on that environment's torch; segmentkit's side runs its own
+RepViT (printed), not timm's. Repetitions are interleaved; medians and ratios printed:
 
 - image encoder: image -> embedding, preprocessing included, 1024 input;
 - decode: one prompt set (a click and a background click) on a cached embedding;
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sam2_image import ensure_torchvision, interleave, photo, report  # noqa: E402
+from sam2_image import ensure_torchvision, interleave, photo, registry_with_sam2, report  # noqa: E402
 from sam2_video import clip, cpu_name  # noqa: E402
 
 MODEL = "edgetam"
@@ -53,14 +53,14 @@ def build_weights(path: Path) -> Path:
 
 
 def bench_image(args, weights: Path) -> None:
-    import segmentkit
     import torch
     from segmentkit import Point
     from segmentkit.testing.compare import iou
     from transformers import EdgeTamModel, Sam2ImageProcessor, Sam2Processor
 
-    prompter = segmentkit.Registry().load(MODEL, weights=weights, cache_bytes=0, precision=args.precision)
-    assert "timm" not in sys.modules, "segmentkit's EdgeTAM imported timm"
+    prompter = registry_with_sam2().load(MODEL, weights=weights, cache_bytes=0, precision=args.precision)
+    backbone = type(prompter.raw.engine.model.vision_encoder.backbone).__name__
+    print(f"segmentkit's backbone: {backbone} (ours; transformers': TimmWrapperModel)", flush=True)
     reference = EdgeTamModel.from_pretrained(weights).eval()
     processor = Sam2Processor(image_processor=Sam2ImageProcessor())
     image = photo(args.image_size)
@@ -97,7 +97,7 @@ def bench_tracking(args, weights: Path) -> None:
 
     frames = clip(args.frames, args.height, args.width)
     point = (0.3 * args.width, 0.45 * args.height)
-    trackers = {p: sk.Registry().load(MODEL, role="tracker", weights=weights, precision=p) for p in ("fp32", "bf16")}
+    trackers = {p: registry_with_sam2().load(MODEL, role="tracker", weights=weights, precision=p) for p in ("fp32", "bf16")}
     reference = EdgeTamVideoModel.from_pretrained(weights).eval()
 
     def ours(precision):

@@ -30,6 +30,7 @@ QUICK: dict[str, list[str]] = {
     "sam2_encoder_stages": ["--reps", "1"],
     "sam2_image": ["--reps", "2", "--points-per-side", "8"],
     "sam2_video": ["--frames", "4", "--stream-frames", "100"],
+    "edgetam": ["--reps", "1", "--frames", "3", "--track-reps", "1"],
     "fixed_label": ["--reps", "1", "--sizes", "640x480"],
     "batch": ["--images", "20"],
     "ipc_load": ["--requests", "100", "--clients", "2"],
@@ -102,6 +103,10 @@ GOALS = (
     Goal("SAM 2 video tracking frames/s vs transformers (issue 16)", "sam2_video",
          r"^(segmentkit (fp32|bf16)|bf16, 3 memory frames)\s", min_ratio=2),
     Goal("SAM 2 stream RSS growth (issue 16)", "sam2_video", r"^segmentkit: .* frames/s, growth", max_percent=5),
+    Goal("EdgeTAM image encoder 1024^2 vs transformers (issue 17)", "edgetam", r"^image encoder", min_ratio=1.5,
+         agreement=r"mask IoU ours"),
+    Goal("EdgeTAM tracking frames/s at 1024 vs transformers (issue 17)", "edgetam", r"^segmentkit (fp32|bf16)\s",
+         min_ratio=1.5),
 )
 
 

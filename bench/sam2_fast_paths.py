@@ -80,7 +80,7 @@ def click_profile(prompter, embedding, prompt, reps: int) -> None:
     import torch
     from segmentkit import rle
     from segmentkit.types import Masks
-    from segmentkit_sam2.postprocess import stability_score
+    from segmentkit_sam2.postprocess import above, stability_score
     from segmentkit_sam2.preprocess import upscale_masks
     from segmentkit_sam2.prompts import encode_prompts, stack
 
@@ -107,7 +107,7 @@ def click_profile(prompter, embedding, prompt, reps: int) -> None:
             state["upscaling convs + mask product"], state["decoder transformer + heads"][2], False)),
         step("low-res -> image size (bilinear)", lambda: upscale_masks(
             state["output choice (stability fallback)"][0].float(), hw)[0]),
-        step("threshold", lambda: state["low-res -> image size (bilinear)"] > 0),
+        step("threshold", lambda: above(state["low-res -> image size (bilinear)"], 0.0)),
         step("stability score", lambda: stability_score(state["low-res -> image size (bilinear)"], 0.0, 1.0)),
         step("Masks (numpy copies)", lambda: Masks(masks=state["threshold"].numpy().copy(),
                                                    scores=state["output choice (stability fallback)"][1][0].numpy())),

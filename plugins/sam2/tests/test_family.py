@@ -3,6 +3,7 @@
 - ``engine="reference"`` runs transformers' own forward (image: ``get_image_embeddings`` +
   ``model(image_embeddings=...)``; video: the unmodified ``Sam2VideoModel``); the default lean
   engine must agree with it on the same weights and prompts, in every role.
+  EdgeTAM (another family, another lean encoder) is checked the same way.
 - A family whose descriptor names no lean parts runs transformers' vision encoder and memory
   attention through the same prompter, generator and sessions (what a new family gets before
   it has a lean encoder), and gives the same masks.
@@ -72,6 +73,32 @@ def test_reference_engine_agrees_with_the_lean_engine(small_prompter, sam2_weigh
     for ours, ref in zip(predict_all(small_prompter, photo), predict_all(reference, photo), strict=True):
         assert ours.masks.any()
         assert_same_masks(ours, ref)
+
+
+@pytest.fixture(scope="module")
+def edgetam_checkpoint(tmp_path_factory):
+    from edgetam_tiny import build_checkpoint
+
+    return build_checkpoint(tmp_path_factory.mktemp("edgetam-tiny"))
+
+
+def test_reference_engine_serves_every_family(edgetam_checkpoint):
+    """EdgeTAM (RepViT lean encoder) against its own transformers forward, image and video."""
+    frames = moving_frames(6)
+    image = frames[0]
+    lean = Registry().load("edgetam", weights=edgetam_checkpoint)
+    ref = Registry().load("edgetam", weights=edgetam_checkpoint, engine="reference")
+    assert isinstance(ref.engine, ReferenceEngine)
+    prompts = [[Point(30, 25)], [Box(50, 35, 90, 66)], [Point(30, 25), Point(80, 60, positive=False)]]
+    for p in prompts:
+        a, b = (m.predict(m.embed(image), p, multimask=True) for m in (lean, ref))
+        assert_same_masks(a, b)
+    trackers = [Registry().load("edgetam", role="tracker", weights=edgetam_checkpoint, **extra)
+                for extra in ({}, {"engine": "reference"})]
+    for a, b in zip(*(track(t, frames, stream=False) for t in trackers), strict=True):
+        assert a.masks.masks.any() and not a.masks.masks.all()
+        for k in range(len(a.object_ids)):
+            assert iou(a.masks.masks[k], b.masks.masks[k]) >= 0.99, f"frame {a.frame_index} object {k}"
 
 
 def test_reference_engine_automatic_masks(sam2_weights_small, photo):
