@@ -86,8 +86,6 @@ class Sam3Session(TrackingSession):
         points = [p for p in prompts if isinstance(p, Point)]
         if len(boxes) + len(points) != len(prompts):
             raise PromptError("a SAM 3 session takes points, boxes or a text prompt")
-        if len(boxes) > 1:
-            raise PromptError("one box per object and frame")
         size, square = self.frame_size, self._models.image_size
         xy = [[boxes[0].x0, boxes[0].y0], [boxes[0].x1, boxes[0].y1]] if boxes else []
         xy += [[p.x, p.y] for p in points]

@@ -5,6 +5,7 @@ import pytest
 
 import segmentkit as sk
 from segmentkit.errors import PromptError, SessionError
+from segmentkit.types import MaskPrompt
 
 IMAGE = np.random.default_rng(3).integers(0, 255, (48, 64, 3), dtype=np.uint8)
 
@@ -54,6 +55,8 @@ def test_text_session_follows_a_concept_and_refuses_clicks(tracker):
             session.add_prompts(0, 0, [sk.Text("a dog")])
         session.reset()
         assert len(session.add_prompts(0, 4, [sk.Box(2, 2, 20, 20)]).masks) == 1
+        with pytest.raises(PromptError, match="points, boxes or a text"):
+            session.add_prompts(0, 5, [MaskPrompt(np.ones((48, 64), dtype=bool))])
 
 
 def test_text_can_come_before_the_first_live_frame(tracker):
