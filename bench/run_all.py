@@ -27,8 +27,10 @@ HERE = Path(__file__).resolve().parent
 # Light settings per script for --quick (every flag exists in that script's argparse).
 QUICK: dict[str, list[str]] = {
     "sam2_fast_paths": ["--quick"],
+    "sam2_encoder_stages": ["--reps", "1"],
     "sam2_image": ["--reps", "2", "--points-per-side", "8"],
     "sam2_video": ["--frames", "4", "--stream-frames", "100"],
+    "edgetam": ["--reps", "1", "--frames", "3", "--track-reps", "1"],
     "fixed_label": ["--reps", "1", "--sizes", "640x480"],
     "eomt": ["--reps", "1", "--sizes", "640x480"],
     "batch": ["--images", "20"],
@@ -37,12 +39,14 @@ QUICK: dict[str, list[str]] = {
 RATIO = re.compile(r"(?:\bx\s?(\d+(?:\.\d+)?)\b|\b(\d+(?:\.\d+)?)\s?x\b)")
 AGREEMENT = re.compile(r"IoU|agree|pixels equal|matched", re.IGNORECASE)
 MS = re.compile(r"(\d+(?:\.\d+)?) ms")
+PERCENT = re.compile(r"([+-]?\d+(?:\.\d+)?) %\s*$")
 
 
 @dataclass(frozen=True)
 class Goal:
     """A speed goal read from one script's output: the best of the lines matching ``lines``
-    (highest ratio, or lowest milliseconds when ``max_ms`` is set), with the agreement line
+    (highest ratio, lowest milliseconds when ``max_ms`` is set, or the percentage at the end of
+    the line when ``max_percent`` is), with the agreement line
     of the path that gave it (the same line, or the first line matching ``agreement`` that
     names the path)."""
 
@@ -51,6 +55,7 @@ class Goal:
     lines: str
     min_ratio: float | None = None
     max_ms: float | None = None
+    max_percent: float | None = None
     agreement: str | None = None
 
     def check(self, output: str) -> str:
@@ -58,7 +63,11 @@ class Goal:
         rows = [" ".join(line.split()) for line in output.splitlines() if re.search(self.lines, line)]
         if not rows:
             return f"{self.name}: not measured in this run"
-        if self.max_ms is not None:
+        if self.max_percent is not None:
+            found = PERCENT.search(rows[-1])
+            value = float(found.group(1)) if found else float("inf")
+            row, figure, reached = rows[-1], f"{value:+.1f} % (goal <= {self.max_percent:g} %)", value <= self.max_percent
+        elif self.max_ms is not None:
             row = min(rows, key=lambda r: float(MS.search(r).group(1)) if MS.search(r) else float("inf"))
             found = MS.search(row)
             value = float(found.group(1)) if found else float("inf")
@@ -93,6 +102,13 @@ GOALS = (
     Goal("EoMT-L panoptic 640x480 vs pipeline (best precision)", "eomt", r"^eomt-l\s+640x480\s+ours", min_ratio=1.5),
     Goal("automatic masks 32x32 vs transformers' mask-generation", "sam2_image", r"^automatic masks \(32x32",
          min_ratio=5, agreement=r"best-match IoU"),
+    Goal("SAM 2 video tracking frames/s vs transformers (issue 16)", "sam2_video",
+         r"^(segmentkit (fp32|bf16)|bf16, 3 memory frames)\s", min_ratio=2),
+    Goal("SAM 2 stream RSS growth (issue 16)", "sam2_video", r"^segmentkit: .* frames/s, growth", max_percent=5),
+    Goal("EdgeTAM image encoder 1024^2 vs transformers (issue 17)", "edgetam", r"^image encoder", min_ratio=1.5,
+         agreement=r"mask IoU ours"),
+    Goal("EdgeTAM tracking frames/s at 1024 vs transformers (issue 17)", "edgetam", r"^segmentkit (fp32|bf16)\s",
+         min_ratio=1.5),
 )
 
 

@@ -14,10 +14,14 @@ medians and ratios printed:
 - agreement: the masks of each fast path vs torch fp32 for 16 single-point prompts,
   multimask (48 masks): minimum and mean mask IoU. A fast path that disagrees is a bug.
 
+``--click-profile`` instead times each step of one click on a cached embedding (torch
+fp32 and bf16): prompt validation, prompt encoder, decoder transformer, upscaling convs,
+output choice, resize to the image, threshold, stability score, numpy copy, COCO RLE.
+
 The ONNX export is cached under ``$SEGMENTKIT_CACHE`` (first run: about a minute).
 The machine may be shared: compare the ratios, not the absolute times.
 
-    python bench/sam2_fast_paths.py [--reps 7] [--quick] [--threads N]
+    python bench/sam2_fast_paths.py [--reps 7] [--quick] [--threads N] [--click-profile]
 """
 
 from __future__ import annotations
@@ -71,6 +75,57 @@ def table(stage: str, title: str, times: dict[str, list[float]], reference: str)
         print(f"  {stage} {name:<28} {med * 1000:9.1f} ms   vs transformers x{base / med:5.2f}", flush=True)
 
 
+def click_profile(prompter, embedding, prompt, reps: int) -> None:
+    """Median time of each step of ``prompter.predict(embedding, prompt)`` + RLE, run one by one."""
+    import torch
+    from segmentkit import rle
+    from segmentkit.types import Masks
+    from segmentkit_sam2.postprocess import above, stability_score
+    from segmentkit_sam2.preprocess import upscale_masks
+    from segmentkit_sam2.prompts import encode_prompts, stack
+
+    engine, features = prompter.engine, embedding.data
+    decoder, hw = engine._decoder, features.original_size
+    state: dict[str, object] = {}
+
+    def step(name: str, fn: Callable[[], object]) -> tuple[str, Callable[[], object]]:
+        def run() -> None:
+            with torch.inference_mode():
+                state[name] = fn()
+        return name, run
+
+    steps = dict([
+        step("prompts -> model coordinates", lambda: stack([encode_prompts(
+            prompt, hw, engine.input_size, engine.mask_input_size)])),
+        step("prompt encoder (transformers)", lambda: engine._prompt_embeddings(
+            state["prompts -> model coordinates"].points, state["prompts -> model coordinates"].labels, None, None)),
+        step("decoder transformer + heads", lambda: decoder._transformer(
+            features.decoder_image, state["prompt encoder (transformers)"][0].flatten(0, 1), None)),
+        step("upscaling convs + mask product", lambda: decoder._upscale_and_mask(
+            features.decoder_image, *state["decoder transformer + heads"][:2])),
+        step("output choice (stability fallback)", lambda: decoder._select(
+            state["upscaling convs + mask product"], state["decoder transformer + heads"][2], False)),
+        step("low-res -> image size (bilinear)", lambda: upscale_masks(
+            state["output choice (stability fallback)"][0].float(), hw)[0]),
+        step("threshold", lambda: above(state["low-res -> image size (bilinear)"], 0.0)),
+        step("stability score", lambda: stability_score(state["low-res -> image size (bilinear)"], 0.0, 1.0)),
+        step("Masks (numpy copies)", lambda: Masks(masks=state["threshold"].numpy().copy(),
+                                                   scores=state["output choice (stability fallback)"][1][0].numpy())),
+        step("COCO RLE of the mask", lambda: rle.encode(state["Masks (numpy copies)"].masks[0])),
+    ])
+    for run in steps.values():  # fill the state in order
+        run()
+    times = interleaved(reps, steps)
+    whole = interleaved(reps, {"predict + RLE": lambda: rle.encode(prompter.predict(embedding, prompt).masks[0])})
+    total = statistics.median(whole["predict + RLE"]) * 1000
+    parts = {name: statistics.median(t) * 1000 for name, t in times.items()}
+    print(f"  {'step':<38}{'ms':>8}{'share':>8}")
+    for name, ms in parts.items():
+        print(f"  {name:<38}{ms:8.2f}{ms / sum(parts.values()):8.1%}")
+    print(f"  {'sum of steps':<38}{sum(parts.values()):8.2f}\n  {'predict() + RLE, end to end':<38}{total:8.2f}",
+          flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7)
@@ -78,6 +133,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch and ONNX Runtime threads (0: defaults)")
     parser.add_argument("--image-size", type=int, default=1024)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/segmentkit-bench-weights"))
+    parser.add_argument("--click-profile", action="store_true", help="only the per-step profile of one click")
     args = parser.parse_args()
     reps = 3 if args.quick else args.reps
 
@@ -100,6 +156,16 @@ def main() -> None:
     weights = build_weights("tiny", args.cache / "tiny")
     model_id = "sam2.1-hiera-tiny"
     registry = segmentkit.Registry()
+    if args.click_profile:
+        image = photo(args.image_size)
+        w, h = image.shape[1], image.shape[0]
+        prompt = [Point(w * 0.4, h * 0.5), Point(w * 0.1, h * 0.1, positive=False)]
+        for precision in ("fp32", "bf16"):
+            prompter = registry.load(model_id, weights=weights, cache_bytes=0, precision=precision).raw
+            print(f"\none click (2 points -> 1 mask of {w}x{h}) on a cached embedding, torch {precision}, "
+                  f"median of {reps * 10}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+            click_profile(prompter, prompter.embed(image), prompt, reps * 10)
+        return
     start = time.perf_counter()
     paths = {
         "ours torch fp32": registry.load(model_id, weights=weights, cache_bytes=0),

@@ -13,8 +13,9 @@ reference and of ours interleaved (order alternating), medians and ratios printe
 transformers' SAM 2 image processor and the pipeline need torchvision, which segmentkit
 does not use. Without it, the script re-runs itself in a virtual environment that has it
 (``--venv``, created on first use: ``pip install torch==2.14.1 torchvision==0.29.1
-transformers==5.24.0`` plus segmentkit's pure-Python deps, segmentkit and this plugin in
-editable mode). Both sides then run on that environment's torch.
+transformers==5.24.0`` plus segmentkit's pure-Python deps). segmentkit and the SAM 2 plugin
+are not installed there: the re-run imports them from this checkout (``PYTHONPATH``) and
+registers the plugin in-process. Both sides then run on that environment's torch.
 
     python bench/sam2_image.py [--config tiny|base-plus] [--reps 5] [--points-per-side 32]
 """
@@ -61,8 +62,21 @@ def ensure_torchvision(venv: Path) -> None:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         pip = [str(python), "-m", "pip", "install", "-q"]
         subprocess.run(pip + REF_PACKAGES + CORE_DEPS, check=True)
-        subprocess.run(pip + ["--no-deps", "-e", str(ROOT), "-e", str(ROOT / "plugins" / "sam2")], check=True)
-    os.execv(str(python), [str(python), *sys.argv])
+    paths = [str(ROOT / "core"), str(ROOT / "plugins" / "sam2"), os.environ.get("PYTHONPATH", "")]
+    os.execve(str(python), [str(python), *sys.argv], {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))})
+
+
+def registry_with_sam2():
+    """A registry with the SAM 2 plugin: from its entry point, or registered in-process when
+    this environment has segmentkit on ``PYTHONPATH`` only (the reference venv)."""
+    import segmentkit
+
+    reg = segmentkit.Registry()
+    if not any(card.id == "sam2.1-hiera-tiny" for card in reg.models()):
+        import segmentkit_sam2
+
+        reg.register(segmentkit_sam2, "sam2")
+    return reg
 
 
 def build_weights(name: str, path: Path) -> Path:
@@ -155,7 +169,6 @@ def main() -> None:
     args = parser.parse_args()
     ensure_torchvision(args.venv)
 
-    import segmentkit
     import torch
     from transformers import Sam2ImageProcessor, Sam2Model, Sam2Processor
 
@@ -167,7 +180,7 @@ def main() -> None:
     weights = build_weights(args.config, args.cache / args.config)
     model_id = f"sam2.1-hiera-{args.config}"
     print(f"model: full-size {model_id} config, random weights ({weights}); segmentkit in {args.precision}", flush=True)
-    registry = segmentkit.Registry()
+    registry = registry_with_sam2()
     prompter = registry.load(model_id, weights=weights, cache_bytes=0, precision=args.precision)
     reference = Sam2Model.from_pretrained(weights).eval()
     processor = Sam2Processor(image_processor=Sam2ImageProcessor())

@@ -144,6 +144,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     parser.add_argument("--skip-clip", action="store_true")
     parser.add_argument("--skip-stream", action="store_true")
+    parser.add_argument("--stream-sides", choices=("both", "segmentkit"), default="both",
+                        help="segmentkit: stream only ours (transformers' stream grows without bound)")
     # worker mode (internal)
     parser.add_argument("--worker", choices=("ours", "reference"))
     parser.add_argument("--mode", choices=("clip", "stream"))
@@ -187,19 +189,24 @@ def main() -> None:
             weights = build_tiny_video_checkpoint(Path(tmp) / f"full-{size}", image_size=size, full=True)
             print(f"\n2. stream of {args.stream_frames} frames of {args.width}x{args.height}, hiera-tiny at "
                   f"{size} input: RSS growth over the RSS after loading (MB)")
+            sides = ("reference", "ours") if args.stream_sides == "both" else ("ours",)
             curves = {side: run_worker(side, "stream", weights, args.stream_frames, args.height, args.width,
-                                       args.threads) for side in ("reference", "ours")}
-            ref_curve = dict(curves["reference"]["curve"])
-            ours_curve = dict(curves["ours"]["curve"])
-            print(f"{'frames':>8}{'transformers':>14}{'segmentkit':>12}")
-            for n in sorted(ours_curve):
-                print(f"{n:>8}{ref_curve.get(n, float('nan')):>14.1f}{ours_curve[n]:>12.1f}")
-            for name, c in (("transformers", curves["reference"]), ("segmentkit", curves["ours"])):
+                                       args.threads) for side in sides}
+            names = {"reference": "transformers", "ours": "segmentkit"}
+            print(f"{'frames':>8}" + "".join(f"{names[side]:>14}" for side in sides))
+            for n, _ in curves["ours"]["curve"]:
+                print(f"{n:>8}" + "".join(f"{dict(curves[side]['curve']).get(n, float('nan')):>14.1f}"
+                                          for side in sides))
+            for side, c in curves.items():
                 points = c["curve"]
                 mid = next(p for p in points if p[0] >= points[-1][0] // 2)
                 slope = (points[-1][1] - mid[1]) / max(1, points[-1][0] - mid[0]) * 1000
-                print(f"{name}: {c['fps']:.2f} frames/s, growth over the second half "
-                      f"{slope:+.1f} MB per 1,000 frames")
+                first = c["rss_after_load_mb"] + points[1][1]  # after the first 50 frames (warm-up)
+                last = c["rss_after_load_mb"] + points[-1][1]
+                print(f"{names[side]}: {c['fps']:.2f} frames/s, growth over the second half {slope:+.1f} MB per "
+                      f"1,000 frames; RSS after loading {c['rss_after_load_mb']:.0f} MB, at frame {points[1][0]} "
+                      f"{first:.0f} MB, at frame {points[-1][0]} {last:.0f} MB: {100 * (last - first) / first:+.1f} %")
+    print(f"load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,28 @@ def test_encode_matches_hand_computed_column_major_runs():
     np.testing.assert_array_equal(rle.decode(uncompressed), m)
 
 
+def _edge_masks() -> list[np.ndarray]:
+    """Shapes and patterns the run finder must get right: empty, full, one row or column,
+    set first / last pixels, runs across column ends, counts that need many characters."""
+    rng = np.random.default_rng(9)
+    full = np.ones((4, 6), bool)
+    long_runs = np.zeros((1500, 1400), bool)
+    long_runs[1:, :700] = True
+    corners = np.zeros((5, 5), bool)
+    corners[0, 0] = corners[-1, -1] = corners[-1, 0] = corners[0, -1] = True
+    masks = [np.zeros((3, 4), bool), full, ~full, rng.random((1, 17)) > 0.5, rng.random((17, 1)) > 0.5,
+             long_runs, ~long_runs, corners, ~corners, rng.random((7, 9)) > 0.5]
+    masks += [rng.random((h, w)) > rng.random() for h, w in rng.integers(1, 30, (40, 2))]
+    return masks
+
+
+def test_encode_is_pycocotools_string_on_edge_cases():
+    for m in _edge_masks():
+        expected = coco.encode(np.asfortranarray(m.astype(np.uint8)))["counts"].decode()
+        assert rle.encode(m)["counts"] == expected, m.shape
+        assert rle.encode(m.astype(np.uint8))["counts"] == expected  # 0 / 1 integers too
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_roundtrip_with_pycocotools(seed):
     for m in _random_masks(seed):

@@ -1,5 +1,7 @@
-"""COCO run-length encoding: pycocotools (the format's reference implementation) for trusted
-masks, and :func:`decode_untrusted` for RLE that arrives from outside (IPC mask prompts)."""
+"""COCO run-length encoding: :func:`encode` (pycocotools' output, computed without a
+column-major copy of the mask), pycocotools (the format's reference implementation) to
+decode trusted RLE, and :func:`decode_untrusted` for RLE that arrives from outside (IPC
+mask prompts)."""
 
 from __future__ import annotations
 
@@ -10,12 +12,69 @@ from pycocotools import mask as _coco
 
 
 def encode(mask: np.ndarray) -> dict[str, Any]:
-    """Encode an (H, W) mask as COCO compressed RLE with ``counts`` as ``str`` (JSON-ready)."""
+    """Encode an (H, W) mask as COCO compressed RLE with ``counts`` as ``str`` (JSON-ready).
+
+    The same string as ``pycocotools.mask.encode`` (tests compare them). A mask with few runs
+    (an object's outline) is encoded from its row-major pixels, without the column-major copy
+    pycocotools needs (which took 2-3x the rest at 1080p); a fragmented one goes to pycocotools.
+    """
     arr = np.asarray(mask)
     if arr.ndim != 2:
         raise ValueError(f"RLE encodes one (H, W) mask, got shape {arr.shape}")
-    rle = _coco.encode(np.asfortranarray(arr.astype(np.uint8)))
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+    h, w = arr.shape
+    pixels = arr if arr.dtype == bool else arr != 0
+    changes = pixels[1:] != pixels[:-1]
+    if h * w == 0 or np.count_nonzero(changes) * _SPARSE_CHANGES > h * w:
+        rle = _coco.encode(np.asfortranarray(pixels.view(np.uint8)))
+        return {"size": [int(h), int(w)], "counts": rle["counts"].decode("ascii")}
+    return {"size": [int(h), int(w)], "counts": _string(_runs(pixels, changes))}
+
+
+# Below one change per this many pixels the row-major encoder wins (measured: ~1 ms + 0.37 us
+# per run vs ~4.5 ms + 0.04 us per run for pycocotools at 1024^2).
+_SPARSE_CHANGES = 100
+
+
+def _runs(mask: np.ndarray, changes: np.ndarray) -> np.ndarray:
+    """Column-major run lengths of an (H, W) bool mask, starting with a (maybe empty) run of 0s;
+    ``changes`` is ``mask[1:] != mask[:-1]``."""
+    h, w = mask.shape
+    ys, xs = np.divmod(_flat_nonzero(changes), w)  # changes down a column, at row ys + 1
+    at = xs * h + ys + 1
+    column_starts = np.flatnonzero(mask[0, 1:] != mask[-1, :-1]) + 1  # column x begins unlike x - 1 ends
+    runs = np.diff(np.concatenate(([0], np.sort(np.concatenate([at, column_starts * h])), [h * w])))
+    return np.concatenate(([0], runs)) if mask[0, 0] else runs
+
+
+def _flat_nonzero(flags: np.ndarray) -> np.ndarray:
+    """``np.flatnonzero`` of a contiguous bool array, scanning 8 bytes at a time (a mask's
+    changes are sparse: most words are zero)."""
+    flat = flags.reshape(-1).view(np.uint8)
+    whole = flat.size // 8 * 8
+    words = np.flatnonzero(flat[:whole].view(np.uint64))
+    candidates = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+    return np.concatenate([candidates[flat[candidates] != 0], np.flatnonzero(flat[whole:]) + whole])
+
+
+def _string(runs: np.ndarray) -> str:
+    """pycocotools' ``rleToString``: from the fourth on, each count minus the one two before it,
+    then 5 bits a character (0x20: more follow) from '0', vectorised over the counts."""
+    values = runs.astype(np.int64)
+    if values.size > 2:
+        values[3:] = runs[3:] - runs[1:-2]
+    chars = np.zeros((values.size, _MAX_CHARS_PER_COUNT), dtype=np.uint8)
+    used = np.zeros(chars.shape, dtype=bool)
+    active = np.ones(values.size, dtype=bool)
+    for k in range(_MAX_CHARS_PER_COUNT):
+        low = values & 0x1F
+        values >>= 5  # arithmetic shift, as C's on the signed long
+        more = np.where(low & 0x10, values != -1, values != 0)
+        chars[:, k] = (low | (more << 5)) + 48
+        used[:, k] = active
+        active &= more
+        if not active.any():
+            break
+    return chars[used].tobytes().decode("ascii")
 
 
 def decode(rle: dict[str, Any]) -> np.ndarray:

@@ -149,7 +149,9 @@ PromptKind = Literal["point", "box", "mask", "text"]
 def validate_prompts(prompts: Sequence[Any], image_size: tuple[int, int]) -> list[Any]:
     """Check prompts against an image of ``(height, width)``; raise :class:`PromptError`.
 
-    Coordinates must lie inside ``[0, width] x [0, height]``; nothing is clamped.
+    Coordinates must lie inside ``[0, width] x [0, height]``; nothing is clamped. A set
+    describes one object, so it takes at most one box, unless it has a text prompt: boxes
+    next to a text are exemplars of the concept (models whose card accepts text say how).
     """
     if isinstance(prompts, (Point, Box, MaskPrompt, Text)):
         prompts = [prompts]
@@ -178,8 +180,9 @@ def validate_prompts(prompts: Sequence[Any], image_size: tuple[int, int]) -> lis
                 raise PromptError(f"mask prompt has shape {p.mask.shape}, image is {(h, w)}")
         elif not isinstance(p, Text):
             raise PromptError(f"not a prompt: {p!r}")
-    if boxes > 1:
-        raise PromptError("one prompt set takes at most one box; use a batch for several objects")
+    if boxes > 1 and not any(isinstance(p, Text) for p in prompts):
+        raise PromptError("one prompt set takes at most one box (several only as exemplars next to a text "
+                          "prompt); use a batch for several objects")
     return prompts
 
 

@@ -101,10 +101,12 @@ def pull(card: ModelCard, revision: str | None = None) -> Path:
 
 
 def _download_problem(repo_id: str, exc: BaseException) -> str:
-    from huggingface_hub.errors import GatedRepoError
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
 
-    if isinstance(exc, GatedRepoError):
-        return (f"the hub repository {repo_id} is gated: accept its licence on "
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(exc, GatedRepoError) or (isinstance(exc, HfHubHTTPError) and status in (401, 403)):
+        what = "is gated" if isinstance(exc, GatedRepoError) else f"refused access (HTTP {status}; gated repos do)"
+        return (f"the hub repository {repo_id} {what}: accept its licence on "
                 f"https://huggingface.co/{repo_id} (signed in to the hub), then log in on this machine "
                 "with `hf auth login` (or set HF_TOKEN) and pull again")
     return f"download failed ({type(exc).__name__}: {exc})"

@@ -18,7 +18,7 @@ __all__ = ["cards", "segmentkit_prompters", "segmentkit_segmenters", "segmentkit
 
 @hookimpl
 def segmentkit_prompters() -> list[ModelSpec]:
-    """SAM 2 prompters: points (+/-), a box, a previous mask; multimask output."""
+    """SAM-family prompters: points (+/-), a box, a previous mask; multimask output."""
     return [
         ModelSpec(card=c, role="prompter", loader="segmentkit_sam2.prompter:Sam2Prompter", options=Sam2Options)
         for c in cards()
@@ -27,7 +27,7 @@ def segmentkit_prompters() -> list[ModelSpec]:
 
 @hookimpl
 def segmentkit_segmenters() -> list[ModelSpec]:
-    """SAM 2 automatic mask generation (task ``automatic``)."""
+    """SAM-family automatic mask generation (task ``automatic``)."""
     return [
         ModelSpec(
             card=c, role="segmenter", loader="segmentkit_sam2.automatic:Sam2AutomaticSegmenter",
@@ -39,7 +39,7 @@ def segmentkit_segmenters() -> list[ModelSpec]:
 
 @hookimpl
 def segmentkit_trackers() -> list[ModelSpec]:
-    """SAM 2 video trackers: prompt objects on any frame, propagate them, or follow a live stream."""
+    """SAM-family video trackers: prompt objects on any frame, propagate them, or follow a live stream."""
     return [
         ModelSpec(card=c, role="tracker", loader="segmentkit_sam2.tracker:Sam2Tracker", options=Sam2TrackerOptions)
         for c in cards()

@@ -26,7 +26,7 @@ from .boxes import masks_to_boxes_inclusive, nms
 from .engine import ImageFeatures
 from .grid import crop_boxes, near_crop_edge, point_grid
 from .options import Sam2AutomaticOptions
-from .postprocess import stability_score
+from .postprocess import above, stability_score
 from .preprocess import map_points, upscale_masks
 from .prompter import Sam2Prompter
 from .regions import remove_small_regions
@@ -69,7 +69,7 @@ class Candidates:
 
 
 class Sam2AutomaticSegmenter:
-    """SAM 2 as a :class:`~segmentkit.roles.Segmenter` for task ``automatic``."""
+    """A SAM-family model as a :class:`~segmentkit.roles.Segmenter` for task ``automatic``."""
 
     def __init__(self, card: ModelCard, options: Sam2AutomaticOptions | None = None):
         self.card = card
@@ -127,7 +127,7 @@ def _batch_candidates(prompter: Sam2Prompter, features: ImageFeatures, points: t
         stability = stability_score(logits, opts.mask_threshold, opts.stability_score_offset).cpu()
         keep = stability >= opts.stability_score_thresh if opts.stability_score_thresh > 0.0 \
             else torch.ones_like(stability, dtype=torch.bool)
-        masks = (logits[keep.to(logits.device)] > opts.mask_threshold).cpu()
+        masks = above(logits[keep.to(logits.device)], opts.mask_threshold).cpu()
         boxes = masks_to_boxes_inclusive(masks) + offset
         inside = ~near_crop_edge(boxes, crop, image_hw)
         masks = masks[inside]

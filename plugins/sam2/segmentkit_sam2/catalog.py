@@ -10,7 +10,7 @@ import functools
 
 from segmentkit.cards import ModelCard, WeightsSource
 
-from .family import SAM2, SamFamily
+from .family import EDGETAM, SAM2, SamFamily
 
 # The hub repositories hold transformers weights whose config has model_type "sam2_video";
 # one checkpoint serves every role. Each repository is pinned to a commit (what
@@ -25,6 +25,9 @@ REVISIONS = {
     "facebook/sam2-hiera-small": "main",  # no commit hash found offline; pin when one is known
     "facebook/sam2-hiera-base-plus": "main",  # no commit hash found offline; pin when one is known
     "facebook/sam2-hiera-large": "e6a8e8809b8f1bfa2238b6d080f3d05cc76bd251",
+    # transformers' EdgeTAM port (model_type "edgetam_video"); the commit an unmodified public mirror
+    # (huggingface.co/t3ta/EdgeTAM-hf) states it copied (last modified 2025-11-06)
+    "yonigozlan/EdgeTAM-hf": "c266ce53b3fc00f0f495b583f6a116c4e57f53bb",
 }
 _SIZES: tuple[tuple[str, str, int], ...] = (
     ("tiny", "Tiny", 38_900_000),
@@ -73,6 +76,13 @@ def _cards() -> tuple[ModelCard, ...]:
         )
         for version in _VERSIONS
         for size, label, params in _SIZES
+    ) + (
+        family_card(
+            EDGETAM, "edgetam", "yonigozlan/EdgeTAM-hf", REVISIONS["yonigozlan/EdgeTAM-hf"],
+            description="EdgeTAM: SAM 2 with a RepViT-M1 encoder and a spatial memory perceiver; "
+                        "on-device speed for promptable image and video segmentation.",
+            params=14_100_000, license="Apache-2.0", homepage="https://github.com/facebookresearch/EdgeTAM",
+        ),
     )
 
 

@@ -76,7 +76,21 @@ SAM2 = SamFamily(
     onnx_export="segmentkit_sam2.onnx_export",
 )
 
-FAMILIES: dict[str, SamFamily] = {f.name: f for f in (SAM2,)}
+# EdgeTAM: SAM 2 with a RepViT image encoder and a spatial perceiver over the memory bank.
+# transformers builds its backbone with timm; segmentkit_sam2.edgetam loads it timm-free.
+EDGETAM = SamFamily(
+    name="edgetam",
+    label="EdgeTAM",
+    image_model="transformers:EdgeTamModel",
+    image_config="segmentkit_sam2.edgetam:image_config_of",
+    video_model="segmentkit_sam2.edgetam:EdgeTamVideo",
+    video_session="transformers.models.edgetam_video.modeling_edgetam_video:EdgeTamVideoInferenceSession",
+    model_types=("edgetam", "edgetam_video"),
+    video_model_type="edgetam_video",
+    lean_image_encoder="segmentkit_sam2.repvit_encoder:lean_repvit",
+)
+
+FAMILIES: dict[str, SamFamily] = {f.name: f for f in (SAM2, EDGETAM)}
 
 
 def family_of(card: ModelCard) -> SamFamily:

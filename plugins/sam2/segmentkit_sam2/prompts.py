@@ -37,7 +37,7 @@ def encode_prompts(
     boxes = [p for p in prompts if isinstance(p, Box)]
     masks = [p for p in prompts if isinstance(p, MaskPrompt)]
     if any(isinstance(p, Text) for p in prompts):
-        raise PromptError("SAM 2 takes point, box and mask prompts, not text")
+        raise PromptError("SAM-family models take point, box and mask prompts, not text")
     if len(masks) > 1:
         raise PromptError("one prompt set takes at most one mask prompt; use a batch for several objects")
     return PromptTensors(

@@ -79,7 +79,8 @@ def timm_free_vision_config(vision_config: dict[str, Any]) -> dict[str, Any]:
     config = RepVitConfig(architecture=backbone.get("architecture", "repvit_m1"),
                           model_args=backbone.get("model_args"))
     config.layout()  # fail early on an unsupported variant
-    return {**vision_config, "backbone_config": config}
+    # without a model_type, EdgeTamVideoConfig would read the vision part as SAM 2's (Hiera widths)
+    return {"model_type": "edgetam_vision_model", **vision_config, "backbone_config": config}
 
 
 def register() -> None:

@@ -8,7 +8,9 @@ descriptor names, on the same weights (nothing is copied except bf16 weight copi
   bf16 for the first two Hiera stages with ``precision="bf16"``), plus the neck's sine
   position encodings, which depend only on the feature-map sizes and are computed once per model;
 - ``memory_attention``: the lean memory attention (SAM 2: :class:`~.video_memory.LeanMemoryAttention`,
-  its MLP in bf16 with ``precision="bf16"``).
+  its MLP in bf16 with ``precision="bf16"``, told which stored memory frames make up each bank
+  as transformers gathers them, so that each frame's keys and values are projected once, not
+  on every frame that reads them).
 
 With ``engine="reference"`` nothing is swapped (transformers' own forward). The loaded
 model itself is left untouched (tests run it as the reference).
@@ -57,8 +59,19 @@ def lean_view(model: Any, family: SamFamily, *, bf16: bool, memory_frames: int |
 
 
 def lean_memory(view: Any, model: Any, dtype: torch.dtype) -> None:
-    """SAM 2's memory attention in ``view``: :class:`~.video_memory.LeanMemoryAttention`, same weights."""
-    view._modules["memory_attention"] = LeanMemoryAttention(model.memory_attention, dtype)
+    """SAM 2's memory attention in ``view``: :class:`~.video_memory.LeanMemoryAttention`, same weights,
+    with ``_build_memory_attention_inputs`` wrapped to plan each bank's stored frames."""
+    attention = LeanMemoryAttention(model.memory_attention, dtype, bank_capacity=2 * int(model.num_maskmem) + 2)
+    view._modules["memory_attention"] = attention
+    gather = type(model)._build_memory_attention_inputs
+
+    def memory_inputs(outputs: list[tuple[int, dict | None]], device: Any) -> tuple[list, list]:
+        attention.plan([(out["maskmem_features"], out["maskmem_pos_enc"],
+                         view.memory_temporal_positional_encoding[offset - 1].reshape(-1))
+                        for offset, out in outputs if out is not None])
+        return gather(view, outputs, device)
+
+    view._build_memory_attention_inputs = memory_inputs
 
 
 def _position_encodings(model: Any) -> list[torch.Tensor]:

@@ -34,7 +34,7 @@ def encode_video_prompts(prompts: Sequence[Any], image_hw: tuple[int, int], inpu
     """Validate ``prompts`` against the frame and convert them to model inputs."""
     prompts = validate_prompts(prompts, image_hw)
     if any(isinstance(p, Text) for p in prompts):
-        raise PromptError("SAM 2 takes point, box and mask prompts, not text")
+        raise PromptError("SAM-family models take point, box and mask prompts, not text")
     masks = [p for p in prompts if isinstance(p, MaskPrompt)]
     if masks:
         if len(prompts) > 1:

@@ -1,4 +1,4 @@
-"""A SAM 2 session's memory as JSON + arrays, for ``session.save`` / ``tracker.restore``.
+"""A SAM-family session's memory as JSON + arrays, for ``session.save`` / ``tracker.restore``.
 
 The state is the parts of :class:`~.video_state.TrackState` that propagation reads:
 each object's prompts (point and mask inputs), its memory bank (conditioning and
@@ -35,7 +35,7 @@ def pack(value: Any, arrays: dict[str, np.ndarray]) -> Any:
         return {"list": [pack(v, arrays) for v in value]}
     if value is None or isinstance(value, (bool, int, float, str)):
         return {"value": value}
-    raise TypeError(f"cannot save a {type(value).__name__} in a SAM 2 session state")
+    raise TypeError(f"cannot save a {type(value).__name__} in a SAM-family session state")
 
 
 def unpack(tree: Any, arrays: dict[str, np.ndarray], device: torch.device) -> Any:

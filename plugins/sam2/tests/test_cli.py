@@ -33,10 +33,11 @@ def small_photo_file(tmp_path_factory) -> Path:
     return path
 
 
-def test_prompt_command(photo_file: Path, sam2_weights_small: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [[], ["-O", "engine=reference"]])
+def test_prompt_command(photo_file: Path, sam2_weights_small: Path, tmp_path: Path, options: list[str]) -> None:
     out = tmp_path / "out"
     result = run("prompt", str(photo_file), "--model", "sam2.1-hiera-tiny", "--point", "320,240", "--neg", "10,10",
-                 "--weights", str(sam2_weights_small), "--out", str(out), "--json", cwd=tmp_path)
+                 "--weights", str(sam2_weights_small), "--out", str(out), "--json", *options, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["model"]["id"] == "sam2.1-hiera-tiny"

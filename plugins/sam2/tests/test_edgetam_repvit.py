@@ -21,6 +21,15 @@ from segmentkit_sam2.repvit import FusedRepVit, RepVitConfig
 from segmentkit_sam2.repvit_encoder import LeanRepVitEncoder
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # As test_tracker_parity: on a busy 2-core machine OpenMP spin-waits make 2 threads far slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     return build_checkpoint(tmp_path_factory.mktemp("edgetam-tiny"))

@@ -3,6 +3,7 @@
 - ``engine="reference"`` runs transformers' own forward (image: ``get_image_embeddings`` +
   ``model(image_embeddings=...)``; video: the unmodified ``Sam2VideoModel``); the default lean
   engine must agree with it on the same weights and prompts, in every role.
+  EdgeTAM (another family, another lean encoder) is checked the same way.
 - A family whose descriptor names no lean parts runs transformers' vision encoder and memory
   attention through the same prompter, generator and sessions (what a new family gets before
   it has a lean encoder), and gives the same masks.
@@ -74,6 +75,32 @@ def test_reference_engine_agrees_with_the_lean_engine(small_prompter, sam2_weigh
         assert_same_masks(ours, ref)
 
 
+@pytest.fixture(scope="module")
+def edgetam_checkpoint(tmp_path_factory):
+    from edgetam_tiny import build_checkpoint
+
+    return build_checkpoint(tmp_path_factory.mktemp("edgetam-tiny"))
+
+
+def test_reference_engine_serves_every_family(edgetam_checkpoint):
+    """EdgeTAM (RepViT lean encoder) against its own transformers forward, image and video."""
+    frames = moving_frames(6)
+    image = frames[0]
+    lean = Registry().load("edgetam", weights=edgetam_checkpoint)
+    ref = Registry().load("edgetam", weights=edgetam_checkpoint, engine="reference")
+    assert isinstance(ref.engine, ReferenceEngine)
+    prompts = [[Point(30, 25)], [Box(50, 35, 90, 66)], [Point(30, 25), Point(80, 60, positive=False)]]
+    for p in prompts:
+        a, b = (m.predict(m.embed(image), p, multimask=True) for m in (lean, ref))
+        assert_same_masks(a, b)
+    trackers = [Registry().load("edgetam", role="tracker", weights=edgetam_checkpoint, **extra)
+                for extra in ({}, {"engine": "reference"})]
+    for a, b in zip(*(track(t, frames, stream=False) for t in trackers), strict=True):
+        assert a.masks.masks.any() and not a.masks.masks.all()
+        for k in range(len(a.object_ids)):
+            assert iou(a.masks.masks[k], b.masks.masks[k]) >= 0.99, f"frame {a.frame_index} object {k}"
+
+
 def test_reference_engine_automatic_masks(sam2_weights_small, photo):
     opts = dict(weights=sam2_weights_small, device="cpu", points_per_side=4, pred_iou_thresh=0.5,
                 stability_score_thresh=0.4, box_nms_thresh=1.0)
@@ -98,16 +125,19 @@ def video_checkpoint(tmp_path_factory):
     return build_tiny_video_checkpoint(tmp_path_factory.mktemp("sam2-video-64"), image_size=64)
 
 
-def track(tracker, frames) -> list[sk.FrameMasks]:
+def track(tracker, frames, stream: bool) -> list[sk.FrameMasks]:
+    """Two objects through ``frames``: a propagated file-like session, or a live stream."""
     torch.set_num_threads(1)
-    with tracker.start(frames) as session:
+    with tracker.start(stream=True) if stream else tracker.start(frames) as session:
+        if stream:
+            session.push_frame(frames[0])
         session.add_prompts(0, 1, [Point(30, 32)])
-        session.add_prompts(0, 2, [Box(55, 35, 85, 65)])
-        return list(session.propagate())
+        out = [session.add_prompts(0, 2, [Box(55, 35, 85, 65)])]
+        return out + [session.push_frame(f) for f in frames[1:]] if stream else list(session.propagate())
 
 
-@pytest.mark.parametrize("variant", ["reference", "plain-family"])
-def test_tracker_engines_agree(video_checkpoint, plain_family, variant):
+@pytest.mark.parametrize("variant, stream", [("reference", False), ("reference", True), ("plain-family", False)])
+def test_tracker_engines_agree(video_checkpoint, plain_family, variant, stream):
     frames = moving_frames(10)
     lean = Sam2Tracker(card(MODEL_ID), Sam2TrackerOptions(weights=video_checkpoint, device="cpu"))
     if variant == "reference":
@@ -119,7 +149,7 @@ def test_tracker_engines_agree(video_checkpoint, plain_family, variant):
     assert "get_image_features" not in vars(other._fast)
     assert lean._fast.memory_attention is not lean.model.memory_attention  # the lean ones
     assert "get_image_features" in vars(lean._fast)
-    for a, b in zip(track(lean, frames), track(other, frames), strict=True):
+    for a, b in zip(track(lean, frames, stream), track(other, frames, stream), strict=True):
         assert a.frame_index == b.frame_index and a.object_ids == b.object_ids
         assert a.masks.masks.any()
         for k in range(len(a.object_ids)):

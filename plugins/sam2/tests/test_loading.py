@@ -18,13 +18,14 @@ from tiny import build_tiny_checkpoint
 MODEL_ID = "sam2.1-hiera-tiny"
 
 
-def test_cards_cover_both_generations_and_every_role() -> None:
+def test_cards_cover_both_generations_edgetam_and_every_role() -> None:
     ids = [c.id for c in cards()]
-    assert ids == [f"sam{v}-hiera-{s}" for v in ("2.1", "2") for s in ("tiny", "small", "base-plus", "large")]
+    sam2 = [f"sam{v}-hiera-{s}" for v in ("2.1", "2") for s in ("tiny", "small", "base-plus", "large")]
+    assert ids == [*sam2, "edgetam"]
     for card in cards():
         assert card.roles == ("prompter", "segmenter", "tracker")
         assert set(card.prompt_kinds) == {"point", "box", "mask"}
-        assert card.weights.repo_id == f"facebook/{card.id}"
+        assert card.weights.repo_id == (f"facebook/{card.id}" if card.id in sam2 else "yonigozlan/EdgeTAM-hf")
     assert cards()[0] is cards()[0]  # one card object per model, shared by every role's spec
 
 
