@@ -27,9 +27,10 @@ import argparse
 import os
 from pathlib import Path
 
-from fixed_label import cpu_name, interleaved, segment_match, street_like
+from fixed_label import build_mask2former, cpu_name, interleaved, segment_match, street_like
 
 WORK = Path("/tmp/segmentkit-bench-eomt")
+SWIN_LARGE = {"embed_dim": 192, "depths": [2, 2, 18, 2], "num_heads": [6, 12, 24, 48], "window_size": 12}
 
 
 def build_eomt_large(folder: Path) -> Path:
@@ -48,31 +49,6 @@ def build_eomt_large(folder: Path) -> Path:
             model.mask_head.fc3.bias.mul_(20.0)
         model.save_pretrained(folder)
         EomtImageProcessorPil(size={"shortest_edge": 640, "longest_edge": 640}, do_pad=True).save_pretrained(folder)
-    return folder
-
-
-def build_mask2former_large(folder: Path) -> Path:
-    import torch
-    from segmentkit_mask2former.labels import COCO_PANOPTIC
-    from transformers import (
-        Mask2FormerConfig,
-        Mask2FormerForUniversalSegmentation,
-        Mask2FormerImageProcessorPil,
-        SwinConfig,
-    )
-
-    if not (folder / "config.json").exists():
-        torch.manual_seed(0)
-        swin_large = SwinConfig(embed_dim=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48], window_size=12,
-                                out_features=["stage1", "stage2", "stage3", "stage4"])
-        config = Mask2FormerConfig(backbone_config=swin_large, num_labels=133, num_queries=200,
-                                   id2label=dict(enumerate(COCO_PANOPTIC)),
-                                   label2id={n: i for i, n in enumerate(COCO_PANOPTIC)})
-        model = Mask2FormerForUniversalSegmentation(config).eval()
-        with torch.no_grad():
-            model.class_predictor.weight.mul_(60.0)
-        model.save_pretrained(folder)
-        Mask2FormerImageProcessorPil(size={"height": 384, "width": 384}, size_divisor=32).save_pretrained(folder)
     return folder
 
 
@@ -107,8 +83,8 @@ def main() -> None:
     print(f"pipeline image processor: {type(ref.image_processor).__name__}")
     m2f = None
     if not args.no_mask2former:
-        m2f = sk.load("mask2former-swin-large-coco-panoptic", weights=build_mask2former_large(WORK / "m2f-swin-large"),
-                      **thresholds)
+        m2f_dir = build_mask2former(WORK / "m2f-swin-large", SWIN_LARGE, num_queries=200)
+        m2f = sk.load("mask2former-swin-large-coco-panoptic", weights=m2f_dir, **thresholds)
 
     for i, (width, height) in enumerate(sizes):
         path = WORK / f"street-{width}x{height}.png"
