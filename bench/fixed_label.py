@@ -64,7 +64,11 @@ def build_segformer(folder: Path) -> Path:
     return folder
 
 
-def build_mask2former(folder: Path) -> Path:
+SWIN_TINY = {"embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24], "window_size": 7}
+
+
+def build_mask2former(folder: Path, swin: dict[str, Any] | None = None, num_queries: int = 100) -> Path:
+    """Mask2Former with a Swin backbone (default Swin-T, 100 queries: mask2former-swin-tiny-coco-panoptic's layout)."""
     import torch
     from segmentkit_mask2former.labels import COCO_PANOPTIC
     from transformers import (
@@ -76,9 +80,8 @@ def build_mask2former(folder: Path) -> Path:
 
     if not (folder / "config.json").exists():
         torch.manual_seed(0)
-        swin_tiny = SwinConfig(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7,
-                               out_features=["stage1", "stage2", "stage3", "stage4"])
-        config = Mask2FormerConfig(backbone_config=swin_tiny, num_labels=133, num_queries=100,
+        backbone = SwinConfig(**(swin or SWIN_TINY), out_features=["stage1", "stage2", "stage3", "stage4"])
+        config = Mask2FormerConfig(backbone_config=backbone, num_labels=133, num_queries=num_queries,
                                    id2label=dict(enumerate(COCO_PANOPTIC)),
                                    label2id={n: i for i, n in enumerate(COCO_PANOPTIC)})
         model = Mask2FormerForUniversalSegmentation(config).eval()

@@ -32,6 +32,7 @@ QUICK: dict[str, list[str]] = {
     "sam2_video": ["--frames", "4", "--stream-frames", "100"],
     "edgetam": ["--reps", "1", "--frames", "3", "--track-reps", "1"],
     "fixed_label": ["--reps", "1", "--sizes", "640x480"],
+    "eomt": ["--reps", "1", "--sizes", "640x480"],
     "batch": ["--images", "20"],
     "ipc_load": ["--requests", "100", "--clients", "2"],
 }
@@ -98,6 +99,7 @@ GOALS = (
     Goal("Mask2Former swin-t panoptic 1920x1080 vs pipeline", "fixed_label", r"^mask2former-t\s+1920x1080",
          min_ratio=1.5),
     Goal("SegFormer-b0 1920x1080 vs pipeline (best runtime)", "fixed_label", r"^segformer-b0\s+1920x1080", min_ratio=5),
+    Goal("EoMT-L panoptic 640x480 vs pipeline (best precision)", "eomt", r"^eomt-l\s+640x480\s+ours", min_ratio=1.5),
     Goal("automatic masks 32x32 vs transformers' mask-generation", "sam2_image", r"^automatic masks \(32x32",
          min_ratio=5, agreement=r"best-match IoU"),
     Goal("SAM 2 video tracking frames/s vs transformers (issue 16)", "sam2_video",
