@@ -95,6 +95,12 @@ def build_tiny_checkpoint(path: Path, *, image_size: int = 56, seed: int = 0, ho
     return Path(path)
 
 
+def _gain(target: float, values: torch.Tensor) -> float:
+    """``target / std`` to 3 significant digits: the forward's last bits vary with the thread
+    count, and the checkpoint must come out bit-identical wherever it is built."""
+    return float(f"{target / float(values.std()):.3g}")
+
+
 def _make_outputs_non_trivial(model, image_size: int) -> None:
     detector, tracker = model.detector_model, model.tracker_model
     detector.detr_decoder.presence_head.layer3.bias.fill_(6.0)
@@ -104,8 +110,8 @@ def _make_outputs_non_trivial(model, image_size: int) -> None:
     pixels = torch.randn(1, 3, image_size, image_size, generator=gen)
     ids = torch.randint(0, 300, (1, 32), generator=gen)
     out = detector(pixel_values=pixels, input_ids=ids)
-    detector.dot_product_scoring.query_proj.weight.mul_(8.0 / float(out.pred_logits.std()))
-    mask_gain = 4.0 / float(out.pred_masks.std())
+    detector.dot_product_scoring.query_proj.weight.mul_(_gain(8.0, out.pred_logits))
+    mask_gain = _gain(4.0, out.pred_masks)
     detector.mask_decoder.mask_embedder.layers[-1].weight.mul_(mask_gain)
     detector.mask_decoder.mask_embedder.layers[-1].bias.mul_(mask_gain)
     for mlp in tracker.mask_decoder.output_hypernetworks_mlps:
