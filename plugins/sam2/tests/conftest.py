@@ -22,6 +22,26 @@ def sam2_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def edgetam_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny EdgeTAM checkpoint whose transformers + timm outputs fixtures/ stores."""
+    from edgetam_tiny import build_checkpoint
+
+    return build_checkpoint(tmp_path_factory.mktemp("edgetam-tiny"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module whose parity sides both run in this process: on a busy
+    2-core machine OpenMP spin-waits make two threads far slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
 def sam2_weights_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same architecture at input size 256: for behaviour tests and many decoder calls."""
     return build_tiny_checkpoint(tmp_path_factory.mktemp("sam2-tiny-256"), image_size=256, seed=1)

@@ -14,8 +14,7 @@ import json
 import numpy as np
 import pytest
 import segmentkit
-import torch
-from edgetam_tiny import build_checkpoint, reference
+from edgetam_tiny import reference
 from segmentkit import Box, Point
 from segmentkit.cli.app import load_commands
 from segmentkit.cli.common import run_app
@@ -28,18 +27,7 @@ BF16_MIN_IOU = 0.9  # measured 0.92-0.99 per candidate on the tiny model
 POINT, NEG_POINT, BOX = (30.0, 25.0), (80.0, 60.0), (50.0, 35.0, 90.0, 66.0)  # as the fixture script
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # As test_tracker_parity: on a busy 2-core machine OpenMP spin-waits make 2 threads far slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return build_checkpoint(tmp_path_factory.mktemp("edgetam-tiny"))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +36,13 @@ def ref():
 
 
 @pytest.fixture(scope="module")
-def prompter(checkpoint):
-    return segmentkit.Registry().load(MODEL, weights=checkpoint)
+def prompter(edgetam_weights):
+    return segmentkit.Registry().load(MODEL, weights=edgetam_weights)
 
 
 @pytest.fixture(scope="module")
-def tracker(checkpoint):
-    return segmentkit.Registry().load(MODEL, role="tracker", weights=checkpoint)
+def tracker(edgetam_weights):
+    return segmentkit.Registry().load(MODEL, role="tracker", weights=edgetam_weights)
 
 
 def assert_masks(ours: np.ndarray, expected: np.ndarray, what: str) -> None:
@@ -66,9 +54,9 @@ def assert_masks(ours: np.ndarray, expected: np.ndarray, what: str) -> None:
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "reference"])  # reference: -O engine=reference, fp32
 @pytest.mark.parametrize("case", ["point", "box"])
-def test_prompts_match_transformers(checkpoint, prompter, ref, case, precision) -> None:
+def test_prompts_match_transformers(edgetam_weights, prompter, ref, case, precision) -> None:
     options = {"fp32": {}, "bf16": {"precision": "bf16"}, "reference": {"engine": "reference"}}[precision]
-    model = segmentkit.Registry().load(MODEL, weights=checkpoint, **options) if options else prompter
+    model = segmentkit.Registry().load(MODEL, weights=edgetam_weights, **options) if options else prompter
     prompts = [Point(*POINT), Point(*NEG_POINT, positive=False)] if case == "point" else [Box(*BOX)]
     ours = model.predict(model.embed(ref["frames"][0]), prompts, multimask=True)
     if precision != "bf16":
@@ -112,14 +100,14 @@ def test_models_lists_edgetam(capsys) -> None:
     assert card["weights"]["repo_id"] == "yonigozlan/EdgeTAM-hf"
 
 
-def test_prompt_through_the_cli(checkpoint, ref, tmp_path, capsys) -> None:
+def test_prompt_through_the_cli(edgetam_weights, ref, tmp_path, capsys) -> None:
     from PIL import Image
 
     image = tmp_path / "frame.png"
     Image.fromarray(ref["frames"][0]).save(image)
     code = run_app(load_commands(), ["prompt", str(image), "--point", f"{POINT[0]:g},{POINT[1]:g}",
                                      "--neg", f"{NEG_POINT[0]:g},{NEG_POINT[1]:g}", "--model", MODEL,
-                                     "--weights", str(checkpoint), "--out", str(tmp_path / "out"), "--json"])
+                                     "--weights", str(edgetam_weights), "--out", str(tmp_path / "out"), "--json"])
     assert code == 0
     out = capsys.readouterr().out
     assert MODEL in out
@@ -138,8 +126,8 @@ class TestEdgeTamAutomatic(SegmenterContract):
     task = "automatic"
 
     @pytest.fixture(scope="class")
-    def model(self, checkpoint):
-        return segmentkit.Registry().load(MODEL, role="segmenter", weights=checkpoint, points_per_side=4,
+    def model(self, edgetam_weights):
+        return segmentkit.Registry().load(MODEL, role="segmenter", weights=edgetam_weights, points_per_side=4,
                                           pred_iou_thresh=0.0, stability_score_thresh=0.0)
 
 

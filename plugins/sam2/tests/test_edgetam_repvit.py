@@ -14,35 +14,24 @@ import sys
 import numpy as np
 import pytest
 import torch
-from edgetam_tiny import FIXTURES, build_checkpoint, reference
+from edgetam_tiny import FIXTURES, reference
 from segmentkit_sam2.edgetam import image_config_of
 from segmentkit_sam2.preprocess import preprocess_image
 from segmentkit_sam2.repvit import FusedRepVit, RepVitConfig
 from segmentkit_sam2.repvit_encoder import LeanRepVitEncoder
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # As test_tracker_parity: on a busy 2-core machine OpenMP spin-waits make 2 threads far slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return build_checkpoint(tmp_path_factory.mktemp("edgetam-tiny"))
-
-
-@pytest.fixture(scope="module")
-def image_model(checkpoint):
+def image_model(edgetam_weights):
     from transformers import EdgeTamModel
 
-    config = json.loads((checkpoint / "config.json").read_text())
+    config = json.loads((edgetam_weights / "config.json").read_text())
     parts = {k: {kk: v for kk, v in config[k].items() if kk != "model_type"}
              for k in ("vision_config", "prompt_encoder_config", "mask_decoder_config")}
-    return EdgeTamModel.from_pretrained(checkpoint, config=image_config_of(**parts)).eval()
+    return EdgeTamModel.from_pretrained(edgetam_weights, config=image_config_of(**parts)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +69,11 @@ def test_lean_encoder_matches_transformers(image_model, pixels) -> None:
         assert b.dtype == torch.float32 and float((b - r).abs().max()) < 0.1 * scale
 
 
-def test_checkpoint_loads_completely_without_timm(checkpoint) -> None:
+def test_checkpoint_loads_completely_without_timm(edgetam_weights) -> None:
     code = (
         "import sys; sys.modules['timm'] = None; sys.modules['torchvision'] = None\n"
         "from segmentkit_sam2.edgetam import EdgeTamVideo\n"
-        f"model, info = EdgeTamVideo.from_pretrained({str(checkpoint)!r}, output_loading_info=True)\n"
+        f"model, info = EdgeTamVideo.from_pretrained({str(edgetam_weights)!r}, output_loading_info=True)\n"
         "assert not any(info.values()), info\n"
         "print(type(model.vision_encoder.backbone).__name__)\n"
     )

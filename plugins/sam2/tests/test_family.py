@@ -75,25 +75,18 @@ def test_reference_engine_agrees_with_the_lean_engine(small_prompter, sam2_weigh
         assert_same_masks(ours, ref)
 
 
-@pytest.fixture(scope="module")
-def edgetam_checkpoint(tmp_path_factory):
-    from edgetam_tiny import build_checkpoint
-
-    return build_checkpoint(tmp_path_factory.mktemp("edgetam-tiny"))
-
-
-def test_reference_engine_serves_every_family(edgetam_checkpoint):
+def test_reference_engine_serves_every_family(edgetam_weights):
     """EdgeTAM (RepViT lean encoder) against its own transformers forward, image and video."""
     frames = moving_frames(6)
     image = frames[0]
-    lean = Registry().load("edgetam", weights=edgetam_checkpoint)
-    ref = Registry().load("edgetam", weights=edgetam_checkpoint, engine="reference")
+    lean = Registry().load("edgetam", weights=edgetam_weights)
+    ref = Registry().load("edgetam", weights=edgetam_weights, engine="reference")
     assert isinstance(ref.engine, ReferenceEngine)
     prompts = [[Point(30, 25)], [Box(50, 35, 90, 66)], [Point(30, 25), Point(80, 60, positive=False)]]
     for p in prompts:
         a, b = (m.predict(m.embed(image), p, multimask=True) for m in (lean, ref))
         assert_same_masks(a, b)
-    trackers = [Registry().load("edgetam", role="tracker", weights=edgetam_checkpoint, **extra)
+    trackers = [Registry().load("edgetam", role="tracker", weights=edgetam_weights, **extra)
                 for extra in ({}, {"engine": "reference"})]
     for a, b in zip(*(track(t, frames, stream=False) for t in trackers), strict=True):
         assert a.masks.masks.any() and not a.masks.masks.all()

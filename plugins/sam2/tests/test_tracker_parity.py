@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import segmentkit as sk
-import torch
 from segmentkit.registry import Registry
 from segmentkit.testing.compare import iou
 from segmentkit_sam2.video_testing import (
@@ -29,14 +28,7 @@ FRAMES = 40
 MIN_IOU = 0.99
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Both sides run in this process with the same settings; one thread keeps a busy
-    # 2-core machine from thrashing (OpenMP spin-waits make 2 threads ~30x slower there).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,7 @@ from segmentkit_sam2.video_testing import build_tiny_video_checkpoint, moving_fr
 MODEL = "sam2.1-hiera-tiny"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
