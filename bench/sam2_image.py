@@ -72,7 +72,7 @@ def registry_with_sam2():
     import segmentkit
 
     reg = segmentkit.Registry()
-    if not any(card.id == "sam2.1-hiera-tiny" for card in reg.models()):
+    if not any(info.card.id == "sam2.1-hiera-tiny" for info in reg.models()):
         import segmentkit_sam2
 
         reg.register(segmentkit_sam2, "sam2")
