@@ -28,6 +28,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .attention import attend
+
 _CHUNK_ELEMENTS = 4 * 2**20  # activations per chunk: 16 MiB in fp32, well under the 32 MiB mmap threshold
 
 
@@ -108,8 +110,10 @@ class _Block:
             height, width = query.shape[1:3]
             query = query.reshape(batch, height * width, self.heads, -1)
         query, key, value = query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2)
-        if self.dtype == torch.float32 or not self.window:
+        if self.dtype == torch.float32:
             out = F.scaled_dot_product_attention(query, key, value)
+        elif not self.window:  # bf16 global attention: blocked 2-D products (see .attention)
+            out = attend(query * query.shape[-1] ** -0.5, key, value, self.dtype)
         else:  # bf16 windows: batched products + fp32 softmax, 2x faster than flash on CPU and closer
             scores = (query * query.shape[-1] ** -0.5) @ key.transpose(-2, -1)
             out = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype) @ value
@@ -208,9 +212,9 @@ def fpn_maps(neck: list[_Linear], top_down: Collection[int], levels: int,
 IMAGE_BF16_STAGES = (0, 1, 3)
 
 
-def bf16_fp32_blocks(model: Any, bf16_stages: Collection[int] = (0, 1)) -> tuple[int, ...]:
-    """Blocks kept in fp32 when the stages ``bf16_stages`` run in bf16 (default: the first two,
-    what the video tracker uses; the image predictor uses :data:`IMAGE_BF16_STAGES`)."""
+def bf16_fp32_blocks(model: Any, bf16_stages: Collection[int]) -> tuple[int, ...]:
+    """Blocks kept in fp32 when the stages ``bf16_stages`` run in bf16 (the image predictor runs
+    :data:`IMAGE_BF16_STAGES`; the video tracker every stage)."""
     backbone = model.vision_encoder.backbone
     ends = [int(e) for e in backbone.stage_ends]
     starts = [0] + [e + 1 for e in ends[:-1]]

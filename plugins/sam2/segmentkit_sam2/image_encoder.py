@@ -42,10 +42,10 @@ def build_image_encoder(family: SamFamily, model: Any, *, bf16: bool, video: boo
 
 def lean_hiera(model: Any, *, bf16: bool, video: bool) -> Any:
     """SAM 2's :class:`~.hiera.LeanImageEncoder`. bf16: the image predictor runs stages
-    ``IMAGE_BF16_STAGES`` in bf16, the tracker the first two (see :mod:`.hiera`)."""
+    ``IMAGE_BF16_STAGES`` in bf16, the tracker every stage (see :mod:`.hiera`)."""
     from .hiera import IMAGE_BF16_STAGES, LeanImageEncoder, bf16_fp32_blocks
 
     if not bf16:
         return LeanImageEncoder(model, no_memory=not video)
-    fp32_blocks = bf16_fp32_blocks(model) if video else bf16_fp32_blocks(model, IMAGE_BF16_STAGES)
+    fp32_blocks = () if video else bf16_fp32_blocks(model, IMAGE_BF16_STAGES)
     return LeanImageEncoder(model, torch.bfloat16, fp32_blocks=fp32_blocks, no_memory=not video)

@@ -6,16 +6,18 @@ the spatial memory tokens, a ReLU MLP, pre-norm residuals), with:
 
 - the RoPE tables computed once per model instead of on every frame, and the key
   table repeated for the bank's frame count once per count;
-- each memory frame's cross-attention keys and values projected (and the keys rotated) once,
-  when the frame enters the bank (:class:`BankProjections`), not on every frame that reads it:
-  the keys' temporal position term changes as the frame ages, and since projection and
-  rotation are linear it is added per frame as one rotated (tokens x 256) table;
-- ``dtype=torch.bfloat16``: the MLP runs on bf16 weight copies (fp32 accumulation); the
-  attention projections and products, residual stream, norms and rotations stay fp32.
-  Measured: torch's CPU attention kernel is no faster in bf16 than in fp32 on AMD Zen 4
-  (no AMX) at these shapes (4,096 queries x 16,384 keys, head 256: 2.9 s both, 1 thread,
-  loaded machine), and bf16 projections cost agreement on the memory-sensitive test model
-  (min per-frame IoU 0.976 vs transformers; MLP only in bf16: 0.998).
+- each memory frame's cross-attention keys projected and rotated once, when the frame enters
+  the bank (:class:`BankProjections`), not on every frame that reads it: the keys' temporal
+  position term changes as the frame ages, and since projection and rotation are linear it is
+  added per frame as one rotated (tokens x 256) table;
+- ``dtype=torch.bfloat16``: the attention products (scores, softmax, weights x values) and the
+  MLP in bf16 (fp32 accumulation in the products, fp32 inside the softmax); projections,
+  rotations, the residual stream and norms stay fp32. On AMD Zen 4 (no AMX) bf16 matrix
+  products run about 2.5x faster than fp32 while torch's fused attention kernel gains nothing
+  in bf16, so bf16 attention runs as 2-D products over blocks of queries; and the
+  cross-attention's values are not projected: the attention weights (rows summing to one)
+  average the 64-channel memory tokens and ``v_proj`` maps the average, the same sum with a
+  quarter of the weights x values product.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .attention import attend
+
+
 
 class _Proj:
     def __init__(self, linear: torch.nn.Linear, dtype: torch.dtype):
@@ -41,37 +46,43 @@ class _Proj:
 
 
 class _Attention:
-    def __init__(self, attn: Any):
+    """One RoPE attention of the memory attention, its products in ``dtype``."""
+
+    def __init__(self, attn: Any, dtype: torch.dtype):
         self.q, self.k, self.v, self.o = (_Proj(p, torch.float32)
                                           for p in (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj))
         self.heads = attn.num_attention_heads
         self.head_dim = attn.head_dim
         self.scaling = attn.scaling
+        self.dtype = dtype
 
-    def _split(self, x: torch.Tensor) -> torch.Tensor:  # (1, L, D) -> (1, heads, L, hd)
+    def split(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, heads, L, hd)
         return x.view(x.shape[0], -1, self.heads, self.head_dim).transpose(1, 2)
 
-    def __call__(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, cos: torch.Tensor,
-                 sin: torch.Tensor, cos_k: torch.Tensor, sin_k: torch.Tensor, exclude: int = 0,
-                 bank: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """``bank``: (B, heads, N, head_dim) buffers of keys and values whose first
-        ``N - exclude`` rows hold the memory frames' rotated keys and values; only the last
-        ``exclude`` tokens (object pointers, not rotated) are projected here."""
-        q = _rope(self._split(self.q(query)).float(), cos, sin)
-        n = key.shape[1] - exclude
-        if bank is None:
-            k = self._split(self.k(key)).float()
-            k_rot = _rope(k[..., :n, :], cos_k, sin_k)
-            k = torch.cat([k_rot, k[..., n:, :]], dim=-2) if exclude else k_rot
-            v = self._split(self.v(value)).float()
-        else:  # the bank's rows are filled; project the object pointers into the rows after them
-            k, v = bank
-            if exclude:
-                k[..., n:, :] = self._split(self.k(key[:, n:]))
-                v[..., n:, :] = self._split(self.v(value[:, n:]))
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scaling)
-        out = out.transpose(1, 2).reshape(query.shape[0], -1, self.heads * self.head_dim)
-        return self.o(out)
+    def _merge(self, x: torch.Tensor) -> torch.Tensor:  # (B, heads, L, hd) -> (B, L, D)
+        return x.transpose(1, 2).reshape(x.shape[0], -1, self.heads * self.head_dim)
+
+    def _queries(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        return _rope(self.split(self.q(x)), cos, sin) * self.scaling
+
+    def self_attention(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        keys = _rope(self.split(self.k(x)), cos, sin)
+        out = attend(self._queries(x, cos, sin), keys, self.split(self.v(x)), self.dtype)
+        return self.o(self._merge(out))
+
+    def cross_attention(self, x: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, cos: torch.Tensor,
+                        sin: torch.Tensor) -> torch.Tensor:
+        """``keys``: (B, heads, N, hd) rotated keys of the memory; ``memory``: (B, N, C) its tokens.
+        In bf16 the values are not projected: the attention weights average the memory tokens and
+        ``v_proj`` maps the average (the same sum, with a quarter of the weights x values product)."""
+        queries = self._queries(x, cos, sin)
+        if self.dtype == torch.float32:
+            return self.o(self._merge(attend(queries, keys, self.split(self.v(memory)), self.dtype)))
+        mixed = attend(queries, keys, memory.unsqueeze(1), self.dtype)  # (B, heads, L, C)
+        values = torch.einsum("bhlc,hdc->bhld", mixed, self.v.weight.view(self.heads, self.head_dim, -1))
+        if self.v.bias is not None:
+            values = values + self.v.bias.view(self.heads, 1, self.head_dim)
+        return self.o(self._merge(values))
 
 
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -86,7 +97,7 @@ def _rotate_pairs(x: torch.Tensor) -> torch.Tensor:
 
 class BankProjections:
     """Per memory frame and layer, the cross-attention keys (projected, rotated, without the
-    temporal term) and values, computed when a frame's memory is first read.
+    temporal term), computed when a frame's memory is first read.
 
     Entries are keyed by the memory tensor the video session stores for the frame (its
     identity, checked through a weak reference); entries of frames the session has dropped go
@@ -97,10 +108,10 @@ class BankProjections:
 
     def __init__(self, capacity: int):
         self.capacity = capacity
-        self._entries: OrderedDict[int, tuple[weakref.ref, list[tuple[torch.Tensor, torch.Tensor]]]] = OrderedDict()
+        self._entries: OrderedDict[int, tuple[weakref.ref, list[torch.Tensor]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, features: torch.Tensor, compute: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def get(self, features: torch.Tensor, compute: Any) -> list[torch.Tensor]:
         key = id(features)
         with self._lock:
             entry = self._entries.get(key)
@@ -125,7 +136,7 @@ class LeanMemoryAttention(torch.nn.Module):
     """Drop-in for ``model.memory_attention`` (same ``forward`` arguments and result).
 
     With :meth:`plan` called just before a forward (the tracker view does it when transformers
-    gathers the bank), the memory frames' keys and values come from :class:`BankProjections`."""
+    gathers the bank), the memory frames' keys come from :class:`BankProjections`."""
 
     def __init__(self, memory_attention: Any, dtype: torch.dtype = torch.float32, bank_capacity: int = 16):
         super().__init__()
@@ -135,8 +146,8 @@ class LeanMemoryAttention(torch.nn.Module):
         self.layers = []
         for layer in memory_attention.layers:
             self.layers.append({
-                "self": _Attention(layer.self_attn),
-                "cross": _Attention(layer.cross_attn_image),
+                "self": _Attention(layer.self_attn, dtype),
+                "cross": _Attention(layer.cross_attn_image, dtype),
                 "norms": (layer.layer_norm1, layer.layer_norm2, layer.layer_norm3),
                 "mlp": (_Proj(layer.linear1, dtype), _Proj(layer.linear2, dtype), layer.activation),
             })
@@ -146,7 +157,7 @@ class LeanMemoryAttention(torch.nn.Module):
             self.cos, self.sin = (t.float() for t in memory_attention.rotary_emb(anchor, memory_attention.position_ids))
         self._key_tables: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def _keys(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _tables(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The RoPE table for ``count`` tokens of memory frames (the image table repeated per frame)."""
         tables = self._key_tables.get(count)
         if tables is None:
@@ -160,44 +171,47 @@ class LeanMemoryAttention(torch.nn.Module):
         session stores them, spatial positions (n, B, C), temporal position (C,))."""
         self._plans.frames = list(frames)
 
-    def _bank(self, memory: torch.Tensor, pointers: int) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-        """Per layer, the rotated keys and the values of the planned frames (None without a
-        plan that matches ``memory``, (B, N, C))."""
+    def _planned(self, memory: torch.Tensor, pointers: int) -> list[tuple[list[torch.Tensor], torch.Tensor]] | None:
+        """Per planned frame, its cached rotated keys per layer and its temporal position (None
+        without a plan that matches ``memory``, (B, N, C))."""
         plan, self._plans.frames = getattr(self._plans, "frames", None), None
         if not plan or sum(f.shape[0] for f, _, _ in plan) != memory.shape[1] - pointers:
             return None
-        per_frame = [self.projections.get(features, lambda f=features, p=pos: self._project(f, p))
-                     for features, pos, _ in plan]
-        bank = []
-        for index, layer in enumerate(self.layers):
-            attn = layer["cross"]
-            k_first, v_first = per_frame[0][index]
-            shape = (*k_first.shape[:-2], memory.shape[1], k_first.shape[-1])
-            keys, values = k_first.new_empty(shape), v_first.new_empty(shape)
-            start = 0
-            for (_, _, temporal), frames in zip(plan, per_frame):
-                k_rot, v = frames[index]
-                rows = slice(start, start + k_rot.shape[-2])
-                start = rows.stop
-                # + rope(Wk t): the temporal term (no bias, the cached keys have it) rotated per token
-                term = attn._split(F.linear(temporal.reshape(1, 1, -1).float(), attn.k.weight)).float()
-                torch.addcmul(k_rot, term, self.cos, out=keys[..., rows, :])
-                keys[..., rows, :].addcmul_(_rotate_pairs(term), self.sin)
-                values[..., rows, :] = v
-            bank.append((keys, values))
-        return bank
+        return [(self.projections.get(features, lambda f=features, p=pos: self._project(f, p)), temporal)
+                for features, pos, temporal in plan]
 
-    def _project(self, features: torch.Tensor, positions: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """One memory frame's keys (rotated, without the temporal term) and values, per layer."""
-        memory = features.float().transpose(0, 1)
-        keys = memory + positions.float().transpose(0, 1)
-        out = []
-        for layer in self.layers:
-            attn = layer["cross"]
-            k = _rope(attn._split(attn.k(keys)).float(), self.cos, self.sin)
-            out.append((k, attn._split(attn.v(memory)).float()))
+    def _project(self, features: torch.Tensor, positions: torch.Tensor) -> list[torch.Tensor]:
+        """One memory frame's keys (rotated, without the temporal term), per layer."""
+        keys = (features.float() + positions.float()).transpose(0, 1)
+        return [_rope(layer["cross"].split(layer["cross"].k(keys)), self.cos, self.sin) for layer in self.layers]
+
+    def _layer_keys(self, index: int, keys: torch.Tensor, pointers: int,
+                    planned: list[tuple[list[torch.Tensor], torch.Tensor]] | None) -> torch.Tensor:
+        """Layer ``index``'s rotated cross-attention keys of the whole memory (B, heads, N, hd), in
+        the attention dtype; ``keys`` = memory + positions (B, N, C)."""
+        attn = self.layers[index]["cross"]
+        n = keys.shape[1] - pointers
+        if planned is None:
+            projected = attn.split(attn.k(keys))
+            cos, sin = self._tables(n)
+            out = projected.to(self.dtype)
+            out[..., :n, :] = _rope(projected[..., :n, :], cos, sin)
+            return out
+        first = planned[0][0][index]
+        out = first.new_empty((*first.shape[:-2], keys.shape[1], first.shape[-1]), dtype=self.dtype)
+        start = 0
+        for per_layer, temporal in planned:
+            rotated = per_layer[index]
+            rows = slice(start, start + rotated.shape[-2])
+            start = rows.stop
+            # + rope(Wk t): the temporal term (no bias, the cached keys have it) rotated per token
+            term = attn.split(F.linear(temporal.reshape(1, 1, -1).float(), attn.k.weight))
+            out[..., rows, :] = rotated + term * self.cos + _rotate_pairs(term) * self.sin
+        if pointers:
+            out[..., n:, :] = attn.split(attn.k(keys[:, n:]))  # object pointers: not rotated
         return out
 
+    @torch.no_grad()
     def forward(self, current_vision_features: torch.Tensor, memory: torch.Tensor,
                 current_vision_position_embeddings: torch.Tensor | None = None,
                 memory_posision_embeddings: torch.Tensor | None = None,
@@ -206,16 +220,14 @@ class LeanMemoryAttention(torch.nn.Module):
         if current_vision_position_embeddings is not None:
             x = x + 0.1 * current_vision_position_embeddings
         x = x.transpose(0, 1).float()  # (B, L, C)
-        memory = memory.transpose(0, 1)
-        bank = self._bank(memory, num_object_pointer_tokens)
+        memory = memory.transpose(0, 1).float()
+        planned = self._planned(memory, num_object_pointer_tokens)
         keys = memory + memory_posision_embeddings.transpose(0, 1)
-        cos_k, sin_k = (None, None) if bank else self._keys(memory.shape[1] - num_object_pointer_tokens)
         for index, layer in enumerate(self.layers):
             norm1, norm2, norm3 = layer["norms"]
-            q = norm1(x)
-            x = x + layer["self"](q, q, q, self.cos, self.sin, self.cos, self.sin)
-            x = x + layer["cross"](norm2(x), keys, memory, self.cos, self.sin, cos_k, sin_k,
-                                   exclude=num_object_pointer_tokens, bank=bank[index] if bank else None)
+            x = x + layer["self"].self_attention(norm1(x), self.cos, self.sin)
+            layer_keys = self._layer_keys(index, keys, num_object_pointer_tokens, planned)
+            x = x + layer["cross"].cross_attention(norm2(x), layer_keys, memory, self.cos, self.sin)
             up, down, act = layer["mlp"]
             x = x + down(act(up(norm3(x)))).float()
         return self.norm(x).unsqueeze(1).transpose(0, 1)  # (1, B, L, C), as transformers returns it

@@ -130,3 +130,21 @@ def test_dropped_memories_leave_the_cache(model):
         lean.plan(fresh)
         lean(**step)
     assert len(lean.projections) == 1
+
+
+@pytest.mark.parametrize("pointers", [0, 8])
+def test_bf16_is_close_to_transformers(model, pointers):
+    """bf16 attention products (the cross-attention averaging unprojected memory tokens, v_proj
+    after) against transformers' fp32 forward, with and without a plan."""
+    planned, inputs = bank(model, frames=3, pointers=pointers)
+    lean = LeanMemoryAttention(model.memory_attention, torch.bfloat16)
+    with torch.inference_mode():
+        reference = model.memory_attention(**inputs)
+        full = lean(**inputs)
+        lean.plan(planned)
+        cached = lean(**inputs)
+    scale = float(reference.abs().max())
+    for out in (full, cached):
+        assert out.dtype == torch.float32
+        error = float((out - reference).abs().max()) / scale
+        assert 0 < error < 0.02, error  # 0: bf16 did not run
