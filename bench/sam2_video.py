@@ -7,14 +7,15 @@
    bf16 with 3 memory frames) against ``Sam2VideoModel`` + ``Sam2VideoInferenceSession``
    as its docs use it (the whole clip preprocessed up front, then
    ``propagate_in_video_iterator``); ratios and the worst per-frame mask IoU against
-   transformers come from the same run. Each side runs in its own subprocess so that peak
+   transformers come from the same run (``--reps N``: N interleaved rounds of all sides,
+   medians, and each round's ratios). Each side runs in its own subprocess so that peak
    RSS (VmHWM) is its own; frames/s excludes model loading.
 2. Memory on a long stream. The same architecture at a reduced input size
    (``--stream-size``, default 256) is fed ``--stream-frames`` (default 1,000) frames one
    at a time (``push_frame`` vs transformers' streaming ``model(frame=...)``); RSS is
    sampled every 50 frames. The point is the growth curve.
 
-    python bench/sam2_video.py [--frames 24] [--stream-frames 1000] [--threads N]
+    python bench/sam2_video.py [--frames 24] [--reps 3] [--stream-frames 1000] [--threads N]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -142,6 +144,7 @@ def main() -> None:
     parser.add_argument("--stream-frames", type=int, default=1000)
     parser.add_argument("--stream-size", type=int, default=256, help="model input size for the stream test")
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
+    parser.add_argument("--reps", type=int, default=1, help="interleaved repetitions of the clip; medians reported")
     parser.add_argument("--skip-clip", action="store_true")
     parser.add_argument("--skip-stream", action="store_true")
     parser.add_argument("--stream-sides", choices=("both", "segmentkit"), default="both",
@@ -176,14 +179,21 @@ def main() -> None:
                 "segmentkit bf16": ("ours", "--precision", "bf16"),
                 "bf16, 3 memory frames": ("ours", "--precision", "bf16", "--memory-frames", "3"),
             }
-            results = {name: run_worker(side[0], "clip", weights, args.frames, args.height, args.width,
-                                        args.threads, *side[1:]) for name, side in sides.items()}
-            ref = results["transformers"]
-            print(f"{'':24}{'frames/s':>10}{'ratio':>8}{'min IoU':>9}{'peak RSS MB':>13}")
-            for name, r in results.items():
-                worst = min(iou(rle.decode(r["masks"][f]), rle.decode(m)) for f, m in ref["masks"].items())
-                print(f"{name:24}{r['fps']:>10.3f}{r['fps'] / ref['fps']:>7.2f}x{worst:>9.4f}"
-                      f"{r['peak_rss_mb']:>13.0f}")
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+            for _ in range(args.reps):  # interleaved, so that a drifting load hits every side alike
+                for name, side in sides.items():
+                    runs[name].append(run_worker(side[0], "clip", weights, args.frames, args.height, args.width,
+                                                 args.threads, *side[1:]))
+            ref_masks = runs["transformers"][0]["masks"]
+            ref_fps = statistics.median(r["fps"] for r in runs["transformers"])
+            print(f"median of {args.reps} interleaved run(s); per-run ratios against the same repetition's transformers")
+            print(f"{'':24}{'frames/s':>10}{'ratio':>8}{'min IoU':>9}{'peak RSS MB':>13}  per-run ratios")
+            for name, results in runs.items():
+                worst = min(iou(rle.decode(r["masks"][f]), rle.decode(m)) for r in results for f, m in ref_masks.items())
+                fps = statistics.median(r["fps"] for r in results)
+                per_run = " ".join(f"{r['fps'] / t['fps']:.2f}" for r, t in zip(results, runs["transformers"]))
+                print(f"{name:24}{fps:>10.3f}{fps / ref_fps:>7.2f}x{worst:>9.4f}"
+                      f"{max(r['peak_rss_mb'] for r in results):>13.0f}  {per_run}")
         if not args.skip_stream:
             size = args.stream_size
             weights = build_tiny_video_checkpoint(Path(tmp) / f"full-{size}", image_size=size, full=True)

@@ -5,12 +5,12 @@ prompt and mask decoding, memory encoding); the view swaps in the parts the fami
 descriptor names, on the same weights (nothing is copied except bf16 weight copies):
 
 - ``get_image_features``: the lean image encoder (SAM 2: :class:`~.hiera.LeanImageEncoder`,
-  bf16 for the first two Hiera stages with ``precision="bf16"``), plus the neck's sine
-  position encodings, which depend only on the feature-map sizes and are computed once per model;
+  every Hiera stage in bf16 with ``precision="bf16"``), plus the neck's sine position
+  encodings, which depend only on the feature-map sizes and are computed once per model;
 - ``memory_attention``: the lean memory attention (SAM 2: :class:`~.video_memory.LeanMemoryAttention`,
-  its MLP in bf16 with ``precision="bf16"``, told which stored memory frames make up each bank
-  as transformers gathers them, so that each frame's keys and values are projected once, not
-  on every frame that reads them).
+  its attention products and MLP in bf16 with ``precision="bf16"``, told which stored memory
+  frames make up each bank as transformers gathers them, so that each frame's keys are
+  projected once, not on every frame that reads them).
 
 With ``engine="reference"`` nothing is swapped (transformers' own forward). The loaded
 model itself is left untouched (tests run it as the reference).
