@@ -103,7 +103,7 @@ GOALS = (
     Goal("automatic masks 32x32 vs transformers' mask-generation", "sam2_image", r"^automatic masks \(32x32",
          min_ratio=5, agreement=r"best-match IoU"),
     Goal("SAM 2 video tracking frames/s vs transformers (issue 16)", "sam2_video",
-         r"^(segmentkit (fp32|bf16)|bf16, 3 memory frames)\s", min_ratio=2),
+         r"^segmentkit (fp32|bf16)\s", min_ratio=2),  # not the 3-memory-frame row: it trades masks for speed
     Goal("SAM 2 stream RSS growth (issue 16)", "sam2_video", r"^segmentkit: .* frames/s, growth", max_percent=5),
     Goal("EdgeTAM image encoder 1024^2 vs transformers (issue 17)", "edgetam", r"^image encoder", min_ratio=1.5,
          agreement=r"mask IoU ours"),

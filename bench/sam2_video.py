@@ -81,6 +81,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         from transformers import Sam2VideoModel
 
         model = Sam2VideoModel.from_pretrained(args.weights).eval()
+    parts = time_parts(tracker.raw._fast) if args.side == "ours" and args.profile else {}
     base = status_mb("VmRSS")
     curve: list[tuple[int, float]] = []
     masks: dict[int, Any] = {}
@@ -118,7 +119,28 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         done = len(frames)
     seconds = time.perf_counter() - start
     return {"side": args.side, "frames": done, "seconds": seconds, "fps": done / seconds,
-            "peak_rss_mb": status_mb("VmHWM"), "rss_after_load_mb": base, "curve": curve, "masks": masks}
+            "peak_rss_mb": status_mb("VmHWM"), "rss_after_load_mb": base, "curve": curve, "masks": masks,
+            "parts": parts}
+
+
+def time_parts(view: Any) -> dict[str, float]:
+    """Wrap the tracker view's parts so that their seconds add up in the returned dict."""
+    parts: dict[str, float] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        def call(*a: Any, **k: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                parts[name] = parts.get(name, 0.0) + time.perf_counter() - start
+        return call
+
+    view.get_image_features = timed("image encoder", view.get_image_features)
+    for name in ("memory_attention", "memory_encoder", "mask_decoder", "prompt_encoder"):
+        module = view._modules[name]
+        module.forward = timed(name.replace("_", " "), module.forward)
+    return parts
 
 
 def run_worker(side: str, mode: str, weights: Path, count: int, height: int, width: int,
@@ -145,6 +167,8 @@ def main() -> None:
     parser.add_argument("--stream-size", type=int, default=256, help="model input size for the stream test")
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     parser.add_argument("--reps", type=int, default=1, help="interleaved repetitions of the clip; medians reported")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print where segmentkit's tracking time goes (first round)")
     parser.add_argument("--skip-clip", action="store_true")
     parser.add_argument("--skip-stream", action="store_true")
     parser.add_argument("--stream-sides", choices=("both", "segmentkit"), default="both",
@@ -182,8 +206,9 @@ def main() -> None:
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
             for _ in range(args.reps):  # interleaved, so that a drifting load hits every side alike
                 for name, side in sides.items():
+                    profile = ("--profile",) if args.profile and side[0] == "ours" else ()
                     runs[name].append(run_worker(side[0], "clip", weights, args.frames, args.height, args.width,
-                                                 args.threads, *side[1:]))
+                                                 args.threads, *side[1:], *profile))
             ref_masks = runs["transformers"][0]["masks"]
             ref_fps = statistics.median(r["fps"] for r in runs["transformers"])
             print(f"median of {args.reps} interleaved run(s); per-run ratios against the same repetition's transformers")
@@ -194,6 +219,14 @@ def main() -> None:
                 per_run = " ".join(f"{r['fps'] / t['fps']:.2f}" for r, t in zip(results, runs["transformers"]))
                 print(f"{name:24}{fps:>10.3f}{fps / ref_fps:>7.2f}x{worst:>9.4f}"
                       f"{max(r['peak_rss_mb'] for r in results):>13.0f}  {per_run}")
+            if args.profile:
+                print("\nwhere the tracking time goes (first round; seconds, share of the run):")
+                for name, results in runs.items():
+                    if results[0]["parts"]:
+                        total = results[0]["seconds"]
+                        split = ", ".join(f"{part} {sec:.1f} s ({100 * sec / total:.0f} %)"
+                                          for part, sec in sorted(results[0]["parts"].items(), key=lambda kv: -kv[1]))
+                        print(f"  {name} ({total:.1f} s): {split}")
         if not args.skip_stream:
             size = args.stream_size
             weights = build_tiny_video_checkpoint(Path(tmp) / f"full-{size}", image_size=size, full=True)

@@ -1,4 +1,4 @@
-"""The tracker's memory attention with each memory frame's keys and values projected once
+"""The tracker's memory attention with each memory frame's keys projected once
 (``LeanMemoryAttention.plan`` + ``BankProjections``) against the same forward projecting the
 whole bank, and against transformers' ``Sam2VideoMemoryAttention``.
 
