@@ -8,6 +8,9 @@ bf16 products 340 ms). So bf16 attention runs as 2-D products over blocks of que
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -32,3 +35,45 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, dtype: t
                 block = slice(start, start + rows)
                 torch.mm(torch.softmax(torch.mm(q[block], k_t), dim=-1), v, out=out[b, h, block])
     return out.float()
+
+
+TRANSFORMERS_NAME = "segmentkit_blocked_bf16"
+
+
+def transformers_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                           attention_mask: torch.Tensor | None = None, scaling: float | None = None,
+                           dropout: float = 0.0, **_: Any) -> tuple[torch.Tensor, None]:
+    """:func:`attend` in bf16 with transformers' attention-function signature (registered as
+    ``TRANSFORMERS_NAME``; no mask, no dropout: inference only)."""
+    if attention_mask is not None or dropout:
+        raise ValueError("the blocked bf16 attention takes no mask and no dropout")
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    out = attend(query * scale, key, value, torch.bfloat16).to(query.dtype)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def use_bf16_attention(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` (weights shared) whose attention submodules run :func:`transformers_attention`;
+    ``module`` and its config are left as they are."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(TRANSFORMERS_NAME, transformers_attention)
+    clone = copy.copy(module)
+    clone._modules = {name: child if child is None else use_bf16_attention(child) for name, child in module._modules.items()}
+    config = getattr(module, "config", None)
+    if config is not None and hasattr(config, "_attn_implementation_internal"):
+        clone.config = copy.copy(config)
+        clone.config._attn_implementation_internal = TRANSFORMERS_NAME  # this copy only (the setter recurses)
+    return clone
+
+
+class Bf16Linear(torch.nn.Module):
+    """A linear layer on bf16 copies of ``linear``'s weights (any input dtype, bf16 output)."""
+
+    def __init__(self, linear: torch.nn.Linear):
+        super().__init__()
+        self.weight = linear.weight.detach().to(torch.bfloat16)
+        self.bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(torch.bfloat16), self.weight, self.bias)

@@ -52,3 +52,19 @@ class EdgeTamVideo:
 
         config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
         return EdgeTamVideoModel.from_pretrained(path, config=video_config(config), **kwargs)
+
+
+def lean_memory(view: Any, model: Any, dtype: Any) -> None:
+    """EdgeTAM's memory attention in ``view``: transformers' own; with bf16 its attention products
+    run as blocked bf16 products (:mod:`.attention`) and its MLPs on bf16 weight copies."""
+    import torch
+
+    from .attention import Bf16Linear, use_bf16_attention
+
+    if dtype != torch.bfloat16:
+        return
+    memory = use_bf16_attention(model.memory_attention)  # a copy: the loaded model stays fp32
+    for layer in memory.layers:
+        mlp = layer.mlp
+        mlp._modules.update(up_proj=Bf16Linear(mlp.up_proj), down_proj=Bf16Linear(mlp.down_proj))
+    view._modules["memory_attention"] = memory

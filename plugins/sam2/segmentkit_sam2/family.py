@@ -88,6 +88,7 @@ EDGETAM = SamFamily(
     model_types=("edgetam", "edgetam_video"),
     video_model_type="edgetam_video",
     lean_image_encoder="segmentkit_sam2.repvit_encoder:lean_repvit",
+    lean_memory_attention="segmentkit_sam2.edgetam:lean_memory",
 )
 
 FAMILIES: dict[str, SamFamily] = {f.name: f for f in (SAM2, EDGETAM)}

@@ -137,3 +137,39 @@ class TestEdgeTamTracker(TrackerContract):
     @pytest.fixture
     def model(self, tracker):
         return tracker
+
+
+def test_bf16_tracking_is_close_to_transformers(edgetam_weights, tracker, ref) -> None:
+    """precision=bf16: the memory attention's attention products (blocked bf16) and MLPs in bf16
+    run on a copy of it, close to transformers' fp32 forward on the inputs of a real tracked frame;
+    the loaded fp32 model, which other sessions share, is untouched."""
+    import torch
+    from segmentkit_sam2.attention import TRANSFORMERS_NAME
+
+    fast = segmentkit.Registry().load(MODEL, role="tracker", weights=edgetam_weights, precision="bf16")
+    loaded, copy = fast.raw.model, fast.raw._fast.memory_attention
+    assert copy is not loaded.memory_attention
+    assert copy.layers[0].self_attn.config._attn_implementation == TRANSFORMERS_NAME
+    assert loaded.memory_attention.layers[0].self_attn.config._attn_implementation != TRANSFORMERS_NAME
+    calls = []
+    hook = tracker.raw.model.memory_attention.register_forward_pre_hook(
+        lambda _, args, kwargs: calls.append((args, kwargs)), with_kwargs=True)
+    try:
+        frames = list(ref["frames"])
+        with tracker.start(frames[:3]) as session:
+            session.add_prompts(0, 1, [Point(*POINT)])
+            list(session.propagate())
+    finally:
+        hook.remove()
+    args, kwargs = calls[-1]  # the last frame's: memory of two frames and object pointers
+    with torch.inference_mode():
+        expected = tracker.raw.model.memory_attention(*args, **kwargs)
+        error = float((copy(*args, **kwargs) - expected).abs().max() / expected.abs().max())
+    assert 0 < error < 0.02, error  # 0: bf16 did not run
+    with fast.start(frames) as session:
+        session.add_prompts(0, 1, [Point(*POINT)])
+        session.add_prompts(0, 2, [Box(*BOX)])
+        got = {fm.frame_index: fm.masks.masks for fm in session.propagate()}
+    expected_masks = ref["video_masks"]
+    assert min(iou(masks[k], expected_masks[frame][k]) for frame, masks in got.items()
+               for k in range(len(masks))) >= BF16_MIN_IOU
