@@ -515,6 +515,20 @@ class TrackingSession:
             return check_frame(frame, len(self.frames), first=self.frames.first_held, what="stream")
         return check_frame(frame, len(self.frames))
 
+    def _text_query(self, frame: Any, prompts: Sequence[Any]) -> tuple[int, str, bool]:
+        """For trackers that take a text query: check that ``prompts`` is one text prompt on its
+        own and ``frame`` a frame of the session, or any frame of a live session that has none
+        yet (a query may come before the first frame); returns (frame, text, waiting for frames)."""
+        from .errors import PromptError
+        from .types import Text
+
+        texts = [p for p in prompts if isinstance(p, Text)]
+        if len(texts) != 1 or len(prompts) != 1:
+            raise PromptError("give one text prompt on its own (a noun phrase), not mixed with points, boxes "
+                              "or another text")
+        waiting = self.is_stream and self.num_frames == 0
+        return (frame if waiting else self._check_frame(frame)), texts[0].text, waiting
+
     def _note_prompt(self, frame: int, object_id: int, prompts: Sequence[Any]) -> None:
         """Log prompts given to ``object_id`` on ``frame`` (replacing earlier ones there)."""
         self._prompts.pop((frame, object_id), None)

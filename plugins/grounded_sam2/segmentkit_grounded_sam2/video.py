@@ -68,16 +68,11 @@ class GroundedSession(TrackingSession):
 
     def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> FrameMasks:
         """A text prompt sets the query (objects get fresh ids); other prompts refine ``object_id``."""
-        texts = [p for p in prompts if isinstance(p, Text)]
-        if not texts:
+        if not any(isinstance(p, Text) for p in prompts):
             return super().add_prompts(frame, object_id, prompts)
         with self._lock:
             self._check_open()
-            if not (self.is_stream and self.num_frames == 0):  # a query may come before the first frame
-                frame = self._check_frame(frame)
-            if len(texts) != len(prompts):
-                raise SessionError("give a text prompt on its own, not mixed with points or boxes")
-            self._text, self._first_frame = texts[0].text, frame
+            self._first_frame, self._text, _ = self._text_query(frame, prompts)
             self._pending.add(frame)
             image = None if self.is_stream else self.frames[frame]
             return self._record(self._detect_and_add(frame, image, None) or self._empty(frame))

@@ -12,6 +12,7 @@ from PIL import Image
 
 import segmentkit as sk
 from segmentkit import ModelCard, ModelOptions, ModelSpec, hookimpl
+from segmentkit.errors import PromptError, SegmentkitError
 from segmentkit.io.video import FrameStream, open_video
 from segmentkit.registry import default_registry
 from segmentkit.roles import Detections
@@ -203,6 +204,16 @@ def test_text_with_no_match_tracks_nothing(grounded):
     with grounded.start([frame(t) for t in range(4)]) as session:
         assert session.add_prompts(0, 0, [sk.Text("a green tree.")]).object_ids == []
         assert all(r.object_ids == [] for r in session.propagate())
+
+
+def test_a_text_query_is_one_text_prompt_on_its_own(grounded):
+    with grounded.start([frame(t) for t in range(4)]) as session:
+        for prompts in ([sk.Text(TEXT), sk.Point(3, 3)], [sk.Text("a red square."), sk.Text("a blue disc.")]):
+            with pytest.raises(PromptError, match="one text prompt on its own"):
+                session.add_prompts(0, 0, prompts)
+        with pytest.raises(SegmentkitError, match="frame"):
+            session.add_prompts(9, 0, [sk.Text(TEXT)])
+        assert session.object_ids == []
 
 
 def test_manual_correction_and_remove(grounded):

@@ -58,21 +58,17 @@ class Sam3Session(TrackingSession):
 
     def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> FrameMasks:
         """A text prompt starts (or extends) a concept query; points and boxes prompt ``object_id``."""
-        texts = [p for p in prompts if isinstance(p, Text)]
-        if not texts:
+        if not any(isinstance(p, Text) for p in prompts):
             return super().add_prompts(frame, object_id, prompts)
         with self._lock:
             self._check_open()
-            if len(texts) != len(prompts) or len(texts) > 1:
-                raise PromptError("give one text prompt on its own (a noun phrase), not mixed with points or boxes")
+            frame, text, waiting = self._text_query(frame, prompts)
             self._set_mode("concept")
             if self._propagated:
                 raise SessionError("add every phrase before propagating; reset() to start a new query")
-            waiting = self.is_stream and self.num_frames == 0  # a query may come before the first frame
-            frame = frame if waiting else self._check_frame(frame)
             if self._texts and frame != self._texts[0][0]:
                 raise SessionError(f"give every phrase on frame {self._texts[0][0]}, where the query started")
-            self._texts.append((frame, texts[0].text))
+            self._texts.append((frame, text))
             self._pending.add(frame)
             if waiting:
                 return self._empty(frame)

@@ -75,3 +75,11 @@ def test_text_query_propagates_both_ways_without_rerunning_its_frame(tracker):
         seen = list(session.propagate(direction="both"))
         assert [fm.frame_index for fm in seen] == [1, 2, 0]
         assert sorted(session.raw._outputs) == [0, 1, 2], "each frame ran through the model once"
+
+
+def test_a_text_query_is_one_text_prompt_on_its_own(tracker):
+    frames = [np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8) for i in range(2)]
+    with tracker.start(frames) as session:
+        for prompts in ([sk.Text("a dog"), sk.Point(3, 3)], [sk.Text("a dog"), sk.Text("a cat")]):
+            with pytest.raises(PromptError, match="one text prompt on its own"):
+                session.add_prompts(0, 0, prompts)
