@@ -156,3 +156,44 @@ def test_davis_palette_is_the_voc_colour_map():
     palette = np.array(davis_palette()).reshape(256, 3)
     assert palette[0].tolist() == [0, 0, 0] and palette[255].tolist() == [224, 224, 192]
     assert palette[15].tolist() == [192, 128, 128] and palette[20].tolist() == [0, 64, 128]
+
+
+def test_a_plugin_video_format_is_written(tmp_path, frames_dir):
+    """A plugin's ``OutputFormat(media="video")`` (a FrameWriter class) is chosen and written like
+    the built-in ones; an unknown name lists both."""
+    import segmentkit
+    from segmentkit.formats import OutputFormat
+    from segmentkit.registry import default_registry
+    from segmentkit.video_export import FrameWriter
+
+    class AreaWriter(FrameWriter):
+        """areas.txt: each frame's mask areas."""
+
+        name = "areas"
+
+        def __init__(self, target):
+            super().__init__(target)
+            self.areas = {}
+
+        def add(self, frame):
+            self.areas[frame.frame_index] = [int(m.sum()) for m in frame.masks.masks]
+
+        def close(self, document):
+            return self._put("areas.txt", "".join(f"{i} {self.areas[i]}\n" for i in sorted(self.areas)).encode())
+
+    class Plugin:
+        @segmentkit.hookimpl
+        def segmentkit_formats(self):
+            return [OutputFormat("areas", AreaWriter, "mask areas per frame", "video")]
+
+    registry = default_registry()
+    name = registry.register(Plugin(), name="areas-format")
+    try:
+        export, _ = export_all(tmp_path, frames_dir, ("areas", "mots"))
+        with pytest.raises(ExportError, match="choose from .*areas"):
+            TrackExport(tmp_path / "other", ("gif",), export.video)
+    finally:
+        registry.unregister(name)
+    lines = (tmp_path / "out" / "areas.txt").read_text().splitlines()
+    assert lines == [f"{i} {[int(m.sum()) for m in frame_masks(i).masks.masks]}" for i in range(N)]
+    assert (tmp_path / "out" / "mots.txt").exists()

@@ -60,6 +60,9 @@ def segmentkit_formats() -> list[Any]:
 
     Faces offer them by name next to the built-in ones (``--format NAME``); a name that is
     already taken is ignored with a warning. Import heavy writers inside the writer, not here.
+    An image format's ``write`` takes a :class:`segmentkit.formats.Target`; a video format
+    (``media="video"``) is a :class:`segmentkit.video_export.FrameWriter` class, which tracking
+    exports (``segmentkit track --format``, ``export_session``) build like the built-in ones.
     """
 
 

@@ -47,7 +47,7 @@ from .io.video import FrameDirectory, FrameSource, VideoFile
 from .types import FrameMasks, Masks
 
 __all__ = [
-    "DEFAULT_VIDEO_FORMATS", "TRACK_SCHEMA", "VIDEO_FORMATS", "VIDEO_WRITERS", "FrameWriter", "TrackExport",
+    "DEFAULT_VIDEO_FORMATS", "TRACK_SCHEMA", "VIDEO_WRITERS", "FrameWriter", "TrackExport",
     "VideoInfo", "VideoTarget", "check_formats",
     "davis_palette", "davis_png", "default_formats", "export_session", "frame_label_map", "has_pyav",
     "mots_lines", "prompts_meta", "youtube_vis_document",
@@ -86,13 +86,18 @@ class VideoInfo:
                    tuple(f"{name}/{s}.jpg" for s in stems), fps)
 
 
-def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
-    """The formats without repeats, each one of :data:`VIDEO_FORMATS`."""
+def check_formats(formats: Iterable[str]) -> dict[str, Any]:
+    """The writer class of each format named, without repeats: :data:`VIDEO_WRITERS`' or one a
+    plugin adds (an ``OutputFormat`` with ``media="video"`` whose ``write`` is a :class:`FrameWriter`)."""
+    from .formats import table
+    from .registry import default_registry
+
+    known = {name: fmt.write for name, fmt in table("video", default_registry()).items()}
     formats = tuple(dict.fromkeys(formats))
-    unknown = [f for f in formats if f not in VIDEO_FORMATS]
+    unknown = [f for f in formats if f not in known]
     if unknown:
-        raise ExportError(f"unknown video format {', '.join(unknown)}; choose from {', '.join(VIDEO_FORMATS)}")
-    return formats
+        raise ExportError(f"unknown video format {', '.join(unknown)}; choose from {', '.join(known)}")
+    return {name: known[name] for name in formats}
 
 
 def default_formats() -> tuple[str, ...]:
@@ -356,7 +361,6 @@ class TrackJsonWriter(FrameWriter):
 VIDEO_WRITERS: dict[str, type[FrameWriter]] = {
     w.name: w for w in (DavisWriter, YouTubeVisWriter, MotsWriter, OverlayWriter, TrackJsonWriter)
 }
-VIDEO_FORMATS = tuple(VIDEO_WRITERS)
 
 
 # --------------------------------------------------------------------------- the export
@@ -388,10 +392,10 @@ class TrackExport:
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
             raise ExportError(f"{out} exists and is not a folder")
-        chosen = check_formats(formats)
+        writers = check_formats(formats)
         out.mkdir(parents=True, exist_ok=True)
         target = VideoTarget(out, video, frames)
-        self._writers = [VIDEO_WRITERS[name](target) for name in chosen]
+        self._writers = [writer(target) for writer in writers.values()]
         self.check_objects(objects)
 
     def check_objects(self, object_ids: Iterable[int]) -> None:
