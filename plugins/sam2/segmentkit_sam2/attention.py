@@ -3,7 +3,9 @@
 On AMD Zen 4 (no AMX) torch's bf16 matrix products run about 2.5x faster than fp32, while
 its fused attention kernel and its batched products gain nothing in bf16 (measured, 2 cores,
 4,096 queries x 28,736 keys, head 256: fused fp32 840 ms, fused bf16 no faster, blocked 2-D
-bf16 products 340 ms). So bf16 attention runs as 2-D products over blocks of queries.
+bf16 products 340 ms). So bf16 attention runs as 2-D products over blocks of queries:
+:func:`attend` for segmentkit's own forwards, :func:`use_bf16_attention` for a copy of one of
+transformers' modules (through transformers' ``AttentionInterface``).
 """
 
 from __future__ import annotations
@@ -42,11 +44,11 @@ TRANSFORMERS_NAME = "segmentkit_blocked_bf16"
 
 def transformers_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                            attention_mask: torch.Tensor | None = None, scaling: float | None = None,
-                           dropout: float = 0.0, **_: Any) -> tuple[torch.Tensor, None]:
+                           dropout: float = 0.0, is_causal: bool = False, **_: Any) -> tuple[torch.Tensor, None]:
     """:func:`attend` in bf16 with transformers' attention-function signature (registered as
-    ``TRANSFORMERS_NAME``; no mask, no dropout: inference only)."""
-    if attention_mask is not None or dropout:
-        raise ValueError("the blocked bf16 attention takes no mask and no dropout")
+    ``TRANSFORMERS_NAME``; no mask, no dropout, not causal: the SAM family's inference)."""
+    if attention_mask is not None or dropout or is_causal:
+        raise ValueError("the blocked bf16 attention takes no mask, no dropout and no causal masking")
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     out = attend(query * scale, key, value, torch.bfloat16).to(query.dtype)
     return out.transpose(1, 2).contiguous(), None
