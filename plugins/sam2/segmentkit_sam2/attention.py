@@ -69,13 +69,14 @@ def use_bf16_attention(module: torch.nn.Module) -> torch.nn.Module:
     return clone
 
 
-class Bf16Linear(torch.nn.Module):
-    """A linear layer on bf16 copies of ``linear``'s weights (any input dtype, bf16 output)."""
+class CastLinear(torch.nn.Module):
+    """A linear layer on copies of ``linear``'s weights in ``dtype`` (the weights themselves
+    where they already are); any input dtype, output in ``dtype``."""
 
-    def __init__(self, linear: torch.nn.Linear):
+    def __init__(self, linear: torch.nn.Linear, dtype: torch.dtype):
         super().__init__()
-        self.weight = linear.weight.detach().to(torch.bfloat16)
-        self.bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16)
+        self.weight = linear.weight.detach().to(dtype)
+        self.bias = None if linear.bias is None else linear.bias.detach().to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x.to(torch.bfloat16), self.weight, self.bias)
+        return F.linear(x.to(self.weight.dtype), self.weight, self.bias)

@@ -59,12 +59,12 @@ def lean_memory(view: Any, model: Any, dtype: Any) -> None:
     run as blocked bf16 products (:mod:`.attention`) and its MLPs on bf16 weight copies."""
     import torch
 
-    from .attention import Bf16Linear, use_bf16_attention
+    from .attention import CastLinear, use_bf16_attention
 
     if dtype != torch.bfloat16:
         return
     memory = use_bf16_attention(model.memory_attention)  # a copy: the loaded model stays fp32
     for layer in memory.layers:
         mlp = layer.mlp
-        mlp._modules.update(up_proj=Bf16Linear(mlp.up_proj), down_proj=Bf16Linear(mlp.down_proj))
+        mlp._modules.update(up_proj=CastLinear(mlp.up_proj, dtype), down_proj=CastLinear(mlp.down_proj, dtype))
     view._modules["memory_attention"] = memory

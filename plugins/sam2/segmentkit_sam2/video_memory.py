@@ -31,25 +31,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .attention import attend
-
-
-
-class _Proj:
-    def __init__(self, linear: torch.nn.Linear, dtype: torch.dtype):
-        self.weight = linear.weight.detach().to(dtype)
-        self.bias = None if linear.bias is None else linear.bias.detach().to(dtype)
-        self.dtype = dtype
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x.to(self.dtype), self.weight, self.bias)
+from .attention import CastLinear, attend
 
 
 class _Attention:
     """One RoPE attention of the memory attention, its products in ``dtype``."""
 
     def __init__(self, attn: Any, dtype: torch.dtype):
-        self.q, self.k, self.v, self.o = (_Proj(p, torch.float32)
+        self.q, self.k, self.v, self.o = (CastLinear(p, torch.float32)
                                           for p in (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj))
         self.heads = attn.num_attention_heads
         self.head_dim = attn.head_dim
@@ -149,7 +138,7 @@ class LeanMemoryAttention(torch.nn.Module):
                 "self": _Attention(layer.self_attn, dtype),
                 "cross": _Attention(layer.cross_attn_image, dtype),
                 "norms": (layer.layer_norm1, layer.layer_norm2, layer.layer_norm3),
-                "mlp": (_Proj(layer.linear1, dtype), _Proj(layer.linear2, dtype), layer.activation),
+                "mlp": (CastLinear(layer.linear1, dtype), CastLinear(layer.linear2, dtype), layer.activation),
             })
         self.norm = memory_attention.layer_norm
         with torch.no_grad():
