@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import SessionError
+from .errors import PromptError, SessionError
 
 __all__ = [
     "DIRECTIONS", "Direction", "ObjectIndex", "Propagation", "SessionTable", "TrackingSession", "check_frame", "check_object_id",
@@ -519,7 +519,6 @@ class TrackingSession:
         """For trackers that take a text query: check that ``prompts`` is one text prompt on its
         own and ``frame`` a frame of the session, or any frame of a live session that has none
         yet (a query may come before the first frame); returns (frame, text, waiting for frames)."""
-        from .errors import PromptError
         from .types import Text
 
         texts = [p for p in prompts if isinstance(p, Text)]
