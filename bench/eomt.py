@@ -27,7 +27,7 @@ import argparse
 import os
 from pathlib import Path
 
-from fixed_label import build_mask2former, cpu_name, interleaved, segment_match, street_like
+from fixed_label import build_mask2former, interleaved, segment_match, start, street_like
 
 WORK = Path("/tmp/segmentkit-bench-eomt")
 SWIN_LARGE = {"embed_dim": 192, "depths": [2, 2, 18, 2], "num_heads": [6, 12, 24, 48], "window_size": 12}
@@ -61,18 +61,10 @@ def main() -> None:
     args = parser.parse_args()
 
     import segmentkit as sk
-    import torch
-    import transformers
     from PIL import Image
     from transformers import pipeline
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    WORK.mkdir(parents=True, exist_ok=True)
-    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
-    print(f"CPU: {cpu_name()} | load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} | torch "
-          f"{torch.__version__} ({torch.get_num_threads()} threads) | transformers {transformers.__version__} | "
-          f"reps {args.reps}, interleaved, medians")
+    sizes = start(args, WORK)
 
     eomt_dir = build_eomt_large(WORK / "eomt-large-640")
     pipeline_thresholds = {"threshold": 0.9, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.1}

@@ -28,6 +28,7 @@ classification heads are flat, so its class head is scaled by 60 (see TESTING.md
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -141,6 +142,21 @@ def interleaved(runs: dict[str, Callable[[], Any]], reps: int) -> dict[str, floa
     return {n: statistics.median(t) for n, t in times.items()}
 
 
+def start(args: argparse.Namespace, work: Path) -> list[tuple[int, int]]:
+    """The common start of the fixed-label benches: torch threads (``--threads``), the work
+    folder, one header line (CPU, load, versions) and the ``--sizes`` as (width, height)."""
+    import torch
+    import transformers
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"CPU: {cpu_name()} | load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} | torch "
+          f"{torch.__version__} ({torch.get_num_threads()} threads) | transformers {transformers.__version__} | "
+          f"reps {args.reps}, interleaved, medians")
+    return [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
@@ -151,18 +167,11 @@ def main() -> None:
     args = parser.parse_args()
 
     import segmentkit as sk
-    import torch
-    import transformers
     from PIL import Image
     from transformers import pipeline
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    WORK.mkdir(parents=True, exist_ok=True)
-    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    sizes = start(args, WORK)
     models = set(args.models.split(","))
-    print(f"CPU: {cpu_name()} | torch {torch.__version__} ({torch.get_num_threads()} threads) | "
-          f"transformers {transformers.__version__} | reps {args.reps}, interleaved, medians")
 
     if "segformer" in models:
         segformer_dir = build_segformer(WORK / "segformer-b0")

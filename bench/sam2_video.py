@@ -236,10 +236,10 @@ def main() -> None:
             curves = {side: run_worker(side, "stream", weights, args.stream_frames, args.height, args.width,
                                        args.threads) for side in sides}
             names = {"reference": "transformers", "ours": "segmentkit"}
+            by_frame = {side: dict(c["curve"]) for side, c in curves.items()}
             print(f"{'frames':>8}" + "".join(f"{names[side]:>14}" for side in sides))
-            for n, _ in curves["ours"]["curve"]:
-                print(f"{n:>8}" + "".join(f"{dict(curves[side]['curve']).get(n, float('nan')):>14.1f}"
-                                          for side in sides))
+            for n in by_frame["ours"]:
+                print(f"{n:>8}" + "".join(f"{by_frame[side].get(n, float('nan')):>14.1f}" for side in sides))
             for side, c in curves.items():
                 points = c["curve"]
                 mid = next(p for p in points if p[0] >= points[-1][0] // 2)
