@@ -60,12 +60,17 @@ def use_bf16_attention(module: torch.nn.Module) -> torch.nn.Module:
     from transformers import AttentionInterface
 
     AttentionInterface.register(TRANSFORMERS_NAME, transformers_attention)
+    return _with_attention(module, TRANSFORMERS_NAME)
+
+
+def _with_attention(module: torch.nn.Module, implementation: str) -> torch.nn.Module:
     clone = copy.copy(module)
-    clone._modules = {name: child if child is None else use_bf16_attention(child) for name, child in module._modules.items()}
+    clone._modules = {name: child if child is None else _with_attention(child, implementation)
+                      for name, child in module._modules.items()}
     config = getattr(module, "config", None)
     if config is not None and hasattr(config, "_attn_implementation_internal"):
         clone.config = copy.copy(config)
-        clone.config._attn_implementation_internal = TRANSFORMERS_NAME  # this copy only (the setter recurses)
+        clone.config._attn_implementation_internal = implementation  # this copy only (the setter recurses)
     return clone
 
 
