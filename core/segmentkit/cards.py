@@ -18,6 +18,7 @@ Task = Literal["semantic", "instance", "panoptic", "automatic", "prompt", "track
 PromptKindName = Literal["point", "box", "mask", "text"]
 Runtime = Literal["torch", "onnxruntime", "numpy"]
 Precision = Literal["fp32", "bf16", "int8"]
+PrecisionChoice = Literal["auto", "fp32", "bf16", "int8"]  # "auto": resolved per device at load
 
 ROLES: tuple[str, ...] = ("prompter", "segmenter", "tracker", "grounder")
 _ID = re.compile(r"^[a-z0-9]+(?:[.\-][a-z0-9]+)*$")
@@ -82,7 +83,15 @@ class ModelOptions(BaseModel):
     weights: Path | None = Field(default=None, description="Local checkpoint directory instead of the hub.")
     device: str = Field(default="auto", description="'auto' (CUDA, else MPS, else CPU), 'cpu', 'cuda', 'cuda:1', ...")
     runtime: Runtime | None = Field(default=None, description="Runtime; None takes the card's first.")
-    precision: Precision = Field(default="fp32", description="Numeric precision.")
+    precision: PrecisionChoice = Field(
+        default="auto",
+        description="Numeric precision; 'auto' takes bf16 where the device computes it natively and the "
+                    "card lists it, else fp32 (resolved at load: the loaded handle's options show which).",
+    )
+
+    def precisions(self, card: ModelCard) -> tuple[str, ...]:
+        """The precisions these options can run in (the card's; a plugin narrows it, e.g. for an engine)."""
+        return card.precisions
 
 
 class CallOptions(BaseModel):

@@ -56,10 +56,9 @@ def check_load_options(card: ModelCard, options: ModelOptions) -> None:
     runtime = options.runtime or card.runtimes[0]
     if runtime not in card.runtimes:
         raise OptionsError(f"{card.id!r} runs on {', '.join(card.runtimes)}, not {runtime!r}")
-    if options.precision not in card.precisions:
-        raise OptionsError(
-            f"{card.id!r} supports precision {', '.join(card.precisions)}, not {options.precision!r}"
-        )
+    allowed = options.precisions(card)
+    if options.precision not in ("auto", *allowed):
+        raise OptionsError(f"{card.id!r} supports precision {', '.join(allowed)}, not {options.precision!r}")
 
 
 def check_task(card: ModelCard, task: str | None) -> None:

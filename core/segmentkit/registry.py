@@ -27,6 +27,7 @@ import pluggy
 from . import hookspecs
 from .cards import ROLES, ModelCard, ModelSpec
 from .catalog import Catalog, PluginProblem, RegisteredSpec, build_catalog
+from .capabilities import resolve_precision
 from .devices import resolve_device
 from .errors import PluginLoadError, SpecError, UnknownModelError
 from .handles import Handle, check_load_options, parse_options, wrap
@@ -277,7 +278,9 @@ class Registry:
         opts = parse_options(spec.options, spec.card, options)
         check_load_options(spec.card, opts)
         runtime = opts.runtime or spec.card.runtimes[0]
-        opts = opts.model_copy(update={"device": resolve_device(opts.device, runtime)})
+        device = resolve_device(opts.device, runtime)
+        precision = resolve_precision(opts.precision, opts.precisions(spec.card), device, runtime, spec.card.id)
+        opts = opts.model_copy(update={"device": device, "precision": precision})
         factory = import_loader(entry)
         log.debug("loading %s as %s from %s", spec.card.id, spec.role, entry.distribution)
         return wrap(factory(spec.card, opts), entry, opts)

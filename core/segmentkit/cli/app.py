@@ -17,7 +17,17 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on `app` when imported.
-COMMAND_MODULES = ("models", "segment", "prompt", "serve", "batch", "track")
+COMMAND_MODULES = ("models", "segment", "prompt", "serve", "batch", "track", "doctor")
+
+
+@app.callback()
+def _global_options(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors (and requested output)."),
+) -> None:
+    """Images and video to pixel masks; every model a plugin."""
+    from .common import setup_logging
+
+    setup_logging(quiet=quiet)
 
 
 def load_commands() -> typer.Typer:

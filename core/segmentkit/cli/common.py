@@ -132,13 +132,36 @@ class _OneLine(logging.Formatter):
         return f"{record.levelname.lower()}: {text}"
 
 
-def setup_logging() -> None:
-    """Log records as one ``warning: ...`` line each on stderr (everything with SEGMENTKIT_DEBUG=1)."""
+# Third-party progress bars and chatter (transformers' "Loading weights" bar, the hub's download
+# bars, transformers' advisory warnings): the CLI shows only its own progress display.
+_THIRD_PARTY_QUIET = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
+                      "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+_quiet = False
+
+
+def setup_logging(quiet: bool = False) -> None:
+    """Log records as one ``warning: ...`` line each on stderr (everything with SEGMENTKIT_DEBUG=1;
+    errors only with ``quiet``); third-party progress bars and warnings off unless debugging."""
+    global _quiet
+    _quiet = quiet
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLine())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if debug() else logging.WARNING)
+    root.setLevel(logging.DEBUG if debug() else logging.ERROR if quiet else logging.WARNING)
+    if not debug():
+        _silence_third_party()
+
+
+def _silence_third_party() -> None:
+    for name, value in _THIRD_PARTY_QUIET.items():
+        os.environ.setdefault(name, value)
+    if "huggingface_hub" in sys.modules:  # imported before the variables were set
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+    if "transformers" in sys.modules:
+        hf_logging = sys.modules["transformers"].utils.logging
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
 
 
 def run_app(app: typer.Typer, args: Sequence[str] | None = None) -> int:
@@ -174,7 +197,7 @@ RuntimeOpt = Annotated[
 ]
 PrecisionOpt = Annotated[
     Literal["fp32", "bf16", "int8"] | None,
-    typer.Option("--precision", help="Numeric precision (default: fp32)."),
+    typer.Option("--precision", help="auto (the default: bf16 where the device computes it natively and the model lists it, else fp32), fp32, bf16, int8."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
 OutOpt = Annotated[
@@ -320,10 +343,11 @@ def stdout_console() -> Any:
 
 
 def stderr_console() -> Any:
-    """A rich console on stderr, for progress and notes that must not pollute stdout."""
+    """A rich console on stderr, for progress and notes that must not pollute stdout (silent
+    with ``segmentkit --quiet``; errors are written apart, by :func:`fail`)."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, quiet=_quiet)
 
 
 @contextlib.contextmanager
@@ -379,7 +403,7 @@ def deliver(document: Any, *, stem: str, image: Any, result: Any, out: Path | No
     written = [] if out is None else write(Target(out, stem, result, doc, image), formats)
     if json_out:
         emit_json(doc)
-    else:
+    elif not _quiet:  # --quiet: the files are the output
         print_summary(doc, written)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import segmentkit as sk
 from PIL import Image
-from segmentkit.errors import TaskError, WeightsUnavailableError
+from segmentkit.errors import OptionsError, TaskError, WeightsUnavailableError
 from segmentkit.testing.conformance import SegmenterContract
 
 MODEL = "eomt-large-640-coco-panoptic"
@@ -63,7 +63,7 @@ def test_stuff_classes_fuse_by_default_and_things_are_marked(loaded, make_image)
     assert len(fused.masks) <= len(plain.masks)
 
 
-def test_bf16_agrees_with_fp32(eomt_checkpoint, loaded, make_image):
+def test_bf16_agrees_with_fp32(eomt_checkpoint, loaded, make_image, native_bf16):
     image = make_image(80, 80, seed=8)
     fast = sk.load(MODEL, weights=eomt_checkpoint, precision="bf16")
     assert np.mean(fast.segment(image, task="semantic").label_map == loaded.segment(image, task="semantic").label_map) \
@@ -95,3 +95,12 @@ def test_cli_segment_panoptic(eomt_checkpoint, make_image, tmp_path):
     assert document["kind"] == "instance" and len(document["masks"]) == len(expected.masks) >= 1
     assert [m["label"] for m in document["masks"]] == expected.masks.labels
     assert [m["area"] for m in document["masks"]] == expected.masks.areas.tolist()
+
+
+def test_without_bf16_auto_is_fp32_and_bf16_is_refused(eomt_checkpoint, force_capabilities):
+    force_capabilities(bf16=False)
+    assert sk.load(MODEL, weights=eomt_checkpoint).options.precision == "fp32"
+    with pytest.raises(OptionsError, match="native bf16"):
+        sk.load(MODEL, weights=eomt_checkpoint, precision="bf16")
+    force_capabilities(bf16=True)
+    assert sk.load(MODEL, weights=eomt_checkpoint).options.precision == "bf16"  # 'auto' where bf16 is native

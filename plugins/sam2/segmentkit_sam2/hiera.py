@@ -10,8 +10,9 @@ engine's layout step, minus the work whose result the image predictor never read
   ``Sam2MultiScaleAttention`` computes and discards;
 - the 1x1 convolutions of the neck and of the decoder's high-res projections run as
   linear layers on channels-last maps (one layout change at the end);
-- linear layers run on oneDNN where torch has it (about 15 % faster than MKL's GEMM on the
-  encoder's shapes on AMD Zen 4), with the MLP's GELU fused into the first GEMM;
+- linear layers run on oneDNN where it runs on this CPU and dtype (probed once; about 15 %
+  faster than MKL's GEMM on the encoder's shapes on AMD Zen 4), with the MLP's GELU fused into
+  the first GEMM (:mod:`segmentkit.runtime.fused_linear`);
 - the first stages run in chunks of windows and tokens, so no activation outgrows glibc's
   mmap threshold (a fresh 75-100 MB buffer per layer costs a page fault per 4 KiB).
 
@@ -28,41 +29,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from segmentkit.runtime.fused_linear import FusedLinear
+
 from .attention import attend
 
 _CHUNK_ELEMENTS = 4 * 2**20  # activations per chunk: 16 MiB in fp32, well under the 32 MiB mmap threshold
 
 
-def _has_onednn_linear() -> bool:
-    try:
-        return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    except (AttributeError, RuntimeError):
-        return False
-
-
-class _Linear:
-    """One linear layer's weights in the compute dtype, with an optional fused GELU."""
-
-    def __init__(self, module: torch.nn.Linear, dtype: torch.dtype, onednn: bool):
-        self.weight = module.weight.detach().to(dtype).contiguous()
-        self.bias = None if module.bias is None else module.bias.detach().to(dtype).contiguous()
-        self.onednn = onednn and self.weight.device.type == "cpu"
-
-    def __call__(self, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
-        x = x.to(self.weight.dtype)
-        if self.onednn:
-            flat = x.reshape(-1, x.shape[-1])
-            out = torch.ops.mkldnn._linear_pointwise(flat, self.weight, self.bias, "gelu" if gelu else "none",
-                                                     [], "none" if gelu else "")
-            return out.reshape(*x.shape[:-1], out.shape[-1])
-        out = F.linear(x, self.weight, self.bias)
-        return F.gelu(out) if gelu else out
-
-
 class _Block:
     """One Hiera block (``Sam2MultiScaleBlock``) with its weights in the compute dtype."""
 
-    def __init__(self, block: Any, dtype: torch.dtype, onednn: bool):
+    def __init__(self, block: Any, dtype: torch.dtype, onednn: bool | None):
         self.norm1 = block.layer_norm1
         self.norm2 = block.layer_norm2
         self.dtype = dtype
@@ -70,11 +47,11 @@ class _Block:
         self.stride = tuple(block.query_stride) if block.query_stride else None
         self.heads = int(block.attn.num_attention_heads)
         self.dim, self.dim_out = int(block.dim), int(block.dim_out)
-        self.qkv = _Linear(block.attn.qkv, dtype, onednn)
-        self.attn_proj = _Linear(block.attn.proj, dtype, onednn)
-        self.fc1 = _Linear(block.mlp.proj_in, dtype, onednn)
-        self.fc2 = _Linear(block.mlp.proj_out, dtype, onednn)
-        self.proj = _Linear(block.proj, dtype, onednn) if self.dim != self.dim_out else None
+        self.qkv = FusedLinear.of(block.attn.qkv, dtype, fused=onednn)
+        self.attn_proj = FusedLinear.of(block.attn.proj, dtype, fused=onednn)
+        self.fc1 = FusedLinear.of(block.mlp.proj_in, dtype, fused=onednn)
+        self.fc2 = FusedLinear.of(block.mlp.proj_out, dtype, fused=onednn)
+        self.proj = FusedLinear.of(block.proj, dtype, fused=onednn) if self.dim != self.dim_out else None
         if block.mlp.num_layers != 2 or block.mlp.activation.__class__.__name__ not in ("GELUActivation", "GELU"):
             raise ValueError("the lean Hiera encoder expects a 2-layer GELU MLP")
 
@@ -147,7 +124,6 @@ class LeanImageEncoder:
         vision = model.vision_encoder
         backbone = vision.backbone
         config = model.config.vision_config
-        onednn = _has_onednn_linear() if onednn is None else onednn
         self.patch_embed = backbone.patch_embed.projection
         stride = backbone.config.patch_stride
         size = int(model.config.prompt_encoder_config.image_size)
@@ -160,12 +136,12 @@ class LeanImageEncoder:
             for i, block in enumerate(backbone.blocks)
         ]
         neck = vision.neck
-        self.neck = [_Linear(_as_linear(conv), torch.float32, onednn) for conv in neck.convs]
+        self.neck = [FusedLinear.of(_as_linear(conv), torch.float32, fused=onednn) for conv in neck.convs]
         self.top_down = {int(i) for i in neck.fpn_top_down_levels}
         self.levels = int(vision.num_feature_levels)
         decoder = model.mask_decoder
-        self.conv_s0 = _Linear(_as_linear(decoder.conv_s0), torch.float32, onednn)
-        self.conv_s1 = _Linear(_as_linear(decoder.conv_s1), torch.float32, onednn)
+        self.conv_s0 = FusedLinear.of(_as_linear(decoder.conv_s0), torch.float32, fused=onednn)
+        self.conv_s1 = FusedLinear.of(_as_linear(decoder.conv_s1), torch.float32, fused=onednn)
         # The image predictor adds the "no memory" embedding here; the tracker adds it (or memory) itself.
         self.no_memory = model.no_memory_embedding.detach().reshape(-1).float() if no_memory else None
         if config.fpn_kernel_size != 1:
@@ -186,7 +162,7 @@ class LeanImageEncoder:
         return tuple(m.permute(0, 3, 1, 2).float().contiguous() for m in (emb, hr0, hr1))
 
 
-def fpn_maps(neck: list[_Linear], top_down: Collection[int], levels: int,
+def fpn_maps(neck: list[FusedLinear], top_down: Collection[int], levels: int,
              stage_maps: list[torch.Tensor]) -> list[torch.Tensor]:
     """The FPN neck (``Sam2VisionNeck``'s top-down pass) on channels-last stage maps: the last
     ``levels`` outputs, high to low resolution."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, model_validator
-from segmentkit.cards import ModelOptions
+from segmentkit.cards import ModelCard, ModelOptions
 
 
 class SamFamilyOptions(ModelOptions):
@@ -19,10 +19,17 @@ class SamFamilyOptions(ModelOptions):
 
     @model_validator(mode="after")
     def _reference_is_torch_fp32(self) -> SamFamilyOptions:
-        if self.engine == "reference" and (self.runtime not in (None, "torch") or self.precision != "fp32"):
+        if self.engine == "reference" and (self.runtime not in (None, "torch")
+                                           or self.precision not in ("auto", "fp32")):
             raise ValueError(f"engine='reference' runs transformers' own forward on torch in fp32, "
                              f"not runtime {self.runtime or 'torch'!r} with precision {self.precision!r}")
         return self
+
+    def precisions(self, card: ModelCard) -> tuple[str, ...]:
+        """fp32 alone for the reference engine and ONNX Runtime; the card's precisions otherwise."""
+        if self.engine == "reference" or self.runtime == "onnxruntime":
+            return ("fp32",)
+        return card.precisions
 
 
 class Sam2Options(SamFamilyOptions):

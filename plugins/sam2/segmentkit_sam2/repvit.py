@@ -22,9 +22,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from segmentkit.runtime.fused_linear import FusedLinear
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 
-from .hiera import _has_onednn_linear
 
 MODEL_TYPE = "segmentkit_repvit"
 
@@ -252,29 +252,11 @@ class _Conv:
         return out.permute(0, 2, 3, 1)
 
 
-class _Pointwise:
-    """One folded 1x1 convolution as a linear layer on NHWC maps, with GELU or a residual add
-    fused into oneDNN's kernel where torch has it."""
-
-    def __init__(self, conv_norm: _ConvNorm, dtype: torch.dtype, onednn: bool):
-        weight, bias = _fold(conv_norm)
-        self.weight = weight.detach().flatten(1).to(dtype).contiguous()
-        self.bias = bias.detach().to(dtype).contiguous()
-        self.onednn = onednn and self.weight.device.type == "cpu"
-
-    def __call__(self, x: torch.Tensor, *, gelu: bool = False, add: torch.Tensor | None = None) -> torch.Tensor:
-        flat = x.reshape(-1, x.shape[-1])
-        if self.onednn and add is not None:
-            out = torch.ops.mkldnn._linear_pointwise.binary(flat, add.reshape(flat.shape[0], -1), self.weight,
-                                                            self.bias, "add")
-        elif self.onednn:
-            out = torch.ops.mkldnn._linear_pointwise(flat, self.weight, self.bias, "gelu" if gelu else "none", [],
-                                                     "none" if gelu else "")
-        else:
-            out = F.linear(flat, self.weight, self.bias)
-            out = F.gelu(out) if gelu else out
-            out = out + add.reshape(out.shape) if add is not None else out
-        return out.reshape(*x.shape[:-1], out.shape[-1])
+def _pointwise(conv_norm: _ConvNorm, dtype: torch.dtype, onednn: bool | None) -> FusedLinear:
+    """One folded 1x1 convolution as a linear layer on NHWC maps (GELU or a residual add fused
+    into oneDNN's kernel where it runs on this CPU)."""
+    weight, bias = _fold(conv_norm)
+    return FusedLinear(weight.flatten(1), bias, dtype, fused=onednn)
 
 
 def _fold_mixer(mixer: _TokenMixer, dtype: torch.dtype) -> _Conv:
@@ -297,16 +279,16 @@ def _fold_mixer(mixer: _TokenMixer, dtype: torch.dtype) -> _Conv:
 
 
 class _FusedMlp:
-    def __init__(self, mlp: _Mlp, dtype: torch.dtype, onednn: bool):
-        self.up = _Pointwise(mlp.conv1, dtype, onednn)
-        self.down = _Pointwise(mlp.conv2, dtype, onednn)
+    def __init__(self, mlp: _Mlp, dtype: torch.dtype, onednn: bool | None):
+        self.up = _pointwise(mlp.conv1, dtype, onednn)
+        self.down = _pointwise(mlp.conv2, dtype, onednn)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # x + mlp(x)
         return self.down(self.up(x, gelu=True), add=x)
 
 
 class _FusedBlock:
-    def __init__(self, block: _Block, dtype: torch.dtype, onednn: bool):
+    def __init__(self, block: _Block, dtype: torch.dtype, onednn: bool | None):
         self.mixer = _fold_mixer(block.token_mixer, dtype)
         se = block.se
         self.se = None if isinstance(se, nn.Identity) else tuple(
@@ -329,7 +311,6 @@ class FusedRepVit:
 
     def __init__(self, backbone: RepVitBackbone, dtype: torch.dtype = torch.float32, *, onednn: bool | None = None):
         features = backbone.timm_model
-        onednn = _has_onednn_linear() if onednn is None else onednn
         self.out_indices = features.out_indices
         self.dtype = dtype
         with torch.no_grad():
@@ -339,7 +320,7 @@ class FusedRepVit:
                 down = stage.downsample
                 downsample = None if isinstance(down, nn.Identity) else (
                     _FusedBlock(down.pre_block, dtype, onednn), _Conv.of(down.spatial_downsample, dtype),
-                    _Pointwise(down.channel_downsample, dtype, onednn), _FusedMlp(down.ffn, dtype, onednn))
+                    _pointwise(down.channel_downsample, dtype, onednn), _FusedMlp(down.ffn, dtype, onednn))
                 self.stages.append((downsample, [_FusedBlock(b, dtype, onednn) for b in stage.blocks]))
 
     def __call__(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:

@@ -18,7 +18,9 @@ from typing import Any
 
 import torch
 
-from .hiera import _as_linear, _has_onednn_linear, _Linear, fpn_maps
+from segmentkit.runtime.fused_linear import FusedLinear
+
+from .hiera import _as_linear, fpn_maps
 from .repvit import FusedRepVit
 
 
@@ -30,14 +32,13 @@ class LeanRepVitEncoder:
         config = vision.config
         if config.fpn_kernel_size != 1:
             raise ValueError("the lean EdgeTAM encoder expects 1x1 neck convolutions")
-        onednn = _has_onednn_linear()
         self.backbone = FusedRepVit(vision.backbone, torch.bfloat16 if bf16 else torch.float32)
-        self.neck = [_Linear(_as_linear(conv), torch.float32, onednn) for conv in vision.neck.convs]
+        self.neck = [FusedLinear.of(_as_linear(conv), torch.float32) for conv in vision.neck.convs]
         self.top_down = {int(i) for i in vision.neck.fpn_top_down_levels}
         self.levels = int(vision.num_feature_levels)
         decoder = model.mask_decoder
-        self.conv_s0 = _Linear(_as_linear(decoder.conv_s0), torch.float32, onednn)
-        self.conv_s1 = _Linear(_as_linear(decoder.conv_s1), torch.float32, onednn)
+        self.conv_s0 = FusedLinear.of(_as_linear(decoder.conv_s0), torch.float32)
+        self.conv_s1 = FusedLinear.of(_as_linear(decoder.conv_s1), torch.float32)
         self.no_memory = model.no_memory_embedding.detach().reshape(-1).float() if no_memory else None
 
     def __call__(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -20,15 +20,13 @@ def build_engine(card: ModelCard, options: ModelOptions) -> Any:
     runtime = options.runtime or card.runtimes[0]
     if runtime not in card.runtimes:
         raise OptionsError(f"{card.id!r} runs on {', '.join(card.runtimes)}, not {runtime!r}")
-    if options.precision not in card.precisions:
-        raise OptionsError(f"{card.id!r} runs in {', '.join(card.precisions)}, not {options.precision!r}")
     if options.engine == "reference":
         from .reference_engine import ReferenceEngine
 
         return ReferenceEngine(load_image_model(card, options), options)
     if runtime == "torch":
         return Sam2Engine(load_image_model(card, options), options, family)
-    if options.precision != "fp32":
+    if options.precision == "bf16":
         raise OptionsError(f"{card.id!r}: the onnxruntime runtime runs in fp32 only (bf16 is a torch path)")
     try:
         import onnxruntime  # noqa: F401

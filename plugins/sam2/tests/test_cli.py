@@ -71,3 +71,19 @@ def test_corrupt_weights_is_a_one_line_error(photo_file: Path, tmp_path: Path) -
                  "--weights", str(bad), cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "sam2.1-hiera-tiny" in result.stderr and "unusable" in result.stderr
+
+
+def test_only_our_output_on_stderr_and_quiet_silences_it(photo_file: Path, sam2_weights_small: Path,
+                                                         tmp_path: Path) -> None:
+    """transformers' "Loading weights" bar and warnings stay off stderr; `--quiet` leaves errors only;
+    the result's model block shows what precision 'auto' resolved to."""
+    args = ("prompt", str(photo_file), "--model", "sam2.1-hiera-tiny", "--point", "320,240",
+            "--weights", str(sam2_weights_small), "--json")
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Loading weights" not in result.stderr and "it/s" not in result.stderr, result.stderr
+    assert json.loads(result.stdout)["model"]["precision"] == "fp32"  # the suite turns bf16 off for 'auto'
+    quiet = run("--quiet", *args[:-1], "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == ""
+    bad = run("--quiet", *args[:4], "--point", "9999,1", "--weights", str(sam2_weights_small), cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: "), bad.stderr

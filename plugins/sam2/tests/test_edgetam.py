@@ -18,6 +18,7 @@ from edgetam_tiny import reference
 from segmentkit import Box, Point
 from segmentkit.cli.app import load_commands
 from segmentkit.cli.common import run_app
+from segmentkit.errors import OptionsError
 from segmentkit.testing.compare import iou
 from segmentkit.testing.conformance import PrompterContract, SegmenterContract, TrackerContract
 
@@ -54,7 +55,9 @@ def assert_masks(ours: np.ndarray, expected: np.ndarray, what: str) -> None:
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "reference"])  # reference: -O engine=reference, fp32
 @pytest.mark.parametrize("case", ["point", "box"])
-def test_prompts_match_transformers(edgetam_weights, prompter, ref, case, precision) -> None:
+def test_prompts_match_transformers(edgetam_weights, prompter, ref, case, precision, request) -> None:
+    if precision == "bf16":
+        request.getfixturevalue("native_bf16")
     options = {"fp32": {}, "bf16": {"precision": "bf16"}, "reference": {"engine": "reference"}}[precision]
     model = segmentkit.Registry().load(MODEL, weights=edgetam_weights, **options) if options else prompter
     prompts = [Point(*POINT), Point(*NEG_POINT, positive=False)] if case == "point" else [Box(*BOX)]
@@ -139,7 +142,7 @@ class TestEdgeTamTracker(TrackerContract):
         return tracker
 
 
-def test_bf16_tracking_is_close_to_transformers(edgetam_weights, tracker, ref) -> None:
+def test_bf16_tracking_is_close_to_transformers(edgetam_weights, tracker, ref, native_bf16) -> None:
     """precision=bf16: the memory attention's attention products (blocked bf16) and MLPs in bf16
     run on a copy of it, close to transformers' fp32 forward on the inputs of a real tracked frame;
     the loaded fp32 model, which other sessions share, is untouched."""
@@ -173,3 +176,22 @@ def test_bf16_tracking_is_close_to_transformers(edgetam_weights, tracker, ref) -
     expected_masks = ref["video_masks"]
     assert min(iou(masks[k], expected_masks[frame][k]) for frame, masks in got.items()
                for k in range(len(masks))) >= BF16_MIN_IOU
+
+
+def test_without_fast_paths(edgetam_weights, ref, without_fast_paths) -> None:
+    """On a CPU without bf16 or oneDNN's fused linear: 'auto' is fp32, the public-op RepViT and neck
+    give transformers' masks (prompter and tracker), and precision='bf16' is refused with the reason."""
+    prompter = segmentkit.Registry().load(MODEL, weights=edgetam_weights)
+    tracker = segmentkit.Registry().load(MODEL, role="tracker", weights=edgetam_weights)
+    assert prompter.options.precision == tracker.options.precision == "fp32"
+    ours = prompter.predict(prompter.embed(ref["frames"][0]), [Box(*BOX)], multimask=True)
+    assert_masks(ours.masks, ref["box_masks"], "box")
+    frames = list(ref["frames"])
+    with tracker.start(frames) as session:
+        session.add_prompts(0, 1, [Point(*POINT)])
+        session.add_prompts(0, 2, [Box(*BOX)])
+        for fm in session.propagate():
+            assert_masks(fm.masks.masks, ref["video_masks"][fm.frame_index], f"video frame {fm.frame_index}")
+    for role in ("prompter", "tracker"):
+        with pytest.raises(OptionsError, match="native bf16"):
+            segmentkit.Registry().load(MODEL, role=role, weights=edgetam_weights, precision="bf16")

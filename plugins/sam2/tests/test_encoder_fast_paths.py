@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 import torch
 from segmentkit import Box, Point
+from segmentkit.errors import OptionsError
+from segmentkit.testing.pytest_plugin import fast_paths_off
+from segmentkit.runtime.fused_linear import onednn_linear_runs
 from segmentkit_sam2 import hiera
 from segmentkit_sam2.engine import Sam2Engine
 from segmentkit_sam2.family import SAM2
@@ -44,8 +47,8 @@ def pixel_values(reference_model) -> torch.Tensor:
 def test_lean_encoder_matches_transformers(reference_model, pixel_values, onednn, chunked, monkeypatch) -> None:
     if chunked:  # small chunks: every window / MLP loop of the first stages runs in several parts
         monkeypatch.setattr(hiera, "_CHUNK_ELEMENTS", 50_000)
-    if onednn and not hiera._has_onednn_linear():
-        pytest.skip("this torch has no oneDNN linear")
+    if onednn and not onednn_linear_runs(torch.float32):
+        pytest.skip("oneDNN's fused linear does not run here in fp32 (probed)")
     ref = transformers_features(reference_model, pixel_values)
     with torch.inference_mode():
         ours = LeanImageEncoder(reference_model, onednn=onednn)(pixel_values)
@@ -90,7 +93,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
-def test_bf16_prompter_masks_match_fp32(prompter, sam2_weights, photo) -> None:
+def test_bf16_prompter_masks_match_fp32(prompter, sam2_weights, photo, native_bf16) -> None:
     """Final masks at the real input size (1024) through the whole prompter."""
     import segmentkit
 
@@ -103,3 +106,26 @@ def test_bf16_prompter_masks_match_fp32(prompter, sam2_weights, photo) -> None:
         for k in range(len(r)):
             assert iou(o.masks[k], r.masks[k]) >= 0.99
         np.testing.assert_allclose(o.scores, r.scores, rtol=0, atol=5e-3)
+
+
+def test_without_fast_paths(reference_model, pixel_values, sam2_weights, prompter, photo) -> None:
+    """On a CPU without bf16 or oneDNN's fused linear: the encoder's public-op path equals
+    transformers' features, a loaded prompter is fp32 under 'auto' and gives the probed path's
+    masks, and precision='bf16' is refused with the reason."""
+    import segmentkit
+
+    ref_features = transformers_features(reference_model, pixel_values)
+    sets = [[Point(200, 150)], [Box(100, 80, 300, 220)], [Point(330, 260), Point(20, 20, positive=False)]]
+    ref = prompter.predict_batch(prompter.embed(photo), sets, multimask=True)
+    with fast_paths_off(), torch.inference_mode():
+        features = LeanImageEncoder(reference_model)(pixel_values)
+        for name, o, r in zip(("embedding", "high_res_0", "high_res_1"), features, ref_features):
+            torch.testing.assert_close(o, r, rtol=1e-4, atol=1e-5 * float(r.abs().max()), msg=name)
+        plain = segmentkit.Registry().load(MODEL_ID, weights=sam2_weights)
+        assert plain.options.precision == "fp32"
+        ours = plain.predict_batch(plain.embed(photo), sets, multimask=True)
+        with pytest.raises(OptionsError, match="native bf16"):
+            segmentkit.Registry().load(MODEL_ID, weights=sam2_weights, precision="bf16")
+    for got, want in zip(ours, ref):
+        assert 0.01 < want.masks.mean() < 0.99, "a trivial reference proves nothing"
+        assert min(iou(a, b) for a, b in zip(got.masks, want.masks)) >= 0.99

@@ -50,7 +50,11 @@ def ort_prompter(onnx_cache, sam2_weights_small: Path):
 def bf16_prompter(sam2_weights_small: Path):
     import segmentkit
 
-    return segmentkit.Registry().load(MODEL_ID, role="prompter", weights=sam2_weights_small, precision="bf16")
+    from segmentkit.testing.pytest_plugin import capabilities_forced, require_native_bf16
+
+    require_native_bf16()
+    with capabilities_forced(bf16=True):
+        return segmentkit.Registry().load(MODEL_ID, role="prompter", weights=sam2_weights_small, precision="bf16")
 
 
 CASES = {

@@ -125,10 +125,11 @@ def test_bad_images(prompter) -> None:
         prompter.embed(b"not an image")
 
 
-def test_bf16_precision_runs_and_stays_close(sam2_weights, prompter, photo) -> None:
+def test_bf16_precision_runs_and_stays_close(sam2_weights, prompter, photo, native_bf16) -> None:
     bf16 = segmentkit.Registry().load(MODEL_ID, weights=sam2_weights, precision="bf16")
     ours = bf16.predict(bf16.embed(photo), [Point(200, 150)], multimask=True)
     ref = prompter.predict(prompter.embed(photo), [Point(200, 150)], multimask=True)
     assert ours.masks.shape == ref.masks.shape and ours.data["low_res_logits"].dtype == np.float32
     agree = (ours.masks == ref.masks).mean()
     assert agree > 0.8, f"bf16 masks agree with fp32 on only {agree:.1%} of pixels"
+

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import segmentkit as sk
+from segmentkit.errors import OptionsError
 from segmentkit.registry import Registry
 from segmentkit.testing.compare import iou
 from segmentkit_sam2.video_testing import (
@@ -212,7 +213,7 @@ def test_streaming(tracker, clip):
     assert_same(mine, ref_masks)
 
 
-def test_bf16_fast_path_agrees(checkpoint, tracker, clip):
+def test_bf16_fast_path_agrees(checkpoint, tracker, clip, native_bf16):
     """precision=bf16 (bf16 early encoder stages and memory-attention MLP) against transformers in fp32."""
     path, frames = clip
     fast = Registry().load(MODEL, role="tracker", weights=checkpoint, precision="bf16")
@@ -222,3 +223,18 @@ def test_bf16_fast_path_agrees(checkpoint, tracker, clip):
     theirs = dict(ref.propagate(max_frames=20))  # transformers counts the start frame apart
     assert sorted(mine) == list(range(20))
     assert_same(mine, {f: theirs[f] for f in mine})
+
+
+def test_without_fast_paths(checkpoint, tracker, clip, without_fast_paths):
+    """On a CPU without bf16 or oneDNN's fused linear: 'auto' is fp32, the public-op tracker agrees
+    with transformers, and precision='bf16' is refused with the reason."""
+    path, frames = clip
+    plain = Registry().load(MODEL, role="tracker", weights=checkpoint)
+    assert plain.options.precision == "fp32"
+    with plain.start(path) as session:
+        ref = two_objects(tracker, session, frames)
+        mine = by_frame(session.propagate(max_frames=12))
+    theirs = dict(ref.propagate(max_frames=12))
+    assert_same(mine, {f: theirs[f] for f in mine})
+    with pytest.raises(OptionsError, match="native bf16"):
+        Registry().load(MODEL, role="tracker", weights=checkpoint, precision="bf16")
