@@ -196,8 +196,9 @@ RuntimeOpt = Annotated[
     typer.Option("--runtime", help="Runtime (default: the model card's first)."),
 ]
 PrecisionOpt = Annotated[
-    Literal["fp32", "bf16", "int8"] | None,
-    typer.Option("--precision", help="auto (the default: bf16 where the device computes it natively and the model lists it, else fp32), fp32, bf16, int8."),
+    Literal["auto", "fp32", "bf16", "int8"] | None,
+    typer.Option("--precision", help="auto (the default: bf16 where the device computes it natively and the "
+                                     "model lists it, else fp32), fp32, bf16, int8."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
 OutOpt = Annotated[
