@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sam2_image import ensure_torchvision, interleave, photo, registry_with_sam2, report  # noqa: E402
 from sam2_video import clip, cpu_name  # noqa: E402
 
+from _machine import precisions, skipped_precisions_note  # noqa: E402
+
 MODEL = "edgetam"
 
 
@@ -97,7 +99,9 @@ def bench_tracking(args, weights: Path) -> None:
 
     frames = clip(args.frames, args.height, args.width)
     point = (0.3 * args.width, 0.45 * args.height)
-    trackers = {p: registry_with_sam2().load(MODEL, role="tracker", weights=weights, precision=p) for p in ("fp32", "bf16")}
+    trackers = {p: registry_with_sam2().load(MODEL, role="tracker", weights=weights, precision=p) for p in precisions()}
+    if skipped_precisions_note():
+        print(skipped_precisions_note())
     reference = EdgeTamVideoModel.from_pretrained(weights).eval()
 
     def ours(precision):
@@ -111,9 +115,9 @@ def bench_tracking(args, weights: Path) -> None:
         ref.run(0)
         return {frame: by_id[1] for frame, by_id in ref.propagate()}
 
-    timings: dict[str, list[float]] = {"transformers": [], "segmentkit fp32": [], "segmentkit bf16": []}
+    runs = {"transformers": theirs, **{f"segmentkit {p}": lambda p=p: ours(p) for p in trackers}}
+    timings: dict[str, list[float]] = {name: [] for name in runs}
     answers = {}
-    runs = {"transformers": theirs, "segmentkit fp32": lambda: ours("fp32"), "segmentkit bf16": lambda: ours("bf16")}
     for rep in range(args.track_reps):
         for name in (list(runs) if rep % 2 == 0 else list(runs)[::-1]):
             start = time.perf_counter()

@@ -27,6 +27,7 @@ import argparse
 import os
 from pathlib import Path
 
+from _machine import precisions, skipped_precisions_note
 from fixed_label import build_mask2former, interleaved, segment_match, start, street_like
 
 WORK = Path("/tmp/segmentkit-bench-eomt")
@@ -70,7 +71,9 @@ def main() -> None:
     pipeline_thresholds = {"threshold": 0.9, "mask_threshold": 0.5, "overlap_mask_area_threshold": 0.1}
     thresholds = {**pipeline_thresholds, "label_ids_to_fuse": ()}
     ours = {precision: sk.load("eomt-large-640-coco-panoptic", weights=eomt_dir, precision=precision, **thresholds)
-            for precision in ("fp32", "bf16")}
+            for precision in precisions()}
+    if skipped_precisions_note():
+        print(skipped_precisions_note())
     ref = pipeline("image-segmentation", model=str(eomt_dir))
     print(f"pipeline image processor: {type(ref.image_processor).__name__}")
     m2f = None

@@ -5,9 +5,10 @@ the CPU); its full output goes to ``--log-dir``. Every line that reports a ratio
 the reference (``x1.23``, ``1.23x``) lands in the summary table, and every line that
 reports how well a fast path agrees with its reference (mask IoU, equal pixels, matched
 segments) lands in the agreement table below it: a fast path that disagrees is a bug. Last,
-one line per speed goal (issue 19): the figure measured in this run, the goal, whether it is
-reached, and the agreement of the path that gave the figure. ``--quick`` passes light
-settings to each script (fewer repetitions, smaller inputs).
+one line per speed goal (issues 19 and 29): the figure measured in this run, the goal, whether
+it is reached, the fraction of the CPU's measured peak FLOP/s it amounts to (where the goal's
+work per item is counted: see ``_machine.py``), and the agreement of the path that gave the
+figure. ``--quick`` passes light settings to each script (fewer repetitions, smaller inputs).
 
     python bench/run_all.py [--quick] [--only sam2_fast_paths,batch] [--timeout 1800]
 """
@@ -15,6 +16,7 @@ settings to each script (fewer repetitions, smaller inputs).
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -39,6 +41,8 @@ QUICK: dict[str, list[str]] = {
 RATIO = re.compile(r"(?:\bx\s?(\d+(?:\.\d+)?)\b|\b(\d+(?:\.\d+)?)\s?x\b)")
 AGREEMENT = re.compile(r"IoU|agree|pixels equal|matched", re.IGNORECASE)
 MS = re.compile(r"(\d+(?:\.\d+)?) ms")
+RATE = re.compile(r"^\s*segmentkit (?:fp32|bf16)\s+(\d+(?:\.\d+)?)")  # frames/s, the first figure of the row
+OURS_SECONDS = re.compile(r"\bours\s+(\d+(?:\.\d+)?)s\b")
 PERCENT = re.compile(r"([+-]?\d+(?:\.\d+)?) %\s*$")
 
 
@@ -56,14 +60,24 @@ class Goal:
     min_ratio: float | None = None
     max_ms: float | None = None
     max_percent: float | None = None
+    min_rate: float | None = None  # items per second (frames/s)
     agreement: str | None = None
+    work: str | None = None  # key of _machine.py's GFLOP per item, for the fraction of peak
 
-    def check(self, output: str) -> str:
-        """``name: figure (goal) REACHED / not reached | agreement`` for this run's output."""
+    def check(self, output: str, machine: dict | None = None) -> str:
+        """``name: figure (goal) REACHED / not reached``, the fraction of peak, and the agreement
+        line, for this run's output (``machine``: _machine.py's peak and work per item)."""
         rows = [" ".join(line.split()) for line in output.splitlines() if re.search(self.lines, line)]
         if not rows:
             return f"{self.name}: not measured in this run"
-        if self.max_percent is not None:
+        seconds = None  # per item, for the fraction of peak
+        if self.min_rate is not None:
+            row = max(rows, key=lambda r: float(RATE.search(r).group(1)) if RATE.search(r) else 0.0)
+            found = RATE.search(row)
+            value = float(found.group(1)) if found else 0.0
+            figure, reached = f"{value:.2f} /s (goal >= {self.min_rate:g} /s)", value >= self.min_rate
+            seconds = 1 / value if value else None
+        elif self.max_percent is not None:
             found = PERCENT.search(rows[-1])
             value = float(found.group(1)) if found else float("inf")
             row, figure, reached = rows[-1], f"{value:+.1f} % (goal <= {self.max_percent:g} %)", value <= self.max_percent
@@ -72,10 +86,13 @@ class Goal:
             found = MS.search(row)
             value = float(found.group(1)) if found else float("inf")
             figure, reached = f"{value:.1f} ms (goal <= {self.max_ms:g} ms)", value <= self.max_ms
+            seconds = value / 1000 if found else None
         else:
             row = max(rows, key=lambda r: max((_ratio(m) for m in RATIO.finditer(r)), default=0.0))
             value = max((_ratio(m) for m in RATIO.finditer(row)), default=0.0)
             figure, reached = f"x{value:.2f} (goal >= x{self.min_ratio:g})", value >= (self.min_ratio or 0)
+            found = OURS_SECONDS.search(row)
+            seconds = float(found.group(1)) if found else None
         agreement = row
         if self.agreement:
             path = re.search(r"ours [\w ]*?(?:fp32|bf16)", row)
@@ -83,7 +100,18 @@ class Goal:
             named = [c for c in candidates if path and path.group(0) in c]
             agreement = (named or candidates or ["(no agreement line)"])[0]
         verdict = "REACHED" if reached else "not reached"
-        return f"{self.name}: {figure} {verdict}\n    from: {row[:120]}\n    agreement: {agreement[:140]}"
+        return (f"{self.name}: {figure} {verdict}{self._of_peak(row, seconds, machine)}\n    from: {row[:120]}"
+                f"\n    agreement: {agreement[:140]}")
+
+    def _of_peak(self, row: str, seconds: float | None, machine: dict | None) -> str:
+        if not (self.work and seconds and machine):
+            return ""
+        gflop = machine["gflop_per_item"].get(self.work)
+        peak = machine["peak_gflops"].get("bf16" if "bf16" in row else "fp32")
+        if not (gflop and peak):
+            return ""
+        rate = gflop / seconds
+        return f"; {gflop:.1f} GFLOP/item = {rate:.0f} GFLOP/s, {rate / peak:.0%} of the measured peak ({peak:.0f})"
 
 
 def _ratio(match: re.Match[str]) -> float:
@@ -93,11 +121,12 @@ def _ratio(match: re.Match[str]) -> float:
 GOALS = (
     Goal("SAM 2.1-tiny encoder 1024^2 vs transformers", "sam2_fast_paths", r"^\s*encoder ours", min_ratio=3,
          agreement=r"mask IoU min|mask IoU ours fp32"),
-    Goal("prompt -> mask on a cached embedding", "sam2_fast_paths", r"^\s*decode ours", max_ms=10,
-         agreement=r"mask IoU min|mask IoU ours fp32"),
-    Goal("Mask2Former swin-t panoptic 640x480 vs pipeline", "fixed_label", r"^mask2former-t\s+640x480", min_ratio=1.5),
+    Goal("a click on a cached SAM 2 embedding (issue 29)", "sam2_fast_paths", r"^\s*decode ours", max_ms=15,
+         agreement=r"mask IoU min|mask IoU ours fp32", work="sam2 click"),
+    Goal("Mask2Former swin-t panoptic 640x480 vs pipeline", "fixed_label", r"^mask2former-t\s+640x480", min_ratio=1.5,
+         work="mask2former panoptic 640x480"),
     Goal("Mask2Former swin-t panoptic 1920x1080 vs pipeline", "fixed_label", r"^mask2former-t\s+1920x1080",
-         min_ratio=1.5),
+         min_ratio=1.5, work="mask2former panoptic 1920x1080"),
     Goal("SegFormer-b0 1920x1080 vs pipeline (best runtime)", "fixed_label", r"^segformer-b0\s+1920x1080", min_ratio=5),
     Goal("EoMT-L panoptic 640x480 vs pipeline (best precision)", "eomt", r"^eomt-l\s+640x480\s+ours", min_ratio=1.5),
     Goal("automatic masks 32x32 vs transformers' mask-generation", "sam2_image", r"^automatic masks \(32x32",
@@ -109,6 +138,8 @@ GOALS = (
          agreement=r"mask IoU ours"),
     Goal("EdgeTAM tracking frames/s at 1024 vs transformers (issue 17)", "edgetam", r"^segmentkit (fp32|bf16)\s",
          min_ratio=1.5),
+    Goal("EdgeTAM tracking at 1024, frames/s (issue 29; 2 Zen 4 cores)", "edgetam", r"^segmentkit (fp32|bf16)\s",
+         min_rate=3, work="edgetam tracked frame"),
 )
 
 
@@ -169,9 +200,24 @@ def main() -> None:
     print(f"\n{'script':<16} agreement with the reference")
     for name, line in agreement:
         print(f"{name:<16} {line}")
+    machine = measure_machine(args.timeout)
+    if machine:
+        print(f"\nmeasured peak ({machine['threads']} threads, best 2048^3 torch.mm): "
+              + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in machine["peak_gflops"].items()))
     print(f"\nspeed goals (load average now {' '.join(Path('/proc/loadavg').read_text().split()[:3])})")
     for goal in GOALS:
-        print(goal.check(outputs.get(goal.script, "")))
+        print(goal.check(outputs.get(goal.script, ""), machine))
+
+
+def measure_machine(timeout: float) -> dict | None:
+    """_machine.py's JSON (peak FLOP/s, GFLOP per goal item), or None where it failed."""
+    try:
+        proc = subprocess.run([sys.executable, str(HERE / "_machine.py")], capture_output=True, text=True,
+                              timeout=timeout, check=True)
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError) as exc:
+        print(f"\n(no fraction of peak: bench/_machine.py failed: {exc})")
+        return None
 
 
 def _lscpu() -> str:

@@ -117,7 +117,7 @@ def main() -> None:
     def with_stages(bf16: tuple[int, ...] = (), int8: tuple[int, ...] = ()) -> LeanImageEncoder:
         encoder = LeanImageEncoder(model, torch.bfloat16, fp32_blocks=bf16_fp32_blocks(model, bf16))
         for i in (i for stage in int8 for i in ranges[stage]):
-            encoder.blocks[i] = (int8_block(_Block(backbone[i], torch.float32, True)), encoder.blocks[i][1])
+            encoder.blocks[i] = (int8_block(_Block(backbone[i], torch.float32, None)), encoder.blocks[i][1])
         return encoder
 
     ranges = stage_ranges(model)
@@ -137,9 +137,9 @@ def main() -> None:
     totals = {"fp32": 0.0, "bf16": 0.0, "int8": 0.0}
     for stage, (blocks, x) in enumerate(zip(ranges, inputs)):
         variants = {
-            "fp32": [_Block(backbone[i], torch.float32, True) for i in blocks],
-            "bf16": [_Block(backbone[i], torch.bfloat16, True) for i in blocks],
-            "int8": [int8_block(_Block(backbone[i], torch.float32, True)) for i in blocks],
+            "fp32": [_Block(backbone[i], torch.float32, None) for i in blocks],
+            "bf16": [_Block(backbone[i], torch.bfloat16, None) for i in blocks],
+            "int8": [int8_block(_Block(backbone[i], torch.float32, None)) for i in blocks],
         }
 
         def run(chain, x=x):

@@ -37,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _machine import precisions, skipped_precisions_note
 from sam2_image import build_weights, iou, photo
 
 
@@ -160,16 +161,18 @@ def main() -> None:
         image = photo(args.image_size)
         w, h = image.shape[1], image.shape[0]
         prompt = [Point(w * 0.4, h * 0.5), Point(w * 0.1, h * 0.1, positive=False)]
-        for precision in ("fp32", "bf16"):
+        for precision in precisions():
             prompter = registry.load(model_id, weights=weights, cache_bytes=0, precision=precision).raw
             print(f"\none click (2 points -> 1 mask of {w}x{h}) on a cached embedding, torch {precision}, "
                   f"median of {reps * 10}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
             click_profile(prompter, prompter.embed(image), prompt, reps * 10)
         return
+    if skipped_precisions_note():
+        print(skipped_precisions_note())
     start = time.perf_counter()
     paths = {
-        "ours torch fp32": registry.load(model_id, weights=weights, cache_bytes=0),
-        "ours torch bf16": registry.load(model_id, weights=weights, cache_bytes=0, precision="bf16"),
+        **{f"ours torch {p}": registry.load(model_id, weights=weights, cache_bytes=0, precision=p)
+           for p in precisions()},
         "ours onnxruntime fp32": registry.load(model_id, weights=weights, cache_bytes=0, runtime="onnxruntime",
                                                ort_threads=ort_threads),
     }

@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _machine import precisions, skipped_precisions_note
+
 MODEL = "sam2.1-hiera-tiny"
 
 
@@ -203,6 +205,9 @@ def main() -> None:
                 "segmentkit bf16": ("ours", "--precision", "bf16"),
                 "bf16, 3 memory frames": ("ours", "--precision", "bf16", "--memory-frames", "3"),
             }
+            if "bf16" not in precisions():
+                print(skipped_precisions_note())
+                sides = {name: side for name, side in sides.items() if "bf16" not in side}
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
             for _ in range(args.reps):  # interleaved, so that a drifting load hits every side alike
                 for name, side in sides.items():
