@@ -21,11 +21,12 @@ _SCORE_BLOCK_BYTES = 8 * 2**20  # one block of bf16 attention scores (measured f
 
 def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """softmax(query key^T) value for (B, H, L, d) queries (already scaled), (B, H, N, d) keys and
-    (B, H or 1, N, e) values; fp32 result. fp32: torch's fused kernel (the fastest fp32 attention
-    here); bf16: a block of queries at a time as 2-D products (torch's batched and fused kernels
-    are much slower in bf16 on CPU)."""
-    if dtype == torch.float32:
-        return F.scaled_dot_product_attention(query, key, value.expand(*key.shape[:2], -1, -1), scale=1.0)
+    (B, H or 1, N, e) values; fp32 result. fp32, and any dtype off the CPU: torch's fused kernel
+    (the fastest fp32 attention on CPU, flash attention on a GPU); bf16 on CPU: a block of queries
+    at a time as 2-D products (torch's batched and fused kernels are much slower in bf16 on CPU)."""
+    if dtype == torch.float32 or query.device.type != "cpu":
+        value = value.expand(*key.shape[:2], -1, -1)
+        return F.scaled_dot_product_attention(query.to(dtype), key.to(dtype), value.to(dtype), scale=1.0).float()
     batch, heads, length, _ = query.shape
     rows = max(16, _SCORE_BLOCK_BYTES // (key.shape[-2] * 2))
     out = torch.empty(batch, heads, length, value.shape[-1], dtype=dtype)
