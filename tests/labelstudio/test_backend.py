@@ -310,3 +310,70 @@ def test_local_files_are_read_inside_the_grants_only(tmp_path: Path, monkeypatch
         denied = predict(c, "/data/local-files/?d=other/cat.png", [keypoint(175, 115)])
     assert ok.status_code == 200 and ok.json()["results"][0]["result"]
     assert denied.status_code == 400 and denied.json()["code"] == "path_denied"
+
+
+# --------------------------------------------------------------------------- text
+
+
+class SceneGrounder:
+    """A grounder that finds the synthetic scene's true boxes for the phrases it is asked for."""
+
+    def __init__(self, card: Any, options: Any):
+        self.card, self.options = card, options
+
+    def detect(self, image: np.ndarray, text: str, **_: Any) -> Any:
+        from segmentkit.roles import Detections
+
+        phrases = [p.strip() for p in text.split(".") if p.strip()]
+        found = [(name, box) for name, box in TEXT_BOXES.items() if name in phrases]
+        return Detections(
+            np.array([b for _, b in found], np.float32).reshape(-1, 4),
+            [0.9] * len(found),
+            [n for n, _ in found],
+            image.shape[:2],
+            phrase_ids=np.array([phrases.index(n) for n, _ in found]),
+            phrases=phrases,
+        )
+
+
+TEXT_BOXES = {"head": (120.0, 40.0, 330.0, 260.0), "eye": (140.0, 80.0, 215.0, 150.0)}
+
+
+class ScenePlugin:
+    from segmentkit import hookimpl
+
+    @hookimpl
+    def segmentkit_grounders(self) -> list[Any]:
+        from segmentkit import ModelCard, ModelOptions, ModelSpec
+
+        card = ModelCard(
+            id="scene-grounder", family="test", roles=("grounder",), tasks=("ground",), license="MIT"
+        )
+        return [
+            ModelSpec(card=card, role="grounder", loader=f"{__name__}:SceneGrounder", options=ModelOptions)
+        ]
+
+
+def test_text_prompt_gives_grounded_masks(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("segmentkit_grounded_sam2")
+    from segmentkit.registry import default_registry
+
+    name = default_registry().register(ScenePlugin(), name="ls-scene-grounder")  # grounded-sam2 looks here
+    try:
+        options = {"grounded-sam2": {"detector": "scene-grounder", "sam": "classic"}}
+        text = {"type": "textarea", "from_name": "q", "to_name": "image", "value": {"text": ["eye. head."]}}
+        config = BRUSH.replace('<Label value="dog"/></BrushLabels>', '<Label value="head"/></BrushLabels>')
+        with client("grounded-sam2", model_options=options) as c:
+            answer = predict(c, data_uri(SAMPLE), [text], config)
+        assert answer.status_code == 200, answer.text
+        result = answer.json()["results"][0]["result"]
+        grounded = default_registry().load("grounded-sam2", role="prompter", **options["grounded-sam2"])
+        want = grounded.prompt(str(SAMPLE), text="eye. head.")
+        assert len(result) == len(want) == 2
+        # "head" is offered by the config; "eye" is not, so it gets the config's first label
+        assert want.labels == ["head", "eye"]
+        assert [r["value"]["brushlabels"] for r in result] == [["head"], ["cat"]]
+        for region, mask in zip(result, want.masks, strict=True):
+            assert iou(decode(region["value"]["rle"], (H, W)), mask) >= 0.999
+    finally:
+        default_registry().unregister(name)

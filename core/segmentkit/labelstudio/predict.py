@@ -73,7 +73,9 @@ def _image(
     objects = prompt_objects(regions, size)
     masks = engine.prompt(rgb, [o.prompts for o in objects])
     ids = masks.object_ids if masks.object_ids is not None else np.arange(1, len(masks) + 1)
-    labels = [choose_label(objects[int(i) - 1].label, offered) for i in ids]
+    # a grounded mask names the phrase it matched; other masks take their object's label
+    named = masks.labels
+    labels = [choose_label(named[k] or objects[int(i) - 1].label, offered) for k, i in enumerate(ids)]
     return masks_regions(masks, labels, output)
 
 
