@@ -44,6 +44,28 @@ def _register_plugins(registry: Any, modules: list[str]) -> None:
         registry.register(importlib.import_module(name), name=name)
 
 
+def _serve_label_studio(service: Any, model: str | None, host: str, port: int,
+                        basic_auth: str | None) -> None:
+    from ..labelstudio.app import serve
+    from ..labelstudio.engine import Engine
+
+    credentials = None
+    if basic_auth is not None:
+        user, sep, password = basic_auth.partition(":")
+        if not sep or not user or not password:
+            raise typer.BadParameter("must be USER:PASS", param_hint="'--basic-auth'")
+        credentials = (user, password)
+    engine = Engine(service, model)
+    version = engine.model_version()  # an unknown model fails here, before the port opens
+
+    def ready(bound: int) -> None:
+        sys.stderr.write(f"segmentkit serve: Label Studio ML backend for {version}: "
+                         f"http://{host}:{bound}\n")
+        sys.stderr.flush()
+
+    serve(engine, host=host, port=port, basic_auth=credentials, ready=ready)
+
+
 @app.command("serve")
 @guarded
 def serve_command(
@@ -81,6 +103,13 @@ def serve_command(
     runtime: RuntimeOpt = None,
     precision: PrecisionOpt = None,
     log_level: Annotated[str, typer.Option("--log-level", help="Python logging level on stderr.")] = "warning",
+    label_studio: Annotated[bool, typer.Option(
+        "--label-studio", help="Speak Label Studio's ML backend protocol (docs/label-studio.md).")] = False,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="--label-studio: the model to serve (default: the default prompter).")] = None,
+    basic_auth: Annotated[str | None, typer.Option(
+        "--basic-auth", metavar="USER:PASS", envvar="SEGMENTKIT_BASIC_AUTH",
+        help="--label-studio: require these basic-auth credentials (Label Studio's ML settings).")] = None,
 ) -> None:
     """Serve the models over JSON-RPC 2.0 to host apps (stdio, or HTTP + WebSocket on 127.0.0.1)."""
     from ..ipc.limits import Limits
@@ -102,6 +131,9 @@ def serve_command(
     options = load_options(device=device, runtime=runtime, precision=precision)
     per_model = {registry.resolve(m).spec.card.id: o for m, o in _weights(weights or []).items()}
     service = Service(registry, apps, limits=limits, load_options=options, model_options=per_model)
+    if label_studio:
+        _serve_label_studio(service, model, host, port, basic_auth)
+        return
     if stdio:
         import asyncio
 
