@@ -84,7 +84,6 @@ def work() -> dict[str, float]:
     prompter = sk.load("sam2.1-hiera-tiny", weights=build_weights("tiny", CACHE / "tiny"), **with_fp32)
     embedding = prompter.embed(image)
     found["sam2 click"] = counted_gflop(lambda: prompter.predict(embedding, [sk.Point(400, 300), sk.Point(900, 500)]))
-    found["sam2 encoder"] = counted_gflop(lambda: prompter.embed(image))
     edgetam = CACHE / "edgetam"
     if (edgetam / "config.json").exists():
         from sam2_video import clip
