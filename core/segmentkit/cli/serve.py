@@ -81,6 +81,11 @@ def serve_command(
     runtime: RuntimeOpt = None,
     precision: PrecisionOpt = None,
     log_level: Annotated[str, typer.Option("--log-level", help="Python logging level on stderr.")] = "warning",
+    allow_origin: Annotated[list[str] | None, typer.Option(
+        "--allow-origin", metavar="ORIGIN",
+        help="Let web pages of ORIGIN (e.g. http://localhost:5173) call the service: CORS (repeat; "
+             "none by default). They still need the token.")
+    ] = None,
 ) -> None:
     """Serve the models over JSON-RPC 2.0 to host apps (stdio, or HTTP + WebSocket on 127.0.0.1)."""
     from ..ipc.limits import Limits
@@ -130,4 +135,4 @@ def serve_command(
         if token_file is not None:
             _token_file(token_file, f"http://{shown}:{bound}/", bound, tokens)
 
-    serve_http(service, tokens, host=host, port=port, ready=ready)
+    serve_http(service, tokens, host=host, port=port, ready=ready, allow_origins=allow_origin or [])
