@@ -1,4 +1,4 @@
-"""CORS of `segmentkit serve --allow-origin`: exactly the listed origins, none by default, token still required."""
+"""CORS of `segmentkit serve --allow-origin`: exactly the listed origins, none by default, token needed."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("starlette", reason="segmentkit[serve] is not installed")
 from segmentkit.errors import OptionsError  # noqa: E402
-from segmentkit.ipc.http import create_app, cors_origins  # noqa: E402
+from segmentkit.ipc.http import cors_origins, create_app  # noqa: E402
 from segmentkit.ipc.manifest import App  # noqa: E402
 from segmentkit.ipc.service import Service  # noqa: E402
 from segmentkit.registry import Registry  # noqa: E402
@@ -20,6 +20,7 @@ TOKEN = "t0ken"
 HOST_APP = "http://localhost:5173"
 OTHER = "https://evil.example"
 RPC = {"jsonrpc": "2.0", "id": 1, "method": "vision.models", "params": {}}
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _client(origins: list[str]) -> Any:
@@ -37,7 +38,7 @@ def _preflight(client: Any, origin: str) -> Any:
 def test_no_cors_by_default() -> None:
     with _client([]) as client:
         assert "access-control-allow-origin" not in _preflight(client, HOST_APP).headers
-        answer = client.post("/rpc", json=RPC, headers={"Origin": HOST_APP, "Authorization": f"Bearer {TOKEN}"})
+        answer = client.post("/rpc", json=RPC, headers={"Origin": HOST_APP, **AUTH})
         assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
 
 
@@ -51,7 +52,7 @@ def test_exactly_the_listed_origins_and_the_token_is_still_required() -> None:
         for origin in (OTHER, "http://localhost:5174", "https://localhost:5173"):
             refused = _preflight(client, origin)
             assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
-        answer = client.post("/rpc", json=RPC, headers={"Origin": HOST_APP, "Authorization": f"Bearer {TOKEN}"})
+        answer = client.post("/rpc", json=RPC, headers={"Origin": HOST_APP, **AUTH})
         assert answer.status_code == 200 and answer.json()["result"] == {"models": []}
         assert answer.headers["access-control-allow-origin"] == HOST_APP
         # Without the token the listed origin is refused, readably (the page can show why).
@@ -59,7 +60,7 @@ def test_exactly_the_listed_origins_and_the_token_is_still_required() -> None:
             refused = client.post("/rpc", json=RPC, headers={"Origin": HOST_APP, **headers})
             assert refused.status_code == 403 and refused.json()["error"]["data"]["code"] == "forbidden"
             assert refused.headers["access-control-allow-origin"] == HOST_APP
-        other = client.post("/rpc", json=RPC, headers={"Origin": OTHER, "Authorization": f"Bearer {TOKEN}"})
+        other = client.post("/rpc", json=RPC, headers={"Origin": OTHER, **AUTH})
         assert "access-control-allow-origin" not in other.headers
 
 
@@ -76,7 +77,8 @@ def test_origins_are_normalised() -> None:
 
 
 def test_the_command_refuses_a_bad_origin() -> None:
-    done = subprocess.run([sys.executable, "-c", "from segmentkit.cli import main; main()", "serve", "--port", "0",
-                           "--allow-origin", "localhost:5173"], capture_output=True, text=True, timeout=60)
+    command = [sys.executable, "-c", "from segmentkit.cli import main; main()", "serve", "--port", "0",
+               "--allow-origin", "localhost:5173"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "error: --allow-origin 'localhost:5173' is not an origin" in done.stderr

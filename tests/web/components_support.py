@@ -37,7 +37,8 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 @contextmanager
 def static_site(folder: Path) -> Iterator[str]:
     """Serve ``folder`` on 127.0.0.1 (a free port) until the block ends; yields the origin."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    handler = functools.partial(_Quiet, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     try:

@@ -64,13 +64,15 @@ def test_every_method_across_origins(cors_server: Server, host_site: str, ui: UI
         const client = new VisionClient(url);  // the URL `segmentkit serve` prints, token included
         const r = {};
         r.models = (await client.models()).models.map((m) => m.card.id);
-        r.prompted = await client.maskFromPrompt({ image: { base64: image }, model: 'classic', point: { x, y } });
+        r.prompted = await client.maskFromPrompt({
+            image: { base64: image }, model: 'classic', point: { x, y } });
         r.segmented = await client.segment({ image: { base64: image }, model: 'classic' });
         r.stats = Object.keys(await client.stats());
         // A video from a folder of frames: prompt, propagate with progress, save / restore / export, close.
         const v = await client.videoStart({ source: { path: dir }, model: 'classic' });
         r.start = v;
-        r.added = await client.videoAddPrompt({ session: v.session, frame: 0, object_id: 1, point: { x, y } });
+        r.added = await client.videoAddPrompt({
+            session: v.session, frame: 0, object_id: 1, point: { x, y } });
         r.progress = [];
         r.propagated = await client.videoPropagate({ session: v.session, max_frames: 6 }, {
             onProgress: ({ frame, done, total }) => r.progress.push([frame.frame_index, done, total,
@@ -99,7 +101,8 @@ def test_every_method_across_origins(cors_server: Server, host_site: str, ui: UI
            "work": str(tmp_path)})
     assert "classic" in out["models"]
     assert iou(decode(out["prompted"]["masks"][0]["rle"]), scene.mask) > 0.85
-    assert out["segmented"]["masks"] and out["segmented"]["image"] == {"width": 128, "height": 96, "path": None}
+    assert out["segmented"]["masks"]
+    assert out["segmented"]["image"] == {"width": 128, "height": 96, "path": None}
     assert out["stats"]
     assert out["start"]["num_frames"] == FRAMES and out["start"]["model"] == "classic"
     assert iou(decode(out["added"]["masks"][0]["rle"]), frames[0].mask) > 0.85
@@ -122,18 +125,26 @@ def test_errors_carry_the_documented_code_and_name(cors_server: Server, host_sit
         const { VisionClient, VisionError } = window.sk;
         const client = new VisionClient(url);
         const tries = {
-            bad_image: () => client.maskFromPrompt({ image: { base64: 'bm90IGFuIGltYWdl' }, point: { x: 1, y: 1 } }),
+            bad_image: () => client.maskFromPrompt({
+                image: { base64: 'bm90IGFuIGltYWdl' }, point: { x: 1, y: 1 } }),
             unknown_model: () => client.segment({ image: { base64: 'x' }, model: 'no-such-model' }),
             bad_session: () => client.videoClose({ session: 'nope' }),
             wrong_token: () => new VisionClient(url, { token: 'wrong' }).models(),
             no_server: () => new VisionClient(closed).models(),
-            aborted: () => { const c = new AbortController(); c.abort(); return client.models({}, { signal: c.signal }); },
+            aborted: () => {
+                const c = new AbortController();
+                c.abort();
+                return client.models({}, { signal: c.signal });
+            },
             ws_wrong_token: () => new VisionClient(wrong).videoPropagate({ session: 'x' }),
         };
         const out = {};
         for (const [name, attempt] of Object.entries(tries)) {
             try { await attempt(); out[name] = null; }
-            catch (e) { out[name] = { isVisionError: e instanceof VisionError, name: e.name, code: e.code, reason: e.reason }; }
+            catch (e) {
+                out[name] = {
+                    isVisionError: e instanceof VisionError, name: e.name, code: e.code, reason: e.reason };
+            }
         }
         return out;
     }""", {"url": url, "wrong": url.replace(cors_server.token, "wrong"), "closed": "http://127.0.0.1:9/"})
@@ -173,7 +184,10 @@ def test_abort_cancels_a_running_propagation(cors_server: Server, host_site: str
         let again = null;
         for (let i = 0; i < 100 && !again; i++) {
             try { again = await client.videoPropagate({ session: v.session, max_frames: 2 }); }
-            catch (e) { if (e.reason !== 'session_busy') throw e; await new Promise((r) => setTimeout(r, 50)); }
+            catch (e) {
+                if (e.reason !== 'session_busy') throw e;
+                await new Promise((r) => setTimeout(r, 50));
+            }
         }
         await client.videoClose({ session: v.session });
         client.close();

@@ -116,7 +116,8 @@ def test_events_stay_in_image_pixels_zoomed_and_panned(browser: Any, ui: UI, hos
     assert _events(ui) == [], "a pan must not place a point"
     ui.page.mouse.click(px, py)
     ((x, y),) = [(e["detail"]["x"], e["detail"]["y"]) for e in _events(ui, "sk-point")]
-    assert (x, y) == (pytest.approx(anchor[0] + 40 / scale, abs=0.5), pytest.approx(anchor[1] + 20 / scale, abs=0.5))
+    assert (x, y) == (pytest.approx(anchor[0] + 40 / scale, abs=0.5),
+                      pytest.approx(anchor[1] + 20 / scale, abs=0.5))
     # A box drawn zoomed is in image pixels too.
     ui.page.evaluate("document.getElementById('el').mode = 'box'")
     ui.page.mouse.move(px, py)
@@ -155,7 +156,8 @@ def test_masks_are_drawn_exactly_where_their_rle_says(browser: Any, ui: UI, host
     ui.page.evaluate("document.getElementById('el').removeAttribute('no-outlines')")
     assert np.array_equal(_canvas(ui)[~(ellipse | speckle)], expected[~(ellipse | speckle)])
     # A mask of another size is refused with an event, and nothing is drawn.
-    ui.page.evaluate("(rle) => { document.getElementById('el').masks = [{rle}]; }", _rle(np.ones((5, 5), bool)))
+    ui.page.evaluate("(rle) => { document.getElementById('el').masks = [{rle}]; }",
+                     _rle(np.ones((5, 5), bool)))
     errors = _events(ui, "sk-error")
     assert errors and "5x5" in errors[0]["detail"]["message"]
     plain = np.full((H, W, 4), 255, np.uint8)
@@ -170,7 +172,8 @@ def test_keyboard_only(browser: Any, ui: UI, host_site: str) -> None:
     keys.press("Tab")
     assert ui.page.evaluate("document.activeElement.id") == "el"
     canvas = ui.page.get_by_role("img", name="test picture")  # the accessible name, through the shadow root
-    assert canvas.count() == 1 and canvas.evaluate("(c) => c === document.activeElement.shadowRoot.activeElement")
+    assert canvas.count() == 1
+    assert canvas.evaluate("(c) => c === document.activeElement.shadowRoot.activeElement")
     keys.press("ArrowRight")  # shows the crosshair at the centre
     for _ in range(3):
         keys.press("ArrowRight")
@@ -187,12 +190,13 @@ def test_keyboard_only(browser: Any, ui: UI, host_site: str) -> None:
     keys.press("Shift+ArrowLeft")
     keys.press("Shift+ArrowUp")
     keys.press("Enter")
-    assert [e["detail"] for e in _events(ui)] == [{"x0": W / 2 - 17, "y0": H / 2, "x1": W / 2 + 3, "y1": H / 2 + 10}]
+    assert [e["detail"] for e in _events(ui)] == [
+        {"x0": W / 2 - 17, "y0": H / 2, "x1": W / 2 + 3, "y1": H / 2 + 10}]
     # n / p select masks; the live region says which.
     square = np.zeros((H, W), bool)
     square[10:20, 10:20] = True
-    ui.page.evaluate("(rle) => { document.getElementById('el').masks = [{rle, label: 'a', objectId: 7}, {rle}]; }",
-                     _rle(square))
+    two = [{"rle": _rle(square), "label": "a", "objectId": 7}, {"rle": _rle(square)}]
+    ui.page.evaluate("(masks) => { document.getElementById('el').masks = masks; }", two)
     keys.press("n")
     keys.press("n")
     keys.press("n")
@@ -200,7 +204,8 @@ def test_keyboard_only(browser: Any, ui: UI, host_site: str) -> None:
     assert [e["detail"] for e in _events(ui, "sk-select")] == [
         {"index": 0, "objectId": 7}, {"index": 1, "objectId": None}, {"index": 0, "objectId": 7},
         {"index": 1, "objectId": None}]
-    status = ui.page.locator("#el").evaluate("(el) => el.shadowRoot.querySelector('[part=status]').textContent")
+    status = ui.page.locator("#el").evaluate(
+        "(el) => el.shadowRoot.querySelector('[part=status]').textContent")
     assert status == "2 masks; selected: mask 2"
     # + zooms, 0 fits again; Tab leaves the element in document order.
     keys.press("+")

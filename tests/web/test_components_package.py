@@ -62,9 +62,10 @@ def test_manifest_is_current(tmp_path: Path) -> None:
     """custom-elements.json (the docs' element reference) matches what the analyzer writes now."""
     require_node(CEM)
     out = os.path.relpath(tmp_path, PACKAGE)  # the analyzer takes --outdir relative to where it runs
-    done = _run(CEM, "analyze", "--globs", "src/element/*.js", "--outdir", out, cwd=PACKAGE)
+    done = _run(CEM, "analyze", "--outdir", out, cwd=PACKAGE)  # the rest: custom-elements-manifest.config.mjs
     assert done.returncode == 0, done.stdout + done.stderr
     fresh = json.loads((tmp_path / "custom-elements.json").read_text())
+    assert json.loads((PACKAGE / "package.json").read_text())["customElements"] == "custom-elements.json"
     assert fresh == json.loads((PACKAGE / "custom-elements.json").read_text()), \
         "custom-elements.json is stale: run `npm run manifest` in packages/components"
 
@@ -80,19 +81,21 @@ def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_tarball_holds_the_package_and_nothing_else(tarball: Path) -> None:
-    names = set(tarfile.open(tarball).getnames())
+    with tarfile.open(tarball) as tar:
+        names = set(tar.getnames())
+        manifest = json.loads(tar.extractfile("package/package.json").read())
     wanted = {f"package/{p.relative_to(PACKAGE).as_posix()}"
               for folder in ("src", "types") for p in (PACKAGE / folder).rglob("*") if p.is_file()}
     wanted |= {"package/package.json", "package/README.md", "package/custom-elements.json"}
     assert names == wanted
-    manifest = json.loads(tarfile.open(tarball).extractfile("package/package.json").read())
     assert "dependencies" not in manifest and manifest["type"] == "module"
 
 
 @pytest.mark.parametrize("broken", [False, True])
 def test_a_consumer_of_the_tarball_type_checks(tarball: Path, tmp_path: Path, broken: bool) -> None:
     npm = require_node(TSC)
-    (tmp_path / "package.json").write_text(json.dumps({"name": "consumer", "private": True, "type": "module"}))
+    consumer = {"name": "consumer", "private": True, "type": "module"}
+    (tmp_path / "package.json").write_text(json.dumps(consumer))
     done = _run(npm, "install", "--offline", "--no-audit", "--no-fund", tarball, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     source = CONSUMER
@@ -105,3 +108,18 @@ def test_a_consumer_of_the_tarball_type_checks(tarball: Path, tmp_path: Path, br
         assert done.returncode != 0 and "'rle' is missing" in done.stdout and '"lasso"' in done.stdout
     else:
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_declarations_and_manifest_name_the_same_events_and_attributes() -> None:
+    """types/element.d.ts (what TypeScript users see) and custom-elements.json (the docs) agree."""
+    import re
+
+    declared = (PACKAGE / "types" / "element.d.ts").read_text()
+    event_map = declared.split("interface SegmentkitOverlayEventMap")[1].split("}")[0]
+    manifest = json.loads((PACKAGE / "custom-elements.json").read_text())
+    (element,) = [d for m in manifest["modules"] for d in m.get("declarations", []) if d.get("customElement")]
+    documented = {e["name"] for e in element["events"] if "description" in e}
+    assert set(re.findall(r'"(sk-[a-z]+)"', event_map)) == documented
+    source = (PACKAGE / "src" / "element" / "segmentkit-overlay.js").read_text()
+    observed = re.search(r"observedAttributes = \[(.*?)\]", source).group(1)
+    assert set(re.findall(r'"([a-z-]+)"', observed)) == {a["name"] for a in element["attributes"]}

@@ -23,14 +23,18 @@ export interface Box {
 
 /** One mask of a result document. */
 export interface ResultMask {
+  /** Position in the result. */
+  index: number;
   rle: CompressedRle;
+  /** Tight XYXY box (x1, y1 exclusive). */
+  bbox: [number, number, number, number];
+  /** Pixels in the mask. */
+  area: number;
+  score: number | null;
   label?: string | null;
-  score?: number | null;
   class_id?: number | null;
   object_id?: number | null;
-  box?: number[] | null;
-  area?: number;
-  [key: string]: unknown;
+  quality?: Record<string, unknown>;
 }
 
 /** segmentkit's result document (`vision.segment`, `vision.mask_from_prompt`, video frames). */

@@ -122,7 +122,7 @@ export class SegmentkitOverlay extends HTMLElement {
 
   // ------------------------------------------------------------------ inputs
 
-  /** URL of the image (reflects the `src` attribute). */
+  /** URL of the image (reflects the `src` attribute). @type {string} */
   get src() {
     return this.getAttribute("src") ?? "";
   }
@@ -154,12 +154,12 @@ export class SegmentkitOverlay extends HTMLElement {
     this._show(source);
   }
 
-  /** Width of the image in pixels (0 before one is shown). */
+  /** Width of the image in pixels (0 before one is shown). @type {number} */
   get imageWidth() {
     return this._engine.hasImage ? this._engine.width : 0;
   }
 
-  /** Height of the image in pixels (0 before one is shown). */
+  /** Height of the image in pixels (0 before one is shown). @type {number} */
   get imageHeight() {
     return this._engine.hasImage ? this._engine.height : 0;
   }
@@ -168,8 +168,7 @@ export class SegmentkitOverlay extends HTMLElement {
    * The masks drawn, in order: `{rle, label?, score?, objectId?, classId?}` with `rle` a
    * COCO RLE `{size: [height, width], counts}` of the image's size, as segmentkit's result
    * document has them. The colour follows `objectId`, else `classId`, else the index.
-   * @type {Array<{rle: {size: number[], counts: string|number[]}, label?: string|null, score?: number|null,
-   *   objectId?: number|null, classId?: number|null}>}
+   * @type {Array<{rle: {size: number[], counts: string|number[]}, label?: string|null, score?: number|null, objectId?: number|null, classId?: number|null}>}
    */
   get masks() {
     return this._masks.slice();
@@ -184,8 +183,7 @@ export class SegmentkitOverlay extends HTMLElement {
 
   /**
    * Prompt markers: `{kind: "point", x, y, positive}` and `{kind: "box", x0, y0, x1, y1}`, in image pixels.
-   * @type {Array<{kind: "point", x: number, y: number, positive?: boolean} |
-   *   {kind: "box", x0: number, y0: number, x1: number, y1: number}>}
+   * @type {Array<{kind: "point", x: number, y: number, positive?: boolean} | {kind: "box", x0: number, y0: number, x1: number, y1: number}>}
    */
   get prompts() {
     return this._engine.prompts;
@@ -226,7 +224,7 @@ export class SegmentkitOverlay extends HTMLElement {
     this._announce();
   }
 
-  /** The zoom factor over the fitted size (1: the whole image fits). */
+  /** The zoom factor over the fitted size (1: the whole image fits). @type {number} */
   get zoom() {
     return this._engine.zoom;
   }
