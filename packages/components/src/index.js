@@ -1,6 +1,5 @@
 // @segmentkit/components: the <segmentkit-overlay> element, the VisionClient and the COCO RLE codec.
-export { SegmentkitOverlay } from "./element/segmentkit-overlay.js";
-export { MaskOverlay, PALETTE, colorFor, cssColor } from "./element/mask-overlay.js";
+export { MaskOverlay, PALETTE, SegmentkitOverlay, colorFor, cssColor } from "./element/index.js";
 export {
   CLIENT_ERRORS, VideoSession, VisionClient, VisionError, blobToBase64, imageFromBlob, imageFromCanvas,
 } from "./client/vision-client.js";
