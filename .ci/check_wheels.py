@@ -2,7 +2,9 @@
 
 1. ``python -m build`` (sdist, then the wheel from the sdist) for the core and every plugin.
 2. ``twine check --strict`` on everything built.
-3. The core wheel holds every file of ``core/segmentkit/web`` and ``core/segmentkit/samples``.
+3. The core wheel holds every file of ``core/segmentkit/web`` and ``core/segmentkit/samples``,
+   and the ``@segmentkit/components`` modules (``packages/components/src``) in
+   ``segmentkit/web/components``, where the page and ``segmentkit serve`` find them.
 4. A fresh venv (``--system-site-packages`` for numpy, OpenCV, ...) gets the core and
    ``classic`` wheels (not editable; the check fails unless both import from the venv) and
    runs the segmentkit command of the README's first set-up command, which must write the
@@ -25,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE_ASSETS = ("web", "samples")  # folders of core/segmentkit the core wheel must carry whole
+COMPONENTS = ROOT / "packages" / "components" / "src"  # copied to segmentkit/web/components by setup.py
 README_OUTPUTS = ("chelsea.overlay.png", "chelsea.mask-0.png", "chelsea.json")
 
 
@@ -52,7 +55,8 @@ def check_core_assets(wheel: Path) -> None:
         path.relative_to(source.parent).as_posix()
         for folder in CORE_ASSETS for path in (source / folder).rglob("*")
         if path.is_file() and "__pycache__" not in path.parts
-    }
+    } | {f"segmentkit/web/components/{path.relative_to(COMPONENTS).as_posix()}"
+         for path in COMPONENTS.rglob("*") if path.is_file()}
     missing = sorted(wanted - set(zipfile.ZipFile(wheel).namelist()))
     if missing:
         raise SystemExit(f"{wheel.name} lacks {len(missing)} asset(s): {', '.join(missing)}")

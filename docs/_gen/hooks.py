@@ -1,7 +1,9 @@
 """mkdocs hooks that generate pages from the code, so they cannot drift from it.
 
 - one page per ``segmentkit`` command (``cli/<name>.md``), read from the typer app;
-- the IPC reference (``ipc-reference.md``), read from ``docs/ipc.schema.json``.
+- the IPC reference (``ipc-reference.md``), read from ``docs/ipc.schema.json``;
+- the ``<segmentkit-overlay>`` reference (``components-reference.md``), read from the
+  package's ``custom-elements.json`` (written by ``@custom-elements-manifest/analyzer``).
 
 The nav entry ``Command line`` is filled with the generated command pages. The page
 builders are plain functions (``cli_pages``, ``ipc_reference``) that tests call without mkdocs.
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 DOCS = Path(__file__).resolve().parent.parent
+MANIFEST = DOCS.parent / "packages" / "components" / "custom-elements.json"
 CLI_NAV_TITLE = "Command line"
 
 
@@ -128,11 +131,56 @@ def ipc_reference(schema_path: Path = DOCS / "ipc.schema.json") -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- element reference
+
+
+def _js_type(entry: dict[str, Any]) -> str:
+    text = entry.get("type", {}).get("text", "")
+    return f"`{_cell(text)}`" if text else ""
+
+
+def components_reference(manifest_path: Path = MANIFEST) -> str:
+    """The ``<segmentkit-overlay>`` reference page, from the package's custom-elements.json."""
+    doc = json.loads(manifest_path.read_text())
+    lines = ["# `<segmentkit-overlay>` reference", "",
+             "Generated from `packages/components/custom-elements.json` (the package's manifest, written by "
+             "`@custom-elements-manifest/analyzer` from the element's source). The guide: "
+             "[Embed segmentation in your web app](embed-web.md).", ""]
+    for module in doc["modules"]:
+        for element in (d for d in module.get("declarations", []) if d.get("customElement")):
+            lines += [f"## `<{element['tagName']}>` ({element['name']}, `{module['path']}`)", "",
+                      _cell(element.get("summary", "")), "", element.get("description", ""), ""]
+            lines += ["### Attributes", "", "| attribute | type | meaning |", "|---|---|---|"]
+            lines += [f"| `{a['name']}` | {_js_type(a)} | {_cell(a.get('description', ''))} |"
+                      for a in element.get("attributes", [])]
+            members = [m for m in element.get("members", [])
+                       if m.get("description") and m.get("privacy") is None and not m["name"].startswith("_")]
+            lines += ["", "### Properties", "", "| property | type | meaning |", "|---|---|---|"]
+            lines += [f"| `{m['name']}` | {_js_type(m)} | {_cell(m['description'])} |"
+                      for m in members if m["kind"] == "field"]
+            lines += ["", "### Methods", "", "| method | meaning |", "|---|---|"]
+            for m in (m for m in members if m["kind"] == "method"):
+                params = ", ".join(p["name"] for p in m.get("parameters", []))
+                lines.append(f"| `{m['name']}({params})` | {_cell(m['description'])} |")
+            lines += ["", "### Events", "", "| event | detail | when |", "|---|---|---|"]
+            lines += [f"| `{e['name']}` | {_js_type(e)} | {_cell(e.get('description', ''))} |"
+                      for e in element.get("events", []) if e.get("description")]
+            lines += ["", "### Parts (`::part(...)`)", "", "| part | what |", "|---|---|"]
+            lines += [f"| `{p['name']}` | {_cell(p.get('description', ''))} |"
+                      for p in element.get("cssParts", [])]
+            lines += ["", "### CSS custom properties", "", "| property | default | what |", "|---|---|---|"]
+            lines += [f"| `{c['name']}` | `{c.get('default', '')}` | {_cell(c.get('description', ''))} |"
+                      for c in element.get("cssProperties", [])]
+            lines.append("")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- mkdocs hooks
 
 
 def generated_pages() -> dict[str, str]:
-    return {**cli_pages(), "ipc-reference.md": ipc_reference()}
+    return {**cli_pages(), "ipc-reference.md": ipc_reference(),
+            "components-reference.md": components_reference()}
 
 
 def on_config(config: Any) -> Any:

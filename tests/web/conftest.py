@@ -116,3 +116,12 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Scene], Path]:
         for packet in stream.encode():
             out.mux(packet)
     return frames, path
+
+
+@pytest.fixture(scope="session")
+def host_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A host web app's origin (its own port): tests/web/host and /components/ (the package's src)."""
+    from components_support import host_folder, static_site
+
+    with static_site(host_folder(tmp_path_factory.mktemp("host"))) as origin:
+        yield origin

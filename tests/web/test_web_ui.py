@@ -23,7 +23,7 @@ from pycocotools import mask as coco_mask
 from segmentkit.testing.scenes import Scene
 from webui_support import (
     ROOT, SAMPLE, SIZE, UI, Server, boundary, changed, check_drawn, check_markers, decode, disc, iou, offered,
-    open_clip,
+    open_clip, shadow_pixels,
 )
 
 
@@ -124,7 +124,7 @@ def test_rle_codec_matches_pycocotools(classic_server: Server, ui: UI) -> None:
     sent = [{"size": [int(e["size"][0]), int(e["size"][1])], "counts": e["counts"].decode()} for e in encoded]
     ui.open(classic_server.page_url)
     back = ui.page.evaluate("""async (cases) => {
-        const rle = await import('/rle.js');
+        const rle = await import('/components/codecs/rle.js');
         return cases.map((c) => {
             const data = rle.decodeRle(c);
             let bits = '';
@@ -137,7 +137,7 @@ def test_rle_codec_matches_pycocotools(classic_server: Server, ui: UI) -> None:
         assert np.array_equal(got, mask)
         assert out["again"] == rle["counts"]
     bad = ui.page.evaluate("""async () => {
-        const rle = await import('/rle.js');
+        const rle = await import('/components/codecs/rle.js');
         const errors = [];
         for (const c of [{size: [2, 2], counts: '5'}, {size: [2, 2], counts: '1'}, {size: [2, 2], counts: '\\x7f'}]) {
             try { rle.decodeRle(c); errors.push(null); } catch (e) { errors.push(e.message); }
@@ -252,7 +252,7 @@ def test_service_errors_are_shown(classic_server: Server, ui: UI, scene: tuple[S
 
     # The client's typed errors, straight from JavaScript.
     caught = ui.page.evaluate("""async () => {
-        const { VisionClient, VisionError } = await import('/vision-client.js');
+        const { VisionClient, VisionError } = await import('/components/client/vision-client.js');
         const client = VisionClient.fromLocation();
         const out = [];
         for (const [method, params] of [['vision.nope', {}], ['vision.segment', {image: {base64: 'x'}, task: 9}]]) {
@@ -471,7 +471,7 @@ def test_client_streams_propagation_over_websocket(tiny_server: Server, ui: UI,
         pytest.skip("segmentkit-sam2 is not installed")
     x, y = frames[0].inside
     out = ui.page.evaluate("""async ({dir, x, y}) => {
-        const { VisionClient } = await import('/vision-client.js');
+        const { VisionClient } = await import('/components/client/vision-client.js');
         const client = VisionClient.fromLocation();
         const session = await client.startVideo({ source: { path: dir }, model: 'tiny-sam2' });
         await session.addPrompt(0, 1, { point: { x, y } });
@@ -503,21 +503,22 @@ def test_docs_embedding_example(classic_server: Server, ui: UI, scene: tuple[Sce
     text = (ROOT / "docs" / "web-ui.md").read_text()
     block = text.split("<!-- embedding-example -->")[1].split("<!-- /embedding-example -->")[0]
     html = block.split("```html")[1].split("```")[0]
-    ui.page.goto(f"{classic_server.url}style.css?token={classic_server.token}")  # same origin, token in the URL
-    ui.page.set_content(html)
+    # The page as if the service served it: same origin, token in the URL.
+    ui.page.route(f"{classic_server.url}embed.html*", lambda route: route.fulfill(body=html, content_type="text/html"))
+    ui.page.goto(f"{classic_server.url}embed.html?token={classic_server.token}")
     ui.page.set_input_files("#file", str(path))
-    canvas = ui.page.locator("#view canvas.sk-overlay")
-    ui.page.wait_for_function("document.querySelector('#view canvas.sk-overlay').width === 320")
-    before = ui.pixels()
+    canvas = ui.page.locator("#view [part=canvas]")  # the element's shadow root
+    ui.page.wait_for_function("document.querySelector('#view').imageWidth === 320")
+    before = shadow_pixels(ui, "#view")
     box = canvas.bounding_box()
     with ui.page.expect_response(lambda r: r.url.endswith("/rpc")) as info:
         ui.page.mouse.click(box["x"] + s.inside[0] * box["width"] / SIZE[1],
                             box["y"] + s.inside[1] * box["height"] / SIZE[0])
     mask = decode(info.value.json()["result"]["masks"][0]["rle"])
     deadline = time.monotonic() + 10
-    while not changed(before, ui.pixels()).any() and time.monotonic() < deadline:
+    while not changed(before, shadow_pixels(ui, "#view")).any() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert iou(mask, s.mask) > 0.85
-    check_drawn(before, ui.pixels(), mask)
+    check_drawn(before, shadow_pixels(ui, "#view"), mask)
     assert ui.page.inner_text("#message") == ""
     ui.shot()

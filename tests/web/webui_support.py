@@ -451,6 +451,18 @@ class UI:
 # --------------------------------------------------------------------------- scenes and checks
 
 
+def shadow_pixels(ui: UI, selector: str) -> np.ndarray:
+    """The picture canvas of the <segmentkit-overlay> at ``selector``, (H, W, 4) uint8."""
+    w, h, data = ui.page.evaluate("""(selector) => {
+        const c = document.querySelector(selector).shadowRoot.querySelector('[part=canvas]');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let s = '';
+        for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
+        return [c.width, c.height, btoa(s)];
+    }""", selector)
+    return np.frombuffer(base64.b64decode(data), np.uint8).reshape(h, w, 4)
+
+
 def decode(rle: dict[str, Any]) -> np.ndarray:
     return coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
 

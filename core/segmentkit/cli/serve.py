@@ -110,6 +110,11 @@ def serve_command(
     basic_auth: Annotated[str | None, typer.Option(
         "--basic-auth", metavar="USER:PASS", envvar="SEGMENTKIT_BASIC_AUTH",
         help="--label-studio: require these basic-auth credentials (Label Studio's ML settings).")] = None,
+    allow_origin: Annotated[list[str] | None, typer.Option(
+        "--allow-origin", metavar="ORIGIN",
+        help="Let web pages of ORIGIN (e.g. http://localhost:5173) call the service: CORS (repeat; "
+             "none by default). They still need the token.")
+    ] = None,
 ) -> None:
     """Serve the models over JSON-RPC 2.0 to host apps (stdio, or HTTP + WebSocket on 127.0.0.1)."""
     from ..ipc.limits import Limits
@@ -162,4 +167,4 @@ def serve_command(
         if token_file is not None:
             _token_file(token_file, f"http://{shown}:{bound}/", bound, tokens)
 
-    serve_http(service, tokens, host=host, port=port, ready=ready)
+    serve_http(service, tokens, host=host, port=port, ready=ready, allow_origins=allow_origin or [])

@@ -8,6 +8,11 @@
   WebSocket) or the ``Authorization`` header.
 - ``/``: the web UI from the package's ``web/`` folder when it is installed. Its files
   hold no secrets; the page reads the token from its own ``?token=`` and sends it.
+- ``/components/``: the ``@segmentkit/components`` modules the page is built on (the
+  wheel's copy, or ``packages/components/src`` in a source checkout).
+- CORS: none by default. ``allow_origins`` (``segmentkit serve --allow-origin``) lets pages
+  of exactly those origins call ``/rpc`` (Starlette's ``CORSMiddleware``); they still need
+  the token.
 
 Each app (manifest) has its own random per-launch token; the token decides which
 app's grants a request runs with. Every request must name a loopback host in its
@@ -21,18 +26,20 @@ import asyncio
 import contextlib
 import hmac
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..errors import OptionsError
 from .errors import ErrorCode, rpc_error
 from .manifest import App
 from .protocol import dumps, error_response, leading_id, notification, too_large
@@ -40,6 +47,9 @@ from .service import Service
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# The wheel carries the npm package's modules in web/components (setup.py copies them); a
+# source checkout (or an editable install) serves them from the package's own folder.
+COMPONENT_DIRS = (WEB_DIR / "components", WEB_DIR.parents[2] / "packages" / "components" / "src")
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),  # the page URL carries the token
@@ -135,9 +145,33 @@ def _refusal(headers: Mapping[str, str], scope: Mapping[str, Any], given: bool) 
     return 401, rpc_error(ErrorCode.UNAUTHORIZED, why)
 
 
+def components_dir() -> Path | None:
+    """The folder of the ``@segmentkit/components`` modules: the wheel's copy, else the checkout's."""
+    return next((d for d in COMPONENT_DIRS if (d / "index.js").is_file()), None)
+
+
+def cors_origins(values: Iterable[str]) -> list[str]:
+    """Validated origins (``scheme://host[:port]``, no path) for CORS; raises OptionsError."""
+    out = []
+    for value in values:
+        parts = urlsplit(value.strip())
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if not (parts.scheme in ("http", "https") and parts.hostname and port_ok and parts.path in ("", "/")
+                and not (parts.query or parts.fragment or parts.username)):
+            raise OptionsError(f"--allow-origin {value!r} is not an origin such as http://localhost:5173")
+        out.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return out
+
+
 def create_app(service: Service, tokens: Mapping[str, App], *, allowed_hosts: frozenset[str] = LOOPBACK_HOSTS,
-               web_dir: Path | None = WEB_DIR) -> Any:
-    """The ASGI application serving ``service`` to the apps of ``tokens`` (token -> app)."""
+               web_dir: Path | None = WEB_DIR, allow_origins: Iterable[str] = ()) -> Any:
+    """The ASGI application serving ``service`` to the apps of ``tokens`` (token -> app).
+
+    ``allow_origins``: origins whose pages may call ``/rpc`` across origins (CORS; none by default).
+    """
     auth = Tokens(tokens)
     limit = service.limits.max_request_bytes
 
@@ -171,6 +205,9 @@ def create_app(service: Service, tokens: Mapping[str, App], *, allowed_hosts: fr
         return PlainTextResponse("segmentkit IPC service: POST /rpc (JSON-RPC 2.0), WebSocket /ws\n")
 
     routes: list[Any] = [Route("/rpc", rpc, methods=["POST"]), WebSocketRoute("/ws", ws)]
+    components = components_dir()
+    if web_dir is not None and components is not None:
+        routes.append(Mount("/components", app=StaticFiles(directory=components)))
     if web_dir is not None and (web_dir / "index.html").is_file():
         routes.append(Mount("/", app=StaticFiles(directory=web_dir, html=True)))
     else:
@@ -184,7 +221,12 @@ def create_app(service: Service, tokens: Mapping[str, App], *, allowed_hosts: fr
         finally:
             await service.aclose()
 
-    return HostGuard(Starlette(routes=routes, lifespan=lifespan), allowed_hosts)
+    asgi: Any = Starlette(routes=routes, lifespan=lifespan)
+    origins = cors_origins(allow_origins)
+    if origins:
+        asgi = CORSMiddleware(asgi, allow_origins=origins, allow_methods=["POST"],
+                              allow_headers=["Authorization", "Content-Type"], max_age=600)
+    return HostGuard(asgi, allowed_hosts)
 
 
 def _json(status: int, document: Any, headers: dict[str, str] | None = None) -> Response:
@@ -252,13 +294,13 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve_http(service: Service, tokens: Mapping[str, App], *, host: str = "127.0.0.1", port: int = 8765,
-               ready: Callable[[int], None] | None = None) -> None:
+               ready: Callable[[int], None] | None = None, allow_origins: Iterable[str] = ()) -> None:
     """Serve until interrupted; ``ready(port)`` is called once the socket listens."""
     import uvicorn
 
     sock = bind(host, port)
     allowed = LOOPBACK_HOSTS | {host.strip("[]").lower()}
-    asgi = create_app(service, tokens, allowed_hosts=frozenset(allowed))
+    asgi = create_app(service, tokens, allowed_hosts=frozenset(allowed), allow_origins=allow_origins)
     config = uvicorn.Config(
         asgi, log_level="warning", access_log=False, lifespan="on", ws="websockets-sansio",
         ws_max_size=2 * service.limits.max_request_bytes, timeout_graceful_shutdown=3,

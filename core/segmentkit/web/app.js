@@ -6,14 +6,14 @@
 
 import { cocoDocument, cutoutPng, download, labelPng, maskPng, objectsDocument, ytvisDocument } from "./export.js";
 import { History } from "./history.js";
-import { MaskOverlay, colorFor, cssColor } from "./mask-overlay.js";
+import { MaskOverlay, colorFor, cssColor } from "./components/element/mask-overlay.js";
 import {
   addObject, chosenMask, displayName, emptyDoc, findObject, moveObject, overlaySpecs, promptParams, promptTarget,
   removeObject,
 } from "./objects.js";
 import { Shortcuts } from "./shortcuts.js";
 import { StreamTracker } from "./stream-tracker.js";
-import { VisionClient, VisionError, imageFromBlob, imageFromCanvas } from "./vision-client.js";
+import { VisionClient, VisionError, imageFromBlob, imageFromCanvas } from "./components/client/vision-client.js";
 import { readVideoFrames } from "./video-frames.js";
 
 const $ = (id) => document.getElementById(id);

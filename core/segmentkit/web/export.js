@@ -4,7 +4,7 @@
 // export also takes the service's own masks ({rle, area, box, score, label, info}).
 
 import { encodePng } from "./png.js";
-import { encodeRle } from "./rle.js";
+import { encodeRle } from "./components/codecs/rle.js";
 
 /** A greyscale PNG of one mask: 255 inside, 0 outside. */
 export function maskPng(mask, width, height) {

@@ -11,7 +11,7 @@
 
 export class StreamTracker {
   /**
-   * @param {import("./vision-client.js").VisionClient} client
+   * @param {import("./components/client/vision-client.js").VisionClient} client
    * @param {string} model  a tracker id
    * @param {{frameCount: number, frameImage: (index: number) => Promise<object>}} frames
    *   `frameImage(i)` resolves to the image param ({base64}) of frame i.

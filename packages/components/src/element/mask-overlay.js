@@ -1,6 +1,8 @@
 // <canvas> component: an image, coloured masks with outlines, and prompt markers.
 //
-//   import { MaskOverlay } from "./mask-overlay.js";
+// The drawing engine of <segmentkit-overlay>; pages that manage their own DOM use it directly.
+//
+//   import { MaskOverlay } from "@segmentkit/components";
 //   const overlay = new MaskOverlay(document.querySelector("#view"));
 //   overlay.setImage(imgElement);
 //   overlay.addEventListener("point", (e) => console.log(e.detail)); // {x, y, positive}
@@ -14,7 +16,7 @@
 // without changing those coordinates. Colours follow segmentkit.render: object id, else
 // class id, else the mask's index picks from the same palette.
 
-import { decodeRle, maskStats } from "./rle.js";
+import { decodeRle, maskStats } from "../codecs/rle.js";
 
 // Same palette as segmentkit/render.py (Sasha Trubetskoy's 20 distinct colours).
 export const PALETTE = [
@@ -109,6 +111,10 @@ export class MaskOverlay extends EventTarget {
     this.negative = false;
     /** When false, pointer input is ignored (e.g. while a request is running). */
     this.interactive = interactive;
+    /** When true, a drag pans the view instead of drawing a box (a click is still a point). */
+    this.dragPans = false;
+    /** Fill colours of positive and negative point markers (CSS colours). */
+    this.markerColors = { positive: "#3cb44b", negative: "#e6194b" };
     this._bind();
   }
 
@@ -444,7 +450,7 @@ export class MaskOverlay extends EventTarget {
       if (p.kind === "box") drawBox(ctx, p, s, false);
     }
     for (const p of this._prompts) {
-      if (p.kind === "point") drawPoint(ctx, p, s, p.selected);
+      if (p.kind === "point") drawPoint(ctx, p, s, p.selected, this.markerColors);
     }
     if (this._drag && this._drag.box) drawBox(ctx, this._drag.box, s, true);
     if (this._cursor) drawCursor(ctx, this._cursor, s);
@@ -555,7 +561,13 @@ export class MaskOverlay extends EventTarget {
       }
       if (d.done) return;
       if (!d.moved && Math.hypot(e.clientX - d.cx, e.clientY - d.cy) > CLICK_SLOP) d.moved = true;
-      if (d.moved) {
+      if (d.moved && this.dragPans) { // from the press on, so the picture follows the pointer exactly
+        clearTimeout(d.timer);
+        d.pan = true;
+        this.panBy(e.clientX - d.cx, e.clientY - d.cy);
+        d.cx = e.clientX;
+        d.cy = e.clientY;
+      } else if (d.moved) {
         clearTimeout(d.timer);
         d.box = ordered(d.start, this.toImagePoint(e));
         this._renderMarkers();
@@ -662,7 +674,7 @@ function midpoint(a, b) {
   return { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
 }
 
-function drawPoint(ctx, p, s, selected) {
+function drawPoint(ctx, p, s, selected, colors) {
   const r = 8 * s;
   if (selected) {
     ctx.beginPath();
@@ -673,7 +685,7 @@ function drawPoint(ctx, p, s, selected) {
   }
   ctx.beginPath();
   ctx.arc(p.x, p.y, r, 0, 2 * Math.PI);
-  ctx.fillStyle = p.positive === false ? "#e6194b" : "#3cb44b";
+  ctx.fillStyle = p.positive === false ? colors.negative : colors.positive;
   ctx.fill();
   ctx.lineWidth = 2 * s;
   ctx.strokeStyle = "#ffffff";

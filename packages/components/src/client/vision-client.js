@@ -1,11 +1,13 @@
 // A small client for segmentkit's `vision.*` JSON-RPC methods, for browser pages.
 //
-//   import { VisionClient, imageFromBlob } from "./vision-client.js";
-//   const client = VisionClient.fromLocation();            // token from ?token=... in the URL
+//   import { VisionClient, imageFromBlob } from "@segmentkit/components";
+//   const client = new VisionClient("http://127.0.0.1:8765/?token=...");  // what `segmentkit serve` prints
 //   const { models } = await client.models();
 //   const result = await client.maskFromPrompt({ image: await imageFromBlob(file),
 //                                                point: { x: 120, y: 80 } });
 //
+// Every `vision.*` method has a camelCase method (`vision.segment_video_add_prompt` ->
+// `videoAddPrompt`); `startVideo` wraps a session in a VideoSession object.
 // Requests go as HTTP POST /rpc with `Authorization: Bearer <token>`; video propagation
 // streams over the WebSocket /ws?token=..., one `vision.segment_video_progress`
 // notification per frame. Every failure (a JSON-RPC error, HTTP refusal, lost
@@ -43,12 +45,16 @@ const PROGRESS = "vision.segment_video_progress";
 
 export class VisionClient {
   /**
-   * @param {{baseUrl?: string, token?: string|null, fetch?: Function}} [options]
-   *   `baseUrl` of `segmentkit serve` (default: this page's origin), `token` its per-launch token.
+   * @param {string|URL} [url]  the address `segmentkit serve` prints (`http://127.0.0.1:8765/?token=...`);
+   *   default: this page's origin, with the token of this page's `?token=`.
+   * @param {{token?: string|null, fetch?: Function}} [options]  `token` overrides the URL's.
    */
-  constructor({ baseUrl, token = null, fetch: fetchImpl } = {}) {
-    this.baseUrl = (baseUrl || globalThis.location?.origin || "").replace(/\/$/, "");
-    this.token = token;
+  constructor(url, { token, fetch: fetchImpl } = {}) {
+    const where = new URL(url ?? globalThis.location?.href ?? "", globalThis.location?.href);
+    /** The service's address, without the token: `http://127.0.0.1:8765`. */
+    this.baseUrl = `${where.origin}${where.pathname}`.replace(/\/$/, "");
+    /** The per-launch token sent with every request (null: none). */
+    this.token = token !== undefined ? token : where.searchParams.get("token");
     this._fetch = fetchImpl || globalThis.fetch.bind(globalThis);
     this._nextId = 1;
     this._socket = null; // Promise<WebSocket>
@@ -57,8 +63,7 @@ export class VisionClient {
 
   /** A client for the page's own server, with the token from `?token=` in its URL. */
   static fromLocation(location = globalThis.location) {
-    const token = new URL(location.href).searchParams.get("token");
-    return new VisionClient({ baseUrl: location.origin, token });
+    return new VisionClient(location.origin, { token: new URL(location.href).searchParams.get("token") });
   }
 
   /**
@@ -102,8 +107,8 @@ export class VisionClient {
   // ------------------------------------------------------------------ images
 
   /** `vision.models`: {models: [{card, roles, plugin, distribution, version}]}. */
-  models(params = {}) {
-    return this.call("vision.models", params);
+  models(params = {}, options) {
+    return this.call("vision.models", params, options);
   }
 
   /** `vision.segment({image, model?, task?, formats?})`: the result document (masks; files for formats). */
@@ -116,15 +121,87 @@ export class VisionClient {
     return this.call("vision.mask_from_prompt", params, options);
   }
 
+  /** `vision.stats`: loaded models and open sessions (diagnostics). */
+  stats(params = {}, options) {
+    return this.call("vision.stats", params, options);
+  }
+
   // ------------------------------------------------------------------ video
+
+  /** `vision.segment_video_start({source?: {path}, stream?, model?})`: {session, model, num_frames, ...}. */
+  videoStart(params, options) {
+    return this.call("vision.segment_video_start", params, options);
+  }
+
+  /** `vision.segment_video_add_prompt({session, frame, object_id, point | points | box | mask | text})`. */
+  videoAddPrompt(params, options) {
+    return this.call("vision.segment_video_add_prompt", params, options);
+  }
+
+  /** `vision.segment_video_push_frame({session, image})`: the new frame's masks. */
+  videoPushFrame(params, options) {
+    return this.call("vision.segment_video_push_frame", params, options);
+  }
+
+  /**
+   * `vision.segment_video_propagate({session, start?, direction?, max_frames?})` over the
+   * WebSocket: `onProgress({frame, done, total})` per frame; aborting `signal` cancels the
+   * propagation on the service too (it then resolves or rejects as the service answers).
+   */
+  async videoPropagate(params, { onProgress, signal } = {}) {
+    const cancel = () => this.videoCancel({ session: params.session }).catch(() => {});
+    signal?.addEventListener("abort", cancel, { once: true });
+    try {
+      return await this.stream("vision.segment_video_propagate", params, {
+        signal,
+        onProgress: onProgress && ((p) => onProgress({ frame: p.frame, done: p.done, total: p.total })),
+      });
+    } finally {
+      signal?.removeEventListener("abort", cancel);
+    }
+  }
+
+  /** `vision.segment_video_cancel({session})`: stop a running propagation. */
+  videoCancel(params, options) {
+    return this.call("vision.segment_video_cancel", params, options);
+  }
+
+  /** `vision.segment_video_close({session})`: close the session and free its memory. */
+  videoClose(params, options) {
+    return this.call("vision.segment_video_close", params, options);
+  }
+
+  /** `vision.segment_video_remove_object({session, object_id})`: the remaining object ids. */
+  videoRemoveObject(params, options) {
+    return this.call("vision.segment_video_remove_object", params, options);
+  }
+
+  /** `vision.segment_video_reset({session})`: forget every object and prompt. */
+  videoReset(params, options) {
+    return this.call("vision.segment_video_reset", params, options);
+  }
+
+  /** `vision.segment_video_save({session, path})`: save the session to a file. */
+  videoSave(params, options) {
+    return this.call("vision.segment_video_save", params, options);
+  }
+
+  /** `vision.segment_video_export({session, ...})`: write the session's masks in a format. */
+  videoExport(params, options) {
+    return this.call("vision.segment_video_export", params, options);
+  }
+
+  /** `vision.segment_video_restore({path, ...})`: open a saved session again. */
+  videoRestore(params, options) {
+    return this.call("vision.segment_video_restore", params, options);
+  }
 
   /**
    * `vision.segment_video_start`: open a tracking session and return a VideoSession.
    * @param {{source?: {path: string}, stream?: boolean, model?: string}} params
    */
   async startVideo(params) {
-    const info = await this.call("vision.segment_video_start", params);
-    return new VideoSession(this, info);
+    return new VideoSession(this, await this.videoStart(params));
   }
 
   /**
@@ -154,15 +231,21 @@ export class VisionClient {
     if (this.token) url.searchParams.set("token", this.token);
     this._socket = new Promise((resolve, reject) => {
       const ws = new WebSocket(url);
-      ws.onopen = () => resolve(ws);
+      let opened = false;
+      ws.onopen = () => {
+        opened = true;
+        resolve(ws);
+      };
       ws.onmessage = (event) => this._onMessage(event.data);
       ws.onerror = () => {}; // the close event that follows carries the outcome
-      ws.onclose = (event) => {
+      ws.onclose = async (event) => {
         this._socket = null;
-        const err = new VisionError(
+        let err = new VisionError(
           event.code === 4401 || event.code === 1008 ? -32005 : CLIENT_ERRORS.NETWORK,
           `the connection to segmentkit serve closed (${event.code}${event.reason ? `: ${event.reason}` : ""})`,
         );
+        // A refused handshake looks like a lost connection (1006) to a page: ask over HTTP why.
+        if (!opened) err = await this.call("vision.stats").then(() => err, (e) => e);
         reject(err);
         for (const entry of this._pending.values()) entry.reject(err);
         this._pending.clear();
@@ -217,14 +300,12 @@ export class VideoSession {
    * Resolves with that frame's masks: {frame, masks: [...]}.
    */
   addPrompt(frame, objectId, prompt) {
-    return this.client.call("vision.segment_video_add_prompt", {
-      session: this.id, frame, object_id: objectId, ...prompt,
-    });
+    return this.client.videoAddPrompt({ session: this.id, frame, object_id: objectId, ...prompt });
   }
 
   /** Append a frame (`{base64}` / `{camera}` image) to a stream session; resolves with its masks. */
   async pushFrame(image) {
-    const result = await this.client.call("vision.segment_video_push_frame", { session: this.id, image });
+    const result = await this.client.videoPushFrame({ session: this.id, image });
     this.numFrames = Math.max(this.numFrames, result.frame_index + 1);
     return result;
   }
@@ -246,16 +327,16 @@ export class VideoSession {
 
   /** Stop tracking `objectId` (its prompts and masks go); resolves with the remaining object ids. */
   removeObject(objectId) {
-    return this.client.call("vision.segment_video_remove_object", { session: this.id, object_id: objectId });
+    return this.client.videoRemoveObject({ session: this.id, object_id: objectId });
   }
 
   /** Stop a running propagation; it resolves with `cancelled: true`. */
   cancel() {
-    return this.client.call("vision.segment_video_cancel", { session: this.id });
+    return this.client.videoCancel({ session: this.id });
   }
 
   close() {
-    return this.client.call("vision.segment_video_close", { session: this.id });
+    return this.client.videoClose({ session: this.id });
   }
 }
 

@@ -1,0 +1,3 @@
+export * from "./element.js";
+export * from "./client.js";
+export * from "./codecs.js";
