@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import json
 import logging
 import math
@@ -157,9 +158,9 @@ def _silence_third_party() -> None:
     for name, value in _THIRD_PARTY_QUIET.items():
         os.environ.setdefault(name, value)
     if "huggingface_hub" in sys.modules:  # imported before the variables were set
-        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+        importlib.import_module("huggingface_hub.utils").disable_progress_bars()
     if "transformers" in sys.modules:
-        hf_logging = sys.modules["transformers"].utils.logging
+        hf_logging = importlib.import_module("transformers.utils.logging")
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
 
