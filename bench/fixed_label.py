@@ -164,8 +164,11 @@ class StageTimer:
 
     def watch(self, modules: dict[str, Any]) -> None:
         for stage, module in modules.items():
-            module.register_forward_pre_hook(lambda *_, s=stage: self._started.__setitem__(s, time.perf_counter()))
+            module.register_forward_pre_hook(lambda *_, s=stage: self._start(s))
             module.register_forward_hook(lambda *_, s=stage: self._add(s))
+
+    def _start(self, stage: str) -> None:
+        self._started[stage] = time.perf_counter()
 
     def _add(self, stage: str) -> None:
         self.current[stage] = self.current.get(stage, 0.0) + time.perf_counter() - self._started.pop(stage)
