@@ -21,8 +21,13 @@ is one grey level off torch's (which the torchvision processors and segmentkit u
 per cent of pixels when an image is shrunk, so the answers differ slightly here. Random Mask2Former
 classification heads are flat, so its class head is scaled by 60 (see TESTING.md).
 
+``--profile`` adds, per Mask2Former size, where each side's time goes (medians over the same
+interleaved repetitions): the forward's backbone, pixel decoder and transformer decoder (timed
+by hooks on the shared model class), and the rest of the call (decode, preprocess and
+post-processing) as "other".
+
     python bench/fixed_label.py [--reps 3] [--sizes 640x480,1280x720,1920x1080] [--threads N]
-                                [--models segformer,mask2former]
+                                [--models segformer,mask2former] [--profile]
 """
 
 from __future__ import annotations
@@ -130,16 +135,64 @@ def segment_match(ours: Any, answer: list[dict[str, Any]]) -> tuple[int, float, 
     return sum(i >= 0.9 for i in ious), float(np.mean(ious)), max(diffs)
 
 
-def interleaved(runs: dict[str, Callable[[], Any]], reps: int) -> dict[str, float]:
+def interleaved(runs: dict[str, Callable[[], Any]], reps: int,
+                stages: StageTimer | None = None) -> dict[str, float]:
+    """Median seconds per run, the order rotating every round; ``stages`` (optional) records
+    each run's stage split under the run's name."""
     names = list(runs)
     times: dict[str, list[float]] = {n: [] for n in names}
     for rep in range(reps):
         order = names[rep % len(names):] + names[:rep % len(names)]
         for name in order:
+            if stages is not None:
+                stages.begin()
             start = time.perf_counter()
             runs[name]()
             times[name].append(time.perf_counter() - start)
+            if stages is not None:
+                stages.end(name, times[name][-1])
     return {n: statistics.median(t) for n, t in times.items()}
+
+
+class StageTimer:
+    """Seconds spent in named submodules of models during one run (forward pre/post hooks)."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, float] = {}
+        self.runs: dict[str, list[dict[str, float]]] = {}
+        self._started: dict[str, float] = {}
+
+    def watch(self, modules: dict[str, Any]) -> None:
+        for stage, module in modules.items():
+            module.register_forward_pre_hook(lambda *_, s=stage: self._start(s))
+            module.register_forward_hook(lambda *_, s=stage: self._add(s))
+
+    def _start(self, stage: str) -> None:
+        self._started[stage] = time.perf_counter()
+
+    def _add(self, stage: str) -> None:
+        self.current[stage] = self.current.get(stage, 0.0) + time.perf_counter() - self._started.pop(stage)
+
+    def begin(self) -> None:
+        self.current = {}
+
+    def end(self, name: str, total: float) -> None:
+        self.current["other"] = total - sum(self.current.values())
+        self.runs.setdefault(name, []).append(self.current)
+
+    def summary(self, name: str) -> str:
+        rows = self.runs.get(name, [])
+        stages = list(rows[0]) if rows else []
+        med = {s: statistics.median(r.get(s, 0.0) for r in rows) for s in stages}
+        total = sum(med.values()) or 1.0
+        return "  ".join(f"{s} {med[s]:.3f}s ({med[s] / total:.0%})" for s in stages)
+
+
+def mask2former_stages(model: Any) -> dict[str, Any]:
+    """The forward's three stages in a ``Mask2FormerForUniversalSegmentation``."""
+    return {"backbone": model.model.pixel_level_module.encoder,
+            "pixel-decoder": model.model.pixel_level_module.decoder,
+            "transformer-decoder": model.model.transformer_module}
 
 
 def start(args: argparse.Namespace, work: Path) -> list[tuple[int, int]]:
@@ -164,6 +217,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch and ONNX Runtime threads (0: their defaults)")
     parser.add_argument("--models", default="segformer,mask2former", help="which of segformer, mask2former to run")
+    parser.add_argument("--profile", action="store_true", help="Mask2Former: each side's time per stage")
     args = parser.parse_args()
 
     import segmentkit as sk
@@ -187,6 +241,11 @@ def main() -> None:
                            overlap_mask_area_threshold=0.5, label_ids_to_fuse=())
         ref_m2f = pipeline("image-segmentation", model=str(m2f_dir))
         print(f"pipeline image processor: {type(ref_m2f.image_processor).__name__}")
+        stages = StageTimer() if args.profile else None
+        if stages is not None:
+            stages.watch(mask2former_stages(ours_m2f.raw.model))
+            if ref_m2f.model is not ours_m2f.raw.model:
+                stages.watch(mask2former_stages(ref_m2f.model))
 
     rows = []
     for i, (width, height) in enumerate(sizes):
@@ -217,12 +276,15 @@ def main() -> None:
         t = interleaved({
             "pipeline": lambda p=path: ref_m2f(str(p), subtask="panoptic"),
             "ours": lambda p=path: ours_m2f.segment(p, task="panoptic"),
-        }, args.reps)
+        }, args.reps, stages)
         rows.append(f"mask2former-t  {width}x{height:<5} pipeline {t['pipeline']:6.2f}s  ours {t['ours']:6.2f}s "
                     f"(x{t['pipeline'] / t['ours']:.2f})  segments {len(pan.masks)} ours / {len(theirs)} pipeline, "
                     f"{matched} matched (same label, IoU >= 0.9), mean IoU {mean_iou:.3f}, "
                     f"max area diff {worst:.2%}")
         print(rows[-1], flush=True)
+        if stages is not None:
+            for side in ("pipeline", "ours"):
+                print(f"  profile {side:<8} {stages.summary(side)}", flush=True)
     sys.stdout.flush()
 
 

@@ -107,6 +107,20 @@ class Mask2FormerSegmenter(QuerySegmenter):
         size = card.input_size or INPUT_SIZE
         self.preprocessing = Preprocessing.from_dir(self.folder, {"height": size, "width": size})
 
+    def _forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The final decoder layer's class and mask logits, as ``Mask2FormerForUniversalSegmentation``
+        answers them, without the work it throws away at inference: the hidden states its
+        auxiliary loss asks for, and the class logits of the nine intermediate decoder layers."""
+        inner = self.model.model
+        device = torch.device(self.options.device)
+        with torch.inference_mode():
+            pixels = inner.pixel_level_module(pixel_values=pixel_values.to(device, self.dtype))
+            decoder = inner.transformer_module(multi_scale_features=pixels.decoder_hidden_states,
+                                               mask_features=pixels.decoder_last_hidden_state)
+            class_logits = self.model.class_predictor(decoder.intermediate_hidden_states[-1].transpose(0, 1))
+            mask_logits = decoder.masks_queries_logits[-1]
+        return class_logits.float().cpu(), mask_logits.float().cpu()
+
     def _segment(self, pixels: np.ndarray, task: str, options: Mask2FormerOptions) -> Segmentation:
         size = (int(pixels.shape[0]), int(pixels.shape[1]))
         class_logits, mask_logits = (t[0] for t in self._forward(preprocess(pixels, self.preprocessing)))

@@ -75,28 +75,34 @@ def assign_segments(owner: torch.Tensor, probs: torch.Tensor, labels: torch.Tens
     not empty and it keeps more than ``overlap_mask_area_threshold`` of that area. A segment is
     the pixels it owns (Mask2Former) or those that are also inside its mask (``clip_to_mask``,
     EoMT). Queries of a class in ``label_ids_to_fuse`` merge into that class's first segment.
+
+    The counts take one pass over the image (``bincount`` of the owners, one threshold pass
+    over the masks) and the label map one lookup of each pixel's owner, where transformers'
+    ``compute_segments`` compares and writes the whole image once per query.
     """
-    label_map = torch.zeros(owner.shape, dtype=torch.int32)
+    count = labels.shape[0]
+    inside = probs >= mask_threshold
+    original_areas = inside.flatten(1).sum(1)
+    areas = torch.bincount(owner.flatten(), minlength=count)
+    owner_inside = inside.gather(0, owner[None])[0] if clip_to_mask else None
+    if owner_inside is not None:
+        clipped_areas = torch.bincount(owner[owner_inside], minlength=count)
+    segment_of = torch.zeros(count, dtype=torch.int32)  # query -> segment id, 0 = none
     ids: list[int] = []
     classes: list[int] = []
     kept: list[float] = []
     fused: list[bool] = []
     stuff_segment: dict[int, int] = {}
-    for k in range(labels.shape[0]):
+    for k in range(count):
         label = int(labels[k].item())
-        mask_k = owner == k
-        area = mask_k.sum()
-        inside = probs[k] >= mask_threshold
-        original_area = inside.sum()
-        if clip_to_mask:
-            mask_k &= inside
-            if not mask_k.any():
-                continue
+        area, original_area = areas[k], original_areas[k]
+        if owner_inside is not None and clipped_areas[k] == 0:
+            continue
         if not (area > 0 and original_area > 0 and (area / original_area).item() > overlap_mask_area_threshold):
             continue
         fuse = label in label_ids_to_fuse
         segment_id = stuff_segment.get(label) if label in stuff_segment else len(ids) + 1
-        label_map[mask_k] = segment_id
+        segment_of[k] = segment_id
         if segment_id == len(ids) + 1:
             ids.append(segment_id)
             classes.append(label)
@@ -104,6 +110,9 @@ def assign_segments(owner: torch.Tensor, probs: torch.Tensor, labels: torch.Tens
             fused.append(fuse)
         if fuse:
             stuff_segment[label] = segment_id
+    label_map = segment_of[owner]
+    if owner_inside is not None:
+        label_map.masked_fill_(~owner_inside, 0)
     masks = label_map[None] == torch.tensor(ids, dtype=torch.int32).view(-1, 1, 1)
     return Segments(masks, torch.tensor(classes, dtype=torch.int64), torch.tensor(kept, dtype=torch.float32),
                     label_map=label_map, fused=torch.tensor(fused, dtype=torch.bool))

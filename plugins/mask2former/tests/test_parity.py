@@ -31,6 +31,14 @@ def _assert_same_segments(ours, expected, total):
         assert abs(a - b) <= 0.001 * max(b, 1) + 0.0005 * total  # areas within 0.1 %
 
 
+def test_forward_answers_the_universal_segmentation_logits(segmenter, reference, make_image):
+    # the lean forward (no auxiliary hidden states, no intermediate class logits) against the full model
+    pixels, outputs = reference.outputs(make_image(200, 240, seed=3))
+    class_logits, mask_logits = segmenter.raw._forward(torch.from_numpy(pixels))
+    torch.testing.assert_close(class_logits, outputs.class_queries_logits, rtol=0, atol=1e-6)
+    torch.testing.assert_close(mask_logits, outputs.masks_queries_logits, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize(("height", "width"), SIZES)
 def test_panoptic_matches_transformers(segmenter, reference, make_image, height, width):
     image = make_image(height, width, seed=height)
