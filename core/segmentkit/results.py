@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import rle as _rle
+from .prompts import encode_prompt
 from .types import FrameMasks, Mask, Masks, Segmentation
 
 if TYPE_CHECKING:
@@ -276,8 +277,4 @@ def image_info(info: Mapping[str, Any] | None, size: tuple[int, int]) -> dict[st
 
 
 def _prompt(prompt: Any) -> dict[str, Any]:
-    if isinstance(prompt, Mapping):
-        return dict(prompt)
-    if getattr(prompt, "kind", None) == "mask":
-        return {"kind": "mask", "rle": _rle.encode(np.asarray(prompt.mask, dtype=bool))}
-    return prompt.model_dump(mode="json")
+    return dict(prompt) if isinstance(prompt, Mapping) else encode_prompt(prompt)

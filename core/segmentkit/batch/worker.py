@@ -19,7 +19,6 @@ import numpy as np
 
 from ..errors import PluginLoadError, SegmentkitError
 from ..registry import Registry
-from .inputs import to_prompts
 from .records import SCHEMA, JobSpec, Outcome, Task, error_record, image_info
 
 log = logging.getLogger(__name__)
@@ -87,10 +86,11 @@ class Worker:
 
     def _segment(self, rgb: np.ndarray, task: Task) -> tuple[Any, Any]:
         from .. import pipeline
+        from ..prompts import decode_objects
 
         if task.prompts is None:
             return pipeline.segment(self.models["segmenter"], rgb, task=self.spec.task, path=task.path)
-        return pipeline.prompt(self.models["prompter"], rgb, to_prompts(task.prompts),
+        return pipeline.prompt(self.models["prompter"], rgb, decode_objects(task.prompts),
                                multimask=self.spec.multimask, path=task.path)
 
     def _files(self, task: Task, rgb: np.ndarray, result: Any) -> dict[str, bytes]:

@@ -216,11 +216,13 @@ def load_options(
     return {key: value for key, value in given.items() if value is not None}
 
 
-def load_model(model_id: str | None, role: str, **options: Any) -> Any:
-    """Load ``model_id`` (``None``: the default model) in ``role`` from the default registry."""
+def load_model(model_id: str | None, role: str, *, task: str | None = None, objects: Sequence[Any] = (),
+               **options: Any) -> Any:
+    """Plan the request (task, prompt kinds, options checked), then load the model from the default registry."""
     from ..registry import default_registry
 
-    return default_registry().load(model_id, role=role, **options)
+    registry = default_registry()
+    return registry.load(registry.plan(model_id, role, task=task, objects=objects, **options))
 
 
 # --------------------------------------------------------------------------- prompt parsing
