@@ -24,12 +24,10 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from pydantic import ValidationError
 
-from ..errors import PluginError, PromptError, SegmentkitError
+from ..errors import BUG_EXIT, USAGE_EXIT, PromptError, SegmentkitError, classify
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-USAGE_EXIT = 2  # bad input: options, files, images, prompts, unknown models
-BUG_EXIT = 1  # anything unexpected
 DEBUG_ENV = "SEGMENTKIT_DEBUG"
 
 # --------------------------------------------------------------------------- error boundary
@@ -54,10 +52,8 @@ def fail(message: str, code: int = USAGE_EXIT) -> typer.Exit:
 
 def describe(exc: BaseException) -> tuple[int, str]:
     """Exit code and one-line message for an exception escaping a command."""
-    if isinstance(exc, PluginError):  # the plugin's fault, not the user's; the message names it
-        return BUG_EXIT, str(exc) or type(exc).__name__
-    if isinstance(exc, SegmentkitError):
-        return USAGE_EXIT, str(exc) or type(exc).__name__
+    if isinstance(exc, SegmentkitError):  # a plugin's fault exits 1, the user's 2 (errors.FAILURES)
+        return classify(exc)[1], str(exc) or type(exc).__name__
     if isinstance(exc, ValidationError):
         details = "; ".join(
             f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}".lstrip(": ") for e in exc.errors()
