@@ -83,7 +83,8 @@ class EchoSession(TrackingSession):
         ids = self.object_ids
         masks = [echo(self.frame_size, self.sets[i]) for i in ids]
         stack = np.stack([m for m, _ in masks]) if masks else np.zeros((0, *self.frame_size), dtype=bool)
-        return FrameMasks(index, Masks(stack, scores=[s for _, s in masks], object_ids=np.array(ids, dtype=np.int64)))
+        ids_array = np.array(ids, dtype=np.int64)
+        return FrameMasks(index, Masks(stack, scores=[s for _, s in masks], object_ids=ids_array))
 
     def _prompt(self, frame: int, index: int, prompts: Any) -> FrameMasks:
         self.sets[self.objects.id_of(index)] = list(prompts)

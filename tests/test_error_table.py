@@ -33,7 +33,8 @@ def test_cli_and_ipc_agree(cls: type[errors.SegmentkitError]) -> None:
     assert ERROR_NAMES[rpc.rpc_code] == name and rpc.data["code"] == exc.code
     assert describe(exc)[0] == exit_status
     plugin_fault = isinstance(exc, errors.PluginError)
-    assert (exit_status, rpc.rpc_code == ErrorCode.PLUGIN_ERROR) == ((1, True) if plugin_fault else (2, False))
+    want = (1, True) if plugin_fault else (2, False)
+    assert (exit_status, rpc.rpc_code == ErrorCode.PLUGIN_ERROR) == want
 
 
 def test_every_table_entry_is_an_rpc_error() -> None:

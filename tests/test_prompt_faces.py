@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import test_ipc_support as support  # registered by tests/conftest.py
 from segmentkit.errors import OptionsError, PromptError, TaskError
 from segmentkit.prompts import decode_objects, decode_prompts, encode_objects, flat, group
 from segmentkit.registry import Registry
 from segmentkit.types import Box, MaskPrompt, Point, Text
-
-import test_ipc_support as support  # registered by tests/conftest.py
 
 echo_plugin = support.load_sibling("prompt_echo")
 SIZE = (60, 80)
@@ -82,7 +81,8 @@ def test_codec_round_trips_every_kind() -> None:
 
 
 @pytest.mark.parametrize("value, needle", [
-    ([[{"kind": "box", "x0": 5, "y0": 0, "x1": 1, "y1": 4}]], "prompts.0.0.box: invalid box: box must have x0 < x1"),
+    ([[{"kind": "box", "x0": 5, "y0": 0, "x1": 1, "y1": 4}]],
+     "prompts.0.0.box: invalid box: box must have x0 < x1"),
     ([[{"kind": "star"}]], "does not match any of the expected tags"),
     ([{"kind": "point", "x": 1, "y": 2}], "a list of objects"),
     ([[{"kind": "mask", "rle": {"size": [2, 2], "counts": [1, 1]}}]], "not valid COCO RLE"),
@@ -111,7 +111,7 @@ def _registry() -> Registry:
 
 def test_plan_checks_before_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     registry = _registry()
-    monkeypatch.setattr(echo_plugin.Echo, "__init__", lambda *a: pytest.fail("loaded before the plan refused"))
+    monkeypatch.setattr(echo_plugin.Echo, "__init__", lambda *a: pytest.fail("loaded too early"))
     mask = MaskPrompt(np.ones(SIZE, dtype=bool))
     with pytest.raises(PromptError, match="does not accept mask prompts"):
         registry.load(registry.plan("echo", "prompter", objects=[[mask]]))
@@ -162,7 +162,8 @@ def test_cli(case: str, image_file: Path, capsys: pytest.CaptureFixture[str]) ->
     registry = default_registry()
     registry.register(echo_plugin, name="prompt_echo")
     try:
-        code = run_app(load_commands(), ["prompt", str(image_file), "-m", "echo", "--json", *_cli_args(CASES[case])])
+        args = ["prompt", str(image_file), "-m", "echo", "--json", *_cli_args(CASES[case])]
+        code = run_app(load_commands(), args)
     finally:
         registry.unregister("prompt_echo")
     out = capsys.readouterr()
@@ -202,7 +203,7 @@ def _manifest_row(prompts: list[Any]) -> dict[str, Any]:
     if points:
         row["points"] = [[p.x, p.y] for p in points]
         row["labels"] = [int(p.positive) for p in points]
-    row.update({"text": p.text for p in prompts if isinstance(p, Text)})
+    row.update(("text", p.text) for p in prompts if isinstance(p, Text))
     return row
 
 
@@ -212,7 +213,8 @@ def test_batch(image_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.syspath_prepend(str(support.TESTS))
     manifest = image_file.parent / "m.jsonl"
     manifest.write_text("".join(json.dumps(_manifest_row(CASES[c])) + "\n" for c in CASES), encoding="utf-8")
-    summary = run_batch([manifest], tmp_path / "out", model="echo", plugins=("prompt_echo:PLUGIN",), workers=1)
+    summary = run_batch([manifest], tmp_path / "out", model="echo", plugins=("prompt_echo:PLUGIN",),
+                        workers=1)
     assert (summary.done, summary.failed) == (3, 0)
     records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     by_prompts = {json.dumps(r["result"]["prompts"]): r["result"] for r in records}
@@ -254,3 +256,13 @@ def test_saved_session(image_file: Path, tmp_path: Path) -> None:
         frame = next(iter(restored.propagate(0)))
     assert frame.object_ids == list(range(1, len(objects) + 1))
     assert np.array_equal(frame.masks.masks, expected(objects)[0])
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "segmentkit", "models", "--json"], capture_output=True, text=True,
+                          timeout=120, env=support.server_env())
+    assert proc.returncode == 0, proc.stderr
+    assert "classic" in {m["id"] for m in json.loads(proc.stdout)}

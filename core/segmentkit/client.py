@@ -24,6 +24,7 @@ Over HTTP, ``video_propagate`` streams through the WebSocket (needs ``websockets
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import itertools
 import json
@@ -207,10 +208,8 @@ class _Stdio:
 
     def close(self) -> None:
         if self.proc.stdin and not self.proc.stdin.closed:
-            try:
+            with contextlib.suppress(OSError):
                 self.proc.stdin.close()  # end of input: the server answers what is in flight and exits
-            except OSError:
-                pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -297,7 +296,7 @@ class Client:
         """Spawn ``cmd`` (default: ``segmentkit serve --stdio [--manifest M]``) and talk over its pipes."""
         if cmd is None:
             script = Path(sys.executable).with_name("segmentkit")
-            base = [str(script)] if script.exists() else [sys.executable, "-c", "from segmentkit.cli import main; main()"]
+            base = [str(script)] if script.exists() else [sys.executable, "-m", "segmentkit"]
             cmd = [*base, "serve", "--stdio", *(["--manifest", str(manifest)] if manifest else [])]
         return cls(_Stdio(cmd, env), timeout)
 

@@ -119,7 +119,8 @@ def group(prompts: Sequence[Any]) -> Objects:
 
 def flat(*, points: Sequence[Any] = (), boxes: Sequence[Any] = (), texts: Sequence[str] = (),
          masks: Sequence[Any] = ()) -> list[Any]:
-    """Core prompts from loose values: points ``(x, y[, positive])``, boxes ``(x0, y0, x1, y1)``, texts, masks."""
+    """Core prompts from loose values: points ``(x, y[, positive])``, boxes ``(x0, y0, x1, y1)``,
+    texts, masks (core prompts pass through)."""
     out: list[Any] = []
     for p in points:
         out.append(p if isinstance(p, Point) else Point(*p[:2], positive=bool(p[2]) if len(p) > 2 else True))

@@ -129,7 +129,10 @@ class ResultDocument(_Doc):
         entries = self.masks
         if not entries:
             return Masks.empty(self.image_size, id2label=_labels(self.labels))
-        column = lambda name: None if any(getattr(e, name) is None for e in entries) else [getattr(e, name) for e in entries]  # noqa: E731
+        def column(name: str) -> list[Any] | None:
+            values = [getattr(e, name) for e in entries]
+            return None if any(v is None for v in values) else values
+
         keys = set.intersection(*(set(e.quality) for e in entries))
         return Masks(
             np.stack([e.to_array() for e in entries]),
@@ -153,7 +156,7 @@ class ResultDocument(_Doc):
         if self.kind in ("semantic", "panoptic"):
             label_map = np.zeros(self.image_size, dtype=np.int32)
             ids = masks.class_ids if self.kind == "semantic" else np.arange(1, len(masks) + 1)
-            for mask, ident in zip(masks.masks, ids if ids is not None else []):
+            for mask, ident in zip(masks.masks, ids if ids is not None else [], strict=ids is not None):
                 label_map[mask] = int(ident)
         return Segmentation(kind=self.kind, image_size=self.image_size, masks=masks, label_map=label_map,
                             id2label=_labels(self.labels))

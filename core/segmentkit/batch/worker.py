@@ -108,7 +108,8 @@ class Worker:
     def _record(self, task: Task, document: Any, files: dict[str, bytes],
                 timing: dict[str, float]) -> dict[str, Any]:
         document.timing = {**(document.timing or {}), **{k: round(v, 6) for k, v in timing.items()}}
-        return {"batch": SCHEMA, "key": task.key, "source": image_info(task), "role": role_for(task.prompts is not None),
+        return {"batch": SCHEMA, "key": task.key, "source": image_info(task),
+                "role": role_for(task.prompts is not None),
                 "options": self.spec.options(), "files": sorted(files), "result": document.dump()}
 
     def _error(self, task: Task, stage: str, exc: Exception) -> dict[str, Any]:

@@ -84,7 +84,8 @@ def error_boundary() -> Iterator[None]:
 
     ``SegmentkitError``, pydantic ``ValidationError``, usage errors (bad option, missing
     argument) and missing files exit 2; a ``PluginError`` (a plugin's fault, named) exits 1;
-    anything else exits 1 with a hint to set ``SEGMENTKIT_DEBUG=1``, which also prints the traceback. ``typer.Exit`` passes through.
+    anything else exits 1 with a hint to set ``SEGMENTKIT_DEBUG=1``, which also prints the
+    traceback. ``typer.Exit`` passes through.
     """
     try:
         yield
@@ -100,7 +101,7 @@ def error_boundary() -> Iterator[None]:
         with contextlib.suppress(Exception):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         raise typer.Exit(BUG_EXIT) from None
-    except Exception as exc:  # noqa: BLE001 - this is the boundary that reports everything
+    except Exception as exc:
         if debug():
             traceback.print_exception(exc, file=sys.stderr)
         code, message = describe(exc)

@@ -41,7 +41,8 @@ def prompt_command(
     neg: Annotated[Repeated, typer.Option("--neg", "-n", metavar="X,Y",
                                           help="Background click (repeatable).")] = None,
     box: Annotated[Repeated, typer.Option("--box", "-b", metavar="X0,Y0,X1,Y1",
-                                          help="Box; several boxes alone = several objects, next to --text = exemplars.")] = None,
+                                          help="Box; several boxes alone = several objects, "
+                                               "next to --text = exemplars.")] = None,
     text: Annotated[Repeated, typer.Option("--text", metavar="TEXT",
                                            help="Text query, for models whose card accepts text.")] = None,
     model: ModelOpt = None,

@@ -62,7 +62,7 @@ def segment_command(
                            **load_options(weights=weights, device=device, runtime=runtime, precision=precision,
                                           option=option))
     with progress(len(images), f"segmenting with {segmenter.card.id}") as advance:
-        for path, stem in zip(images, unique_stems(images)):
+        for path, stem in zip(images, unique_stems(images), strict=True):
             image = segmenter.image(path)
             result, document = pipeline.segment(segmenter, image, task=task, path=str(path))
             deliver(document, stem=stem, image=image, result=result, out=out, formats=chosen, json_out=json_out)

@@ -60,15 +60,21 @@ def serve_command(
     plugin: Annotated[
         list[str] | None, typer.Option("--plugin", metavar="MODULE", help="Also register this module as a plugin.")
     ] = None,
-    max_request_mb: Annotated[float | None, typer.Option("--max-request-mb", min=0.001, help="Largest request.")] = None,
+    max_request_mb: Annotated[
+        float | None, typer.Option("--max-request-mb", min=0.001, help="Largest request.")
+    ] = None,
     max_pixels: Annotated[int | None, typer.Option(
         "--max-pixels", min=1, envvar="SEGMENTKIT_MAX_PIXELS", help="Largest image or mask prompt, in pixels.")
     ] = None,
     request_timeout: Annotated[
         float | None, typer.Option("--request-timeout", min=0.001, help="Deadline of a request (not a propagation), s.")
     ] = None,
-    max_app_jobs: Annotated[int | None, typer.Option("--max-app-jobs", min=1, help="Jobs one app may have running.")] = None,
-    max_sessions: Annotated[int | None, typer.Option("--max-sessions", min=1, help="Open video sessions per app.")] = None,
+    max_app_jobs: Annotated[
+        int | None, typer.Option("--max-app-jobs", min=1, help="Jobs one app may have running.")
+    ] = None,
+    max_sessions: Annotated[
+        int | None, typer.Option("--max-sessions", min=1, help="Open video sessions per app.")
+    ] = None,
     idle_timeout: Annotated[
         float | None, typer.Option("--idle-timeout", min=0.001, help="Close sessions idle this many seconds.")
     ] = None,

@@ -335,7 +335,8 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel], str]] = {
     "vision.segment_video_reset": (SessionParams, ObjectsResult, "Forget every object and prompt."),
     "vision.segment_video_save": (VideoSaveParams, SaveResult, "Save a session (prompts, masks, state) to a file."),
     "vision.segment_video_export": (
-        VideoExportParams, ExportResult, "Write the tracked masks as DAVIS PNGs, YouTube-VIS, MOTS, overlay.mp4 or JSON.",
+        VideoExportParams, ExportResult,
+        "Write the tracked masks as DAVIS PNGs, YouTube-VIS, MOTS, overlay.mp4 or JSON.",
     ),
     "vision.segment_video_restore": (VideoRestoreParams, VideoStartResult, "Open a saved session again."),
     "vision.stats": (StatsParams, StatsResult, "Loaded models and open sessions (diagnostics)."),

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SessionError
 from ..io.video import open_video
+from ..results import ResultDocument, build, model_info
 from ..session_files import read_session
 from ..sessions import SessionTable
 from .cache import Loaded
 from .errors import ErrorCode, rpc_error
-from ..results import ResultDocument, build, model_info
 from .inputs import load_ref, one_object
 from .manifest import App
 from .protocol import Call
@@ -166,7 +166,8 @@ class VideoMethods:
         entry = self.service.pick_model(app, params.model or saved.manifest["model"] or None, "tracker")
         video = saved.manifest["source"]
         source = None if video is None else str(app.check_path(video))
-        return await self._open(app, entry.spec.card.id, lambda tracker: tracker.restore(path, self._frames(app, source)))
+        frames = lambda tracker: tracker.restore(path, self._frames(app, source))  # noqa: E731
+        return await self._open(app, entry.spec.card.id, frames)
 
     def _frames(self, app: App, source: str | None) -> Any:
         """The frames of ``source``, read only from files inside ``app``'s grants (links resolved)."""
