@@ -91,8 +91,9 @@ def check_embedding(embedding: Any, size: tuple[int, int]) -> Embedding:
 
 
 def check_frame(result: Any, size: tuple[int, int] | None, num_frames: int, frame: int | None = None, *,
-                stream: bool = False) -> FrameMasks:
-    """A :class:`FrameMasks` of a frame in ``[0, num_frames)`` (``frame`` if given) at ``size``.
+                stream: bool = False, object_ids: list[int] | None = None) -> FrameMasks:
+    """A :class:`FrameMasks` of a frame in ``[0, num_frames)`` (``frame`` if given) at ``size``,
+    with one mask per object of ``object_ids`` (if given), in that order.
 
     A live stream may also answer for the next frame to come (a prompt given ahead of it),
     with no masks while it has no frame size yet.
@@ -116,6 +117,10 @@ def check_frame(result: Any, size: tuple[int, int] | None, num_frames: int, fram
         raise Violation(f"frame {index} masks have no object_ids")
     if ids is not None and len(set(ids.tolist())) != len(ids):
         raise Violation(f"frame {index} has one object id twice: {ids.tolist()}")
+    got = [] if ids is None else [int(i) for i in ids]
+    if object_ids is not None and got != list(object_ids):
+        raise Violation(f"frame {index} has masks for objects {got}; the session tracks {list(object_ids)} "
+                        "(one mask per object, in object_ids order)")
     return result
 
 
