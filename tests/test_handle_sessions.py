@@ -72,8 +72,12 @@ def test_frames_come_one_mask_per_object_in_order(session, monkeypatch: pytest.M
     monkeypatch.setattr(session.raw, "_masks", swapped)
     with pytest.raises(PluginContractError, match=r"objects \[2, 1\]; the session tracks \[1, 2\]"):
         list(session.propagate(0))
-    monkeypatch.setattr(session.raw, "_masks", lambda index: FrameMasks(index, masks(index).masks[[0]]))
-    with pytest.raises(PluginContractError, match=r"objects \[1\]; the session tracks \[1, 2\]"):
+    def renamed(index: int) -> FrameMasks:
+        fm = masks(index)
+        return FrameMasks(index, Masks(fm.masks.masks, object_ids=[1, 9]))
+
+    monkeypatch.setattr(session.raw, "_masks", renamed)
+    with pytest.raises(PluginContractError, match=r"objects \[1, 9\]; the session tracks \[1, 2\]"):
         list(session.propagate(0))
 
 
@@ -86,3 +90,9 @@ def test_track_answers_for_the_frame_it_was_asked(session, monkeypatch: pytest.M
     monkeypatch.setattr(session.raw, "_track", lambda frame, reverse: masks(frame).masks.masks)
     with pytest.raises(PluginContractError, match="must return segmentkit.FrameMasks, got ndarray"):
         list(session.propagate(0))
+
+
+def test_a_tracker_without_restore_says_so(session, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(echo_plugin.Echo, "restore")
+    with pytest.raises(SessionError, match="cannot restore saved sessions"):
+        session.tracker.restore("s.npz")

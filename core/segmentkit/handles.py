@@ -224,7 +224,10 @@ class Tracker(Handle):
 
     def restore(self, path: Any, source: Any = None) -> Session:
         """Open a session saved with ``session.save(path)`` again (``source``: its video)."""
-        return Session(self, self.raw.restore(path, source))
+        restore = getattr(self.raw, "restore", None)
+        if restore is None:
+            raise SessionError(f"model {self.card.id!r} cannot restore saved sessions (its tracker has no restore())")
+        return Session(self, restore(path, source))
 
 
 class Session:
