@@ -251,7 +251,7 @@ def test_manifests_jsonl_csv_and_list_files(tmp_path):
     ('{"image": "a.png", "points": [[1, 2]], "labels": [1, 1]}', "1 points but 2 labels"),
     ('{"image": "a.png", "boxes": [[1, "x", 3, 4]]}', "4 numbers"),
     ('{"boxes": [[1, 2, 3, 4]]}', "'image' must be"),
-    ('{"image": "a.png", "prompts": [[{"kind": "mask"}]]}', "not supported in manifests"),
+    ('{"image": "a.png", "prompts": [[{"kind": "mask"}]]}', "needs its mask as"),
     ("not json", "not valid JSON"),
 ])
 def test_bad_manifest_rows_name_the_line(tmp_path, line, message):

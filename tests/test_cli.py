@@ -363,7 +363,7 @@ def test_image_over_the_pixel_limit(cli) -> None:
     ([], "no prompt given"),
     (["--text", "a cat"], "does not accept text"),
     (["--point", "5,5", "-m", "fake-promter"], "did you mean 'fake-prompter'"),
-    (["--point", "5,5", "--box", "0,0,9,9", "--box", "1,1,8,8"], "several --box"),
+    (["--point", "5,5", "--box", "0,0,9,9", "--box", "1,1,8,8"], "several boxes are several objects"),
     (["--point", "5,5", "--format", "png,gif"], "unknown format gif"),
     (["--point", "5,5", "--runtime", "tpu"], "--runtime"),
     (["--point", "5,5", "--bogus"], "No such option: --bogus"),

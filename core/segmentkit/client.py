@@ -16,13 +16,15 @@ Methods mirror the ``vision.*`` RPC methods and return core values: ``segment`` 
 (the ``video_*`` methods take it or its id); :meth:`Client.call` returns the raw result
 document. A refused or failed call raises :class:`RpcError`
 (``.rpc_code``: the JSON-RPC code, ``.code``: its stable name). Images may be paths,
-bytes, numpy arrays or PIL images; prompts may be core prompts, tuples or dicts.
+bytes, numpy arrays or PIL images; prompts are core prompts (or their JSON, :mod:`segmentkit.prompts`),
+the keyword prompts also tuples.
 Over HTTP, ``video_propagate`` streams through the WebSocket (needs ``websockets``).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import itertools
 import json
@@ -50,6 +52,7 @@ from .ipc.schemas import (
     VideoProgress,
     VideoStartResult,
 )
+from .prompts import encode_prompt, flat, group
 from .results import ResultDocument
 from .types import FrameMasks, Masks, Segmentation
 
@@ -92,58 +95,17 @@ def _png_bytes(image: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _point(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    if hasattr(value, "x") and hasattr(value, "y"):
-        return {"x": float(value.x), "y": float(value.y), "positive": bool(getattr(value, "positive", True))}
-    x, y, *rest = value
-    return {"x": float(x), "y": float(y), "positive": bool(rest[0]) if rest else True}
+def _objects(objects: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Objects of core prompts (or prompt JSON) as the RPC's ``prompts``."""
+    return [[p if isinstance(p, dict) else encode_prompt(p) for p in prompts] for prompts in objects]
 
 
-def _box(value: Any) -> dict[str, float]:
-    if isinstance(value, dict):
-        return value
-    if hasattr(value, "xyxy"):
-        value = value.xyxy
-    x0, y0, x1, y1 = (float(v) for v in value)
-    return {"x0": x0, "y0": y0, "x1": x1, "y1": y1}
-
-
-def _mask(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    from . import rle
-
-    return rle.encode(getattr(value, "mask", value))
-
-
-def _prompts(point: Any = None, points: Any = None, box: Any = None, text: str | None = None,
-             mask: Any = None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if point is not None:
-        out["point"] = _point(point)
-    if points is not None:
-        out["points"] = [_point(p) for p in points]
-    if box is not None:
-        out["box"] = _box(box)
-    if mask is not None:
-        out["mask"] = _mask(mask)
-    if text is not None:
-        out["text"] = text
-    return out
-
-
-def _from_core(prompts: Sequence[Any]) -> dict[str, Any]:
-    """RPC prompt params of one object's core prompts (Point, Box, MaskPrompt, Text)."""
-    kinds: dict[str, list[Any]] = {}
-    for prompt in prompts:
-        kinds.setdefault(prompt.kind, []).append(prompt)
-    if any(len(kinds.get(k, ())) > 1 for k in ("box", "mask", "text")):
-        raise SegmentkitError("one object takes at most one box, one mask and one text prompt")
-    first = lambda kind: (kinds.get(kind) or [None])[0]  # noqa: E731
-    return _prompts(points=kinds.get("point"), box=first("box"), mask=first("mask"),
-                    text=getattr(first("text"), "text", None))
+def _loose(point: Any = None, points: Any = None, box: Any = None, text: str | None = None,
+           mask: Any = None) -> list[Any]:
+    """The keyword prompts (tuples or core prompts) as core prompts, for one object."""
+    found = [*([] if point is None else [point]), *(points or ())]
+    return flat(points=found, boxes=[] if box is None else [box], texts=[] if text is None else [text],
+                masks=[] if mask is None else [mask])
 
 
 def _session_id(session: Any) -> str:
@@ -246,10 +208,8 @@ class _Stdio:
 
     def close(self) -> None:
         if self.proc.stdin and not self.proc.stdin.closed:
-            try:
+            with contextlib.suppress(OSError):
                 self.proc.stdin.close()  # end of input: the server answers what is in flight and exits
-            except OSError:
-                pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -336,7 +296,7 @@ class Client:
         """Spawn ``cmd`` (default: ``segmentkit serve --stdio [--manifest M]``) and talk over its pipes."""
         if cmd is None:
             script = Path(sys.executable).with_name("segmentkit")
-            base = [str(script)] if script.exists() else [sys.executable, "-c", "from segmentkit.cli import main; main()"]
+            base = [str(script)] if script.exists() else [sys.executable, "-m", "segmentkit"]
             cmd = [*base, "serve", "--stdio", *(["--manifest", str(manifest)] if manifest else [])]
         return cls(_Stdio(cmd, env), timeout)
 
@@ -371,9 +331,12 @@ class Client:
         return ResultDocument.model_validate(self.call("vision.segment", params)).to_segmentation()
 
     def mask_from_prompt(self, image: Any, *, point: Any = None, points: Any = None, box: Any = None,
-                         text: str | None = None, model: str | None = None, multimask: bool = False) -> Masks:
-        """Masks of one object from clicks (``(x, y)`` or ``(x, y, positive)``), a box and / or text."""
-        params = {"image": image_ref(image), **_prompts(point, points, box, text),
+                         text: str | None = None, prompts: Sequence[Sequence[Any]] | None = None,
+                         model: str | None = None, multimask: bool = False) -> Masks:
+        """Masks of the objects ``prompts`` (one list of prompts each), or of one object from clicks
+        (``(x, y)`` or ``(x, y, positive)``), a box and / or text."""
+        objects = group(_loose(point, points, box, text)) if prompts is None else prompts
+        params = {"image": image_ref(image), "prompts": _objects(objects),
                   **_drop_none(model=model, multimask=multimask or None)}
         return ResultDocument.model_validate(self.call("vision.mask_from_prompt", params)).to_masks()
 
@@ -386,10 +349,12 @@ class Client:
         return RemoteSession(self, started)
 
     def video_add_prompt(self, session: Any, frame: int, object_id: int, *, point: Any = None, points: Any = None,
-                         box: Any = None, mask: Any = None, text: str | None = None) -> FrameMasks:
-        """Prompt ``object_id`` on ``frame``; returns that frame's masks."""
+                         box: Any = None, mask: Any = None, text: str | None = None,
+                         prompts: Sequence[Any] | None = None) -> FrameMasks:
+        """Prompt ``object_id`` on ``frame`` (``prompts``, or the keywords); returns that frame's masks."""
+        found = _loose(point, points, box, text, mask) if prompts is None else prompts
         params = {"session": _session_id(session), "frame": frame, "object_id": object_id,
-                  **_prompts(point, points, box, text, mask)}
+                  "prompts": _objects([found])[0]}
         return ResultDocument.model_validate(self.call("vision.segment_video_add_prompt", params)).to_frame()
 
     def video_push_frame(self, session: Any, image: Any) -> FrameMasks:
@@ -426,30 +391,6 @@ class Client:
     def video_close(self, session: Any) -> None:
         """Close the session and free its memory."""
         CloseResult.model_validate(self.call("vision.segment_video_close", {"session": _session_id(session)}))
-
-    def video_remove_object(self, session: str, object_id: int) -> list[int]:
-        """Stop tracking ``object_id``; returns the objects left."""
-        params = {"session": session, "object_id": object_id}
-        return ObjectsResult.model_validate(self.call("vision.segment_video_remove_object", params)).object_ids
-
-    def video_reset(self, session: str) -> None:
-        """Forget every object and prompt of the session."""
-        ObjectsResult.model_validate(self.call("vision.segment_video_reset", {"session": session}))
-
-    def video_save(self, session: str, path: str | Path) -> str:
-        """Save the session to ``path`` on the server's machine (inside the app's grants)."""
-        params = {"session": session, "path": str(path)}
-        return SaveResult.model_validate(self.call("vision.segment_video_save", params)).path
-
-    def video_export(self, session: str, folder: str | Path, formats: Sequence[str] | None = None) -> list[str]:
-        """Write the session's masks in video formats into ``folder`` on the server's machine."""
-        params = _drop_none(session=session, dir=str(folder), formats=None if formats is None else list(formats))
-        return ExportResult.model_validate(self.call("vision.segment_video_export", params)).paths
-
-    def video_restore(self, path: str | Path, *, model: str | None = None) -> str:
-        """Open a saved session again; returns the new session's id."""
-        params = _drop_none(path=str(path), model=model)
-        return VideoStartResult.model_validate(self.call("vision.segment_video_restore", params)).session
 
     def video_remove_object(self, session: Any, object_id: int) -> list[int]:
         """Stop tracking ``object_id``; returns the objects left."""
@@ -503,8 +444,7 @@ class RemoteSession:
 
     def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> FrameMasks:
         """Prompt ``object_id`` on ``frame`` with core prompts; returns that frame's masks."""
-        params = {"session": self.id, "frame": frame, "object_id": object_id, **_from_core(prompts)}
-        return ResultDocument.model_validate(self.client.call("vision.segment_video_add_prompt", params)).to_frame()
+        return self.client.video_add_prompt(self, frame, object_id, prompts=prompts)
 
     def propagate(self, start: int | None = None, *, direction: str | None = None,
                   max_frames: int | None = None) -> Iterator[FrameMasks]:

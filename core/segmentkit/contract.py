@@ -44,6 +44,10 @@ def check_masks(masks: Any, size: tuple[int, int], what: str = "masks") -> Masks
         raise Violation(f"{what}.boxes has NaN or infinite values")
     if np.any(boxes[:, 2] < boxes[:, 0]) or np.any(boxes[:, 3] < boxes[:, 1]):
         raise Violation(f"{what}.boxes must be XYXY with x0 <= x1 and y0 <= y1")
+    h, w = size
+    outside = (boxes[:, :2] < 0).any(axis=1) | (boxes[:, 2] > w) | (boxes[:, 3] > h)
+    if outside.any():
+        raise Violation(f"{what}.boxes leave the {w}x{h} image: {boxes[outside].tolist()[:3]}")
     for key, value in masks.data.items():
         if np.shape(value)[:1] != (n,):
             raise Violation(f"{what}.data[{key!r}] must have {n} rows, got shape {np.shape(value)}")
@@ -73,6 +77,8 @@ def check_segmentation(result: Any, size: tuple[int, int], task: str | None) -> 
     if tuple(result.image_size) != tuple(size):
         raise Violation(f"segmentation says the image is {tuple(result.image_size)}, it is {tuple(size)}")
     check_masks(result.masks, size, "segmentation masks")
+    if result.kind == "semantic" and result.label_map is None:
+        raise Violation("a semantic segmentation needs a label_map")
     if result.label_map is not None:
         label_map = np.asarray(result.label_map)
         if label_map.shape != tuple(size):
@@ -91,8 +97,10 @@ def check_embedding(embedding: Any, size: tuple[int, int]) -> Embedding:
 
 
 def check_frame(result: Any, size: tuple[int, int] | None, num_frames: int, frame: int | None = None, *,
-                stream: bool = False) -> FrameMasks:
-    """A :class:`FrameMasks` of a frame in ``[0, num_frames)`` (``frame`` if given) at ``size``.
+                stream: bool = False, object_ids: list[int] | None = None) -> FrameMasks:
+    """A :class:`FrameMasks` of a frame in ``[0, num_frames)`` (``frame`` if given) at ``size``,
+    with at most one mask per object of ``object_ids`` (if given), in that order (a text-prompted
+    tracker may find an object on some frames only).
 
     A live stream may also answer for the next frame to come (a prompt given ahead of it),
     with no masks while it has no frame size yet.
@@ -116,6 +124,10 @@ def check_frame(result: Any, size: tuple[int, int] | None, num_frames: int, fram
         raise Violation(f"frame {index} masks have no object_ids")
     if ids is not None and len(set(ids.tolist())) != len(ids):
         raise Violation(f"frame {index} has one object id twice: {ids.tolist()}")
+    got = [] if ids is None else [int(i) for i in ids]
+    if object_ids is not None and got != [i for i in object_ids if i in set(got)]:
+        raise Violation(f"frame {index} has masks for objects {got}; the session tracks {list(object_ids)} "
+                        "(one mask per object, in object_ids order)")
     return result
 
 
@@ -130,4 +142,9 @@ def check_detections(result: Any, size: tuple[int, int]) -> Detections:
                         f"and {np.shape(result.scores)}")
     if not (np.all(np.isfinite(result.boxes)) and np.all(np.isfinite(result.scores))):
         raise Violation("detections have NaN or infinite boxes or scores")
+    boxes, scores = np.asarray(result.boxes), np.asarray(result.scores)
+    if np.any(boxes[:, 2] < boxes[:, 0]) or np.any(boxes[:, 3] < boxes[:, 1]):
+        raise Violation(f"detection boxes must be XYXY with x0 <= x1 and y0 <= y1, got {boxes.tolist()[:3]}")
+    if np.any((scores < 0) | (scores > 1)):
+        raise Violation(f"detection scores must be in [0, 1], got {scores.tolist()[:5]}")
     return result

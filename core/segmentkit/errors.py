@@ -153,3 +153,25 @@ class PluginContractError(PluginError):
             f"{model!r}: {problem}; report it to the {distribution} maintainers",
             distribution=distribution,
         )
+
+
+# --------------------------------------------------------------------------- one table for every face
+
+USAGE_EXIT = 2  # the input's fault: options, files, images, prompts, unknown models
+BUG_EXIT = 1  # a plugin's fault, or a bug
+
+# ``SegmentkitError.code`` -> (the IPC error it answers with, the CLI's exit status). Batch
+# records keep the code itself. A code not listed: ``segmentkit_error``, exit 2.
+FAILURES: dict[str, tuple[str, int]] = {
+    **{code: (code, USAGE_EXIT) for code in (
+        "bad_image", "image_too_large", "bad_prompt", "unknown_model", "unsupported_task", "invalid_options",
+        "bad_video", "weights_unavailable", "missing_dependency", "session_error", "path_denied")},
+    **{code: ("plugin_error", BUG_EXIT) for code in (
+        "plugin_error", "plugin_load_error", "spec_error", "duplicate_model", "plugin_contract")},
+}
+
+
+def classify(exc: SegmentkitError) -> tuple[str, int]:
+    """The IPC error name and the CLI exit status of ``exc``, from :data:`FAILURES`."""
+    default = ("plugin_error", BUG_EXIT) if isinstance(exc, PluginError) else ("segmentkit_error", USAGE_EXIT)
+    return FAILURES.get(exc.code, default)

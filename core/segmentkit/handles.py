@@ -15,15 +15,16 @@ A handle wraps the plugin's role object (which implements a Protocol of
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from pydantic import ValidationError
 
 from . import contract
 from .cards import CallOptions, ModelCard, ModelOptions
-from .errors import OptionsError, PluginContractError, PromptError, TaskError
+from .errors import OptionsError, PluginContractError, PromptError, SessionError, TaskError
 from .roles import Detections, Embedding
 from .sessions import Propagation
 from .types import FrameMasks, Masks, Segmentation, validate_prompts
@@ -107,13 +108,6 @@ class Handle:
 
     def __repr__(self) -> str:
         return f"<segmentkit {type(self).__name__} {self.card.id!r} from {self.distribution}>"
-
-    def __getattr__(self, name: str) -> Any:
-        # Only for names the handle lacks: a plugin's own attributes (engine, cache, ...) stay
-        # readable for its tests and tools; the role's methods are always the checked ones.
-        if name.startswith("__") or name == "raw":
-            raise AttributeError(name)
-        return getattr(self.raw, name)
 
     @property
     def thread_safe(self) -> bool:
@@ -229,7 +223,10 @@ class Tracker(Handle):
 
     def restore(self, path: Any, source: Any = None) -> Session:
         """Open a session saved with ``session.save(path)`` again (``source``: its video)."""
-        return Session(self, self.raw.restore(path, source))
+        restore = getattr(self.raw, "restore", None)
+        if restore is None:
+            raise SessionError(f"model {self.card.id!r} cannot restore saved sessions (its tracker has no restore())")
+        return Session(self, restore(path, source))
 
 
 class Session:
@@ -239,14 +236,35 @@ class Session:
         self.tracker = tracker
         self.raw = raw
 
-    def __getattr__(self, name: str) -> Any:  # the session's own extras (state, stats) stay readable
-        if name.startswith("__") or name == "raw":
-            raise AttributeError(name)
-        return getattr(self.raw, name)
-
     @property
     def id(self) -> str:
         return str(self.raw.id)
+
+    @property
+    def model_id(self) -> str:
+        return self.tracker.card.id
+
+    @property
+    def frames(self) -> Any:
+        """The session's video (a :class:`~segmentkit.io.video.Frames` or a live stream)."""
+        return self.raw.frames
+
+    @property
+    def is_stream(self) -> bool:
+        return bool(getattr(self.raw, "is_stream", False))
+
+    @property
+    def object_ids(self) -> list[int]:
+        """The objects the session tracks now, in the order they were added."""
+        ids = self.raw.object_ids
+        if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in ids):
+            raise self.tracker.fault(f"object_ids must be integers, got {ids!r}")
+        return [int(i) for i in ids]
+
+    @property
+    def prompts(self) -> list[tuple[int, int, list[Any]]]:
+        """The prompt log: ``(frame, object_id, prompts)`` in the order they were given."""
+        return [(int(f), int(o), list(p)) for f, o, p in self.raw.prompts]
 
     @property
     def num_frames(self) -> int:
@@ -262,8 +280,14 @@ class Session:
         return bool(getattr(self.raw, "closed", False))
 
     def _frame(self, result: Any, frame: int | None = None) -> FrameMasks:
-        stream = bool(getattr(self.raw, "is_stream", False))
-        return self.tracker.checked(contract.check_frame, result, self.frame_size, self.num_frames, frame, stream=stream)
+        return self.tracker.checked(contract.check_frame, result, self.frame_size, self.num_frames, frame,
+                                    stream=self.is_stream,
+                                    object_ids=self.object_ids if hasattr(self.raw, "object_ids") else None)
+
+    def frame_masks(self, frame: int) -> FrameMasks | None:
+        """The latest masks computed for ``frame`` (checked), or ``None`` if none were."""
+        found = self.raw.frame_masks(frame)
+        return None if found is None else self._frame(found, frame)
 
     def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> FrameMasks:
         """Prompt ``object_id`` on ``frame``; returns that frame's masks.
@@ -284,6 +308,8 @@ class Session:
             try:
                 for result in frames:
                     yield self._frame(result)
+            except contract.Violation as exc:  # the session base found a wrong frame index
+                raise self.tracker.fault(str(exc)) from None
             finally:
                 getattr(frames, "close", lambda: None)()
 
@@ -295,6 +321,13 @@ class Session:
 
     def remove_object(self, object_id: int) -> None:
         self.raw.remove_object(object_id)
+
+    def save(self, path: Any) -> Path:
+        """Write the session to ``path`` (:mod:`segmentkit.session_files`); returns the path written."""
+        save = getattr(self.raw, "save", None)
+        if save is None:
+            raise SessionError(f"sessions of model {self.tracker.card.id!r} cannot be saved")
+        return Path(save(path))
 
     def reset(self) -> None:
         self.raw.reset()

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -30,8 +30,9 @@ from .catalog import Catalog, PluginProblem, RegisteredSpec, build_catalog
 from .capabilities import resolve_precision
 from .devices import resolve_device
 from .errors import PluginLoadError, SpecError, UnknownModelError
-from .handles import Handle, check_load_options, parse_options, wrap
+from .handles import Handle, wrap
 from .loaders import check_loader, import_loader
+from .plan import Plan, make_plan
 
 log = logging.getLogger(__name__)
 
@@ -271,19 +272,23 @@ class Registry:
         names = {k[0] for k in catalog.specs if role is None or k[1] == role} | set(catalog.aliases)
         return difflib.get_close_matches(model_id, sorted(names), n=3, cutoff=0.5)
 
-    def load(self, model_id: str | None = None, role: str | None = None, **options: Any) -> Handle:
-        """Load a model: validate options, import the loader, return the role's core handle."""
-        entry = self.resolve(model_id, role)
-        spec = entry.spec
-        opts = parse_options(spec.options, spec.card, options)
-        check_load_options(spec.card, opts)
-        runtime = opts.runtime or spec.card.runtimes[0]
-        device = resolve_device(opts.device, runtime)
-        precision = resolve_precision(opts.precision, opts.precisions(spec.card), device, runtime, spec.card.id)
-        opts = opts.model_copy(update={"device": device, "precision": precision})
-        factory = import_loader(entry)
-        log.debug("loading %s as %s from %s", spec.card.id, spec.role, entry.distribution)
-        return wrap(factory(spec.card, opts), entry, opts)
+    def plan(self, model_id: str | None = None, role: str | None = None, *, task: str | None = None,
+             objects: Sequence[Sequence[Any]] = (), **options: Any) -> Plan:
+        """Check a request (model, role, task, prompt kinds, load options) before anything loads."""
+        return make_plan(self.resolve(model_id, role), task=task, objects=objects, options=options)
+
+    def load(self, model_id: str | Plan | None = None, role: str | None = None, **options: Any) -> Handle:
+        """Load a model (or a :class:`~segmentkit.prompts.Plan`): import the loader, return the role's handle."""
+        plan = model_id if isinstance(model_id, Plan) else self.plan(model_id, role, **options)
+        spec = plan.entry.spec
+        runtime = plan.options.runtime or spec.card.runtimes[0]
+        device = resolve_device(plan.options.device, runtime)
+        precision = resolve_precision(plan.options.precision, plan.options.precisions(spec.card), device, runtime,
+                                      spec.card.id)
+        opts = plan.options.model_copy(update={"device": device, "precision": precision})
+        factory = import_loader(plan.entry)
+        log.debug("loading %s as %s from %s", spec.card.id, spec.role, plan.entry.distribution)
+        return wrap(factory(spec.card, opts), plan.entry, opts)
 
 
 def _as_list(result: Any) -> list[Any]:

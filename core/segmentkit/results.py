@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import rle as _rle
+from .prompts import encode_prompt
 from .types import FrameMasks, Mask, Masks, Segmentation
 
 if TYPE_CHECKING:
@@ -128,7 +129,10 @@ class ResultDocument(_Doc):
         entries = self.masks
         if not entries:
             return Masks.empty(self.image_size, id2label=_labels(self.labels))
-        column = lambda name: None if any(getattr(e, name) is None for e in entries) else [getattr(e, name) for e in entries]  # noqa: E731
+        def column(name: str) -> list[Any] | None:
+            values = [getattr(e, name) for e in entries]
+            return None if any(v is None for v in values) else values
+
         keys = set.intersection(*(set(e.quality) for e in entries))
         return Masks(
             np.stack([e.to_array() for e in entries]),
@@ -152,7 +156,7 @@ class ResultDocument(_Doc):
         if self.kind in ("semantic", "panoptic"):
             label_map = np.zeros(self.image_size, dtype=np.int32)
             ids = masks.class_ids if self.kind == "semantic" else np.arange(1, len(masks) + 1)
-            for mask, ident in zip(masks.masks, ids if ids is not None else []):
+            for mask, ident in zip(masks.masks, ids if ids is not None else [], strict=ids is not None):
                 label_map[mask] = int(ident)
         return Segmentation(kind=self.kind, image_size=self.image_size, masks=masks, label_map=label_map,
                             id2label=_labels(self.labels))
@@ -276,8 +280,4 @@ def image_info(info: Mapping[str, Any] | None, size: tuple[int, int]) -> dict[st
 
 
 def _prompt(prompt: Any) -> dict[str, Any]:
-    if isinstance(prompt, Mapping):
-        return dict(prompt)
-    if getattr(prompt, "kind", None) == "mask":
-        return {"kind": "mask", "rle": _rle.encode(np.asarray(prompt.mask, dtype=bool))}
-    return prompt.model_dump(mode="json")
+    return dict(prompt) if isinstance(prompt, Mapping) else encode_prompt(prompt)

@@ -63,36 +63,21 @@ class SavedSession:
 
     def prompts(self) -> list[tuple[int, int, list[Any]]]:
         """The prompt log as ``(frame, object_id, prompts)`` with :mod:`segmentkit.types` prompts."""
-        from .types import Box, MaskPrompt, Point, Text
+        from .prompts import decode_prompts
 
-        kinds = {"point": Point, "box": Box, "text": Text}
-        log = []
-        for entry in self.manifest["prompts"]:
-            items = []
-            for p in entry["prompts"]:
-                if p["kind"] == "mask":
-                    items.append(MaskPrompt(self.arrays[p["array"]]))
-                else:
-                    items.append(kinds[p["kind"]](**p))
-            log.append((int(entry["frame"]), int(entry["object_id"]), items))
-        return log
+        def arrays_in(prompt: dict[str, Any]) -> dict[str, Any]:
+            return {"kind": "mask", "mask": self.arrays[prompt["array"]]} if "array" in prompt else prompt
+
+        return [(int(entry["frame"]), int(entry["object_id"]), decode_prompts([arrays_in(p) for p in entry["prompts"]]))
+                for entry in self.manifest["prompts"]]
 
 
 def write_session(path: str | os.PathLike[str], session: Any) -> Path:
     """Write ``session`` (a :class:`segmentkit.sessions.TrackingSession`, lock held) to ``path``."""
     meta, state = session._state()
     arrays: dict[str, np.ndarray] = {f"state/{k}": np.asarray(v) for k, v in state.items()}
-    prompts = []
-    for frame, object_id, items in session.prompts:
-        out = []
-        for p in items:
-            if p.kind == "mask":
-                key = f"prompt/{len(arrays)}"
-                arrays[key] = np.asarray(p.mask)
-                out.append({"kind": "mask", "array": key})
-            else:
-                out.append(p.model_dump(mode="json"))
-        prompts.append({"frame": frame, "object_id": object_id, "prompts": out})
+    prompts = [{"frame": frame, "object_id": object_id, "prompts": [_prompt_json(p, arrays) for p in items]}
+               for frame, object_id, items in session.prompts]
     source = getattr(session.frames, "path", None)
     manifest = {
         "format": FORMAT, "version": VERSION, "model": session.model_id,
@@ -120,6 +105,17 @@ def write_session(path: str | os.PathLike[str], session: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _prompt_json(prompt: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """A prompt's JSON (:mod:`segmentkit.prompts`); a mask prompt's array (logits too) goes into ``arrays``."""
+    from .prompts import encode_prompt
+
+    if prompt.kind != "mask":
+        return encode_prompt(prompt)
+    key = f"prompt/{len(arrays)}"
+    arrays[key] = np.asarray(prompt.mask)
+    return {"kind": "mask", "array": key}
 
 
 def read_session(path: str | os.PathLike[str]) -> SavedSession:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from . import contract
 from .errors import PromptError, SessionError
 
 __all__ = [
@@ -583,7 +584,9 @@ class TrackingSession:
             for frame in frames:
                 with self._lock:
                     self._check_open()
-                    result = self._record(self._track(frame, reverse))
+                    # _track answers for the frame it was asked for (the handle cannot tell)
+                    result = self._record(contract.check_frame(self._track(frame, reverse), self.frame_size,
+                                                               self.num_frames, frame))
                 yield result
 
     def _record(self, result: Any) -> Any:

@@ -8,10 +8,12 @@ A manifest row names one image and, optionally, its prompts::
     {"image": "cats/4.jpg", "prompts": [[{"kind": "box", "x0": 1, "y0": 2, "x1": 30, "y1": 40},
                                         {"kind": "point", "x": 15, "y": 20}]]}
 
-Each box is one object, the points (labels 1 = foreground, 0 = background) are one
-object, the text is one object; ``prompts`` lists prompt sets explicitly (one object
-each, e.g. a box and points together). CSV manifests have the same columns, list values
-written as JSON. Relative image paths are relative to the manifest or list file.
+``boxes``, ``points`` (labels 1 = foreground, 0 = background) and ``text`` are grouped
+into objects by the one rule of :mod:`segmentkit.prompts` (a box with points is one
+object, several boxes alone are one object each, boxes next to a text are exemplars);
+``prompts`` lists objects explicitly in the core prompt JSON. CSV manifests have the same
+columns, list values written as JSON. Relative image paths are relative to the manifest
+or list file.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PromptError, SegmentkitError
-from ..types import Box, Point, Text
+from ..prompts import decode_objects, encode_objects, flat, group
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
@@ -163,61 +165,36 @@ def _cell(value: str, where: str, key: str) -> Any:
 
 
 def parse_prompts(fields: dict[str, Any]) -> PromptSets | None:
-    """Prompt sets (JSON-ready dicts) from manifest fields; None when the row has none."""
-    sets: list[list[Any]] = []
+    """Objects (prompt JSON) from manifest fields; None when the row has none."""
+    loose: list[Any] = []
     boxes = fields.get("boxes")
     if boxes is not None:
-        if _is_numbers(boxes):
-            boxes = [boxes]
-        for box in _list_of(boxes, "boxes", "[x0, y0, x1, y1]"):
-            sets.append([Box(*_numbers(box, 4, "box"))])
+        loose += flat(boxes=[_numbers(b, 4, "box") for b in _list_of(_nested(boxes), "boxes", "[x0, y0, x1, y1]")])
     points, labels = fields.get("points"), fields.get("labels")
     if points is not None:
-        if _is_numbers(points):
-            points = [points]
-        points = _list_of(points, "points", "[x, y]")
+        points = _list_of(_nested(points), "points", "[x, y]")
         labels = [1] * len(points) if labels is None else _list_of(labels, "labels", "1 or 0")
         if len(labels) != len(points):
             raise PromptError(f"{len(points)} points but {len(labels)} labels")
         if any(label not in (0, 1) for label in labels):
             raise PromptError("labels must be 1 (foreground) or 0 (background)")
-        sets.append([Point(*_numbers(p, 2, "point"), positive=bool(label))
-                     for p, label in zip(points, labels, strict=True)])
+        loose += flat(points=[(*_numbers(p, 2, "point"), bool(label)) for p, label in zip(points, labels, strict=True)])
     elif labels is not None:
         raise PromptError("'labels' given without 'points'")
     text = fields.get("text")
     if text is not None:
         if not isinstance(text, str):
             raise PromptError("'text' must be a string")
-        sets.append([Text(text)])
+        loose += flat(texts=[text])
+    objects = group(loose) if loose else []
     if fields.get("prompts") is not None:
-        for group in _list_of(fields["prompts"], "prompts", "a list of prompt objects"):
-            sets.append([_prompt(p) for p in _list_of(group, "prompt set", "a prompt object")])
-    if not sets:
-        return None
-    return tuple(tuple(p.model_dump() for p in group) for group in sets if group) or None
+        objects += decode_objects(fields["prompts"])
+    return tuple(tuple(p) for p in encode_objects(objects)) or None
 
 
-_KINDS = {"point": Point, "box": Box, "text": Text}
-
-
-def _prompt(value: Any) -> Any:
-    if not isinstance(value, dict) or "kind" not in value:
-        raise PromptError(f"a prompt must be an object with a 'kind', got {value!r}")
-    fields = {k: v for k, v in value.items() if k != "kind"}
-    kind = value["kind"]
-    if kind not in _KINDS:
-        raise PromptError(f"prompt kind {kind!r} is not supported in manifests; use point, box or text")
-    return _KINDS[kind](**fields)
-
-
-def to_prompts(sets: PromptSets) -> list[list[Any]]:
-    """Prompt objects (Point, Box, Text) from the JSON-ready sets of an :class:`Item`."""
-    return [[_prompt(p) for p in group] for group in sets]
-
-
-def _is_numbers(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(_is_number(v) for v in value)
+def _nested(value: Any) -> Any:
+    """One ``[numbers]`` item may stand for a list of one."""
+    return [value] if isinstance(value, list) and value and all(_is_number(v) for v in value) else value
 
 
 def _is_number(value: Any) -> bool:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..errors import OptionsError, SegmentkitError
-from ..handles import check_load_options, check_prompt_kinds, check_task, parse_options
 from ..registry import IN_PROCESS
 from ..weights import file_sha256
 from . import inputs, writers
@@ -227,17 +226,14 @@ def _check_model(spec: JobSpec, model: str | None, items: Sequence[Item]) -> tup
     roles = tuple(role for role, needed in (("segmenter", len(prompted) < len(items)),
                                             ("prompter", bool(prompted))) if needed)
     model_id = model or registry.default_model_id(roles[0])
+    objects = [prompts for item in prompted for prompts in item.prompts or ()]
     sources: set[str] = set()
     for role in roles:
-        entry = registry.resolve(model_id, role)
-        card = entry.spec.card
-        if entry.distribution != IN_PROCESS:
-            sources.add(entry.plugin)
-        check_load_options(card, parse_options(entry.spec.options, card, spec.load_options))
-        if role == "segmenter":
-            check_task(card, spec.task)
-        else:
-            check_prompt_kinds(card, (p["kind"] for item in prompted for group in item.prompts or () for p in group))
+        plan = registry.plan(model_id, role, task=spec.task if role == "segmenter" else None,
+                             objects=objects if role == "prompter" else (), **spec.load_options)
+        card = plan.card
+        if plan.entry.distribution != IN_PROCESS:
+            sources.add(plan.entry.plugin)
     # Workers load only the plugin that serves the model: faster starts, no other plugin's noise.
     return dataclasses.replace(spec, model=card.id, entry_points=tuple(sorted(sources))), roles
 

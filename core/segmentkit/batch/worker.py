@@ -19,7 +19,6 @@ import numpy as np
 
 from ..errors import PluginLoadError, SegmentkitError
 from ..registry import Registry
-from .inputs import to_prompts
 from .records import SCHEMA, JobSpec, Outcome, Task, error_record, image_info
 
 log = logging.getLogger(__name__)
@@ -87,10 +86,11 @@ class Worker:
 
     def _segment(self, rgb: np.ndarray, task: Task) -> tuple[Any, Any]:
         from .. import pipeline
+        from ..prompts import decode_objects
 
         if task.prompts is None:
             return pipeline.segment(self.models["segmenter"], rgb, task=self.spec.task, path=task.path)
-        return pipeline.prompt(self.models["prompter"], rgb, to_prompts(task.prompts),
+        return pipeline.prompt(self.models["prompter"], rgb, decode_objects(task.prompts),
                                multimask=self.spec.multimask, path=task.path)
 
     def _files(self, task: Task, rgb: np.ndarray, result: Any) -> dict[str, bytes]:
@@ -108,7 +108,8 @@ class Worker:
     def _record(self, task: Task, document: Any, files: dict[str, bytes],
                 timing: dict[str, float]) -> dict[str, Any]:
         document.timing = {**(document.timing or {}), **{k: round(v, 6) for k, v in timing.items()}}
-        return {"batch": SCHEMA, "key": task.key, "source": image_info(task), "role": role_for(task.prompts is not None),
+        return {"batch": SCHEMA, "key": task.key, "source": image_info(task),
+                "role": role_for(task.prompts is not None),
                 "options": self.spec.options(), "files": sorted(files), "result": document.dump()}
 
     def _error(self, task: Task, stage: str, exc: Exception) -> dict[str, Any]:

@@ -25,12 +25,10 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from pydantic import ValidationError
 
-from ..errors import PluginError, PromptError, SegmentkitError
+from ..errors import BUG_EXIT, USAGE_EXIT, PromptError, SegmentkitError, classify
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-USAGE_EXIT = 2  # bad input: options, files, images, prompts, unknown models
-BUG_EXIT = 1  # anything unexpected
 DEBUG_ENV = "SEGMENTKIT_DEBUG"
 
 # --------------------------------------------------------------------------- error boundary
@@ -55,10 +53,8 @@ def fail(message: str, code: int = USAGE_EXIT) -> typer.Exit:
 
 def describe(exc: BaseException) -> tuple[int, str]:
     """Exit code and one-line message for an exception escaping a command."""
-    if isinstance(exc, PluginError):  # the plugin's fault, not the user's; the message names it
-        return BUG_EXIT, str(exc) or type(exc).__name__
-    if isinstance(exc, SegmentkitError):
-        return USAGE_EXIT, str(exc) or type(exc).__name__
+    if isinstance(exc, SegmentkitError):  # a plugin's fault exits 1, the user's 2 (errors.FAILURES)
+        return classify(exc)[1], str(exc) or type(exc).__name__
     if isinstance(exc, ValidationError):
         details = "; ".join(
             f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}".lstrip(": ") for e in exc.errors()
@@ -89,7 +85,8 @@ def error_boundary() -> Iterator[None]:
 
     ``SegmentkitError``, pydantic ``ValidationError``, usage errors (bad option, missing
     argument) and missing files exit 2; a ``PluginError`` (a plugin's fault, named) exits 1;
-    anything else exits 1 with a hint to set ``SEGMENTKIT_DEBUG=1``, which also prints the traceback. ``typer.Exit`` passes through.
+    anything else exits 1 with a hint to set ``SEGMENTKIT_DEBUG=1``, which also prints the
+    traceback. ``typer.Exit`` passes through.
     """
     try:
         yield
@@ -105,7 +102,7 @@ def error_boundary() -> Iterator[None]:
         with contextlib.suppress(Exception):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         raise typer.Exit(BUG_EXIT) from None
-    except Exception as exc:  # noqa: BLE001 - this is the boundary that reports everything
+    except Exception as exc:
         if debug():
             traceback.print_exception(exc, file=sys.stderr)
         code, message = describe(exc)
@@ -241,11 +238,13 @@ def load_options(
     return {key: value for key, value in given.items() if value is not None}
 
 
-def load_model(model_id: str | None, role: str, **options: Any) -> Any:
-    """Load ``model_id`` (``None``: the default model) in ``role`` from the default registry."""
+def load_model(model_id: str | None, role: str, *, task: str | None = None, objects: Sequence[Any] = (),
+               **options: Any) -> Any:
+    """Plan the request (task, prompt kinds, options checked), then load the model from the default registry."""
     from ..registry import default_registry
 
-    return default_registry().load(model_id, role=role, **options)
+    registry = default_registry()
+    return registry.load(registry.plan(model_id, role, task=task, objects=objects, **options))
 
 
 # --------------------------------------------------------------------------- prompt parsing

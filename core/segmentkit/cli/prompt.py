@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -41,7 +41,8 @@ def prompt_command(
     neg: Annotated[Repeated, typer.Option("--neg", "-n", metavar="X,Y",
                                           help="Background click (repeatable).")] = None,
     box: Annotated[Repeated, typer.Option("--box", "-b", metavar="X0,Y0,X1,Y1",
-                                          help="Box; several boxes without clicks = several objects.")] = None,
+                                          help="Box; several boxes alone = several objects, "
+                                               "next to --text = exemplars.")] = None,
     text: Annotated[Repeated, typer.Option("--text", metavar="TEXT",
                                            help="Text query, for models whose card accepts text.")] = None,
     model: ModelOpt = None,
@@ -57,27 +58,18 @@ def prompt_command(
 ) -> None:
     """Segment the object(s) described by clicks, a box or text."""
     from .. import pipeline
-    from ..errors import PromptError
-    from ..types import Text
+    from ..prompts import flat, group
 
     chosen = choose_formats(formats)
     points = [parse_point(p) for p in point or ()] + [parse_point(p, positive=False) for p in neg or ()]
-    boxes = [parse_box(b) for b in box or ()]
-    texts = [Text(t) for t in text or ()]
-    if not (points or boxes or texts):
-        raise PromptError("no prompt given: pass --point X,Y, --neg X,Y, --box X0,Y0,X1,Y1 or --text T")
-    if len(boxes) > 1 and (points or texts):
-        raise PromptError("several --box prompts mean several objects and cannot be combined with "
-                          "--point/--neg/--text; give one box per object set")
+    objects = group([*points, *(parse_box(b) for b in box or ()), *flat(texts=text or ())])
     check_inputs([image])
     if out is not None:
         output_dir(out)
-    # One set per object: several boxes alone are several objects, else everything is one object.
-    prompt_sets: list[list[Any]] = [[b] for b in boxes] if len(boxes) > 1 else [[*points, *boxes, *texts]]
-    prompter = load_model(model, "prompter",
+    prompter = load_model(model, "prompter", objects=objects,
                           **load_options(weights=weights, device=device, runtime=runtime, precision=precision,
                                          option=option))
     rgb = prompter.image(image)
-    result, document = pipeline.prompt(prompter, rgb, prompt_sets, multimask=multimask, path=str(image))
+    result, document = pipeline.prompt(prompter, rgb, objects, multimask=multimask, path=str(image))
     deliver(document, stem=image.stem or "image", image=rgb, result=result, out=out, formats=chosen,
             json_out=json_out)

@@ -53,18 +53,16 @@ def segment_command(
 ) -> None:
     """Segment whole images: label maps (semantic) or masks (instance, panoptic, automatic)."""
     from .. import pipeline
-    from ..handles import check_task
 
     chosen = choose_formats(formats)
     check_inputs(images)
     if out is not None:
         output_dir(out)
-    segmenter = load_model(model, "segmenter",
+    segmenter = load_model(model, "segmenter", task=task,
                            **load_options(weights=weights, device=device, runtime=runtime, precision=precision,
                                           option=option))
-    check_task(segmenter.card, task)
     with progress(len(images), f"segmenting with {segmenter.card.id}") as advance:
-        for path, stem in zip(images, unique_stems(images)):
+        for path, stem in zip(images, unique_stems(images), strict=True):
             image = segmenter.image(path)
             result, document = pipeline.segment(segmenter, image, task=task, path=str(path))
             deliver(document, stem=stem, image=image, result=result, out=out, formats=chosen, json_out=json_out)

@@ -82,19 +82,25 @@ def serve_command(
     plugin: Annotated[
         list[str] | None, typer.Option("--plugin", metavar="MODULE", help="Also register this module as a plugin.")
     ] = None,
-    max_request_mb: Annotated[float, typer.Option("--max-request-mb", min=0.001, help="Largest request.")] = 32.0,
-    max_pixels: Annotated[int, typer.Option(
+    max_request_mb: Annotated[
+        float | None, typer.Option("--max-request-mb", min=0.001, help="Largest request.")
+    ] = None,
+    max_pixels: Annotated[int | None, typer.Option(
         "--max-pixels", min=1, envvar="SEGMENTKIT_MAX_PIXELS", help="Largest image or mask prompt, in pixels.")
-    ] = 100_000_000,
+    ] = None,
     request_timeout: Annotated[
-        float, typer.Option("--request-timeout", min=0.001, help="Deadline of a request (not a propagation), s.")
-    ] = 300.0,
-    max_app_jobs: Annotated[int, typer.Option("--max-app-jobs", min=1, help="Jobs one app may have running.")] = 4,
-    max_sessions: Annotated[int, typer.Option("--max-sessions", min=1, help="Open video sessions per app.")] = 8,
+        float | None, typer.Option("--request-timeout", min=0.001, help="Deadline of a request (not a propagation), s.")
+    ] = None,
+    max_app_jobs: Annotated[
+        int | None, typer.Option("--max-app-jobs", min=1, help="Jobs one app may have running.")
+    ] = None,
+    max_sessions: Annotated[
+        int | None, typer.Option("--max-sessions", min=1, help="Open video sessions per app.")
+    ] = None,
     idle_timeout: Annotated[
-        float, typer.Option("--idle-timeout", min=0.001, help="Close sessions idle this many seconds.")
-    ] = 600.0,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Inference threads.")] = 4,
+        float | None, typer.Option("--idle-timeout", min=0.001, help="Close sessions idle this many seconds.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Inference threads.")] = None,
     weights: Annotated[
         list[str] | None,
         typer.Option("--weights", metavar="MODEL=DIR", help="Load MODEL from a local checkpoint directory (repeat)."),
@@ -128,11 +134,10 @@ def serve_command(
         raise fail("--stdio serves one app; pass one --manifest")
     registry = default_registry()
     _register_plugins(registry, plugin or [])
-    limits = Limits(
-        max_request_bytes=int(max_request_mb * 2**20), max_pixels=max_pixels, max_sessions=max_sessions,
-        idle_timeout_s=idle_timeout, sweep_interval_s=min(30.0, max(0.05, idle_timeout / 4)), workers=workers,
-        request_timeout_s=request_timeout, max_app_jobs=max_app_jobs,
-    )
+    given = {"max_request_bytes": None if max_request_mb is None else int(max_request_mb * 2**20),
+             "max_pixels": max_pixels, "max_sessions": max_sessions, "idle_timeout_s": idle_timeout,
+             "workers": workers, "request_timeout_s": request_timeout, "max_app_jobs": max_app_jobs}
+    limits = Limits.of(**given)  # unset options keep the service's defaults (ipc/limits.py)
     options = load_options(device=device, runtime=runtime, precision=precision)
     per_model = {registry.resolve(m).spec.card.id: o for m, o in _weights(weights or []).items()}
     service = Service(registry, apps, limits=limits, load_options=options, model_options=per_model)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
-from ..errors import PluginContractError, SegmentkitError
+from ..errors import PluginContractError, SegmentkitError, classify
 
 
 class ErrorCode(IntEnum):
@@ -44,53 +44,8 @@ class ErrorCode(IntEnum):
     SEGMENTKIT_ERROR = -32099  # any other segmentkit error
 
 
-# The stable string code of each error (``data.code``).
-ERROR_NAMES: dict[ErrorCode, str] = {
-    ErrorCode.PARSE_ERROR: "parse_error",
-    ErrorCode.INVALID_REQUEST: "invalid_request",
-    ErrorCode.METHOD_NOT_FOUND: "method_not_found",
-    ErrorCode.INVALID_PARAMS: "invalid_params",
-    ErrorCode.INTERNAL_ERROR: "internal_error",
-    ErrorCode.MODEL_DENIED: "model_denied",
-    ErrorCode.PATH_DENIED: "path_denied",
-    ErrorCode.CAMERA_DENIED: "camera_denied",
-    ErrorCode.PAYLOAD_TOO_LARGE: "payload_too_large",
-    ErrorCode.UNAUTHORIZED: "unauthorized",
-    ErrorCode.FORBIDDEN: "forbidden",
-    ErrorCode.BAD_IMAGE: "bad_image",
-    ErrorCode.BAD_PROMPT: "bad_prompt",
-    ErrorCode.UNKNOWN_MODEL: "unknown_model",
-    ErrorCode.IMAGE_TOO_LARGE: "image_too_large",
-    ErrorCode.UNSUPPORTED_TASK: "unsupported_task",
-    ErrorCode.INVALID_OPTIONS: "invalid_options",
-    ErrorCode.BAD_VIDEO: "bad_video",
-    ErrorCode.WEIGHTS_UNAVAILABLE: "weights_unavailable",
-    ErrorCode.MISSING_DEPENDENCY: "missing_dependency",
-    ErrorCode.PLUGIN_ERROR: "plugin_error",
-    ErrorCode.SESSION_ERROR: "session_error",
-    ErrorCode.SESSION_BUSY: "session_busy",
-    ErrorCode.DEADLINE_EXCEEDED: "deadline_exceeded",
-    ErrorCode.SEGMENTKIT_ERROR: "segmentkit_error",
-}
-
-# ``SegmentkitError.code`` -> JSON-RPC code.
-_BY_SEGMENTKIT_CODE: dict[str, ErrorCode] = {
-    "bad_image": ErrorCode.BAD_IMAGE,
-    "image_too_large": ErrorCode.IMAGE_TOO_LARGE,
-    "bad_prompt": ErrorCode.BAD_PROMPT,
-    "unknown_model": ErrorCode.UNKNOWN_MODEL,
-    "unsupported_task": ErrorCode.UNSUPPORTED_TASK,
-    "invalid_options": ErrorCode.INVALID_OPTIONS,
-    "bad_video": ErrorCode.BAD_VIDEO,
-    "weights_unavailable": ErrorCode.WEIGHTS_UNAVAILABLE,
-    "missing_dependency": ErrorCode.MISSING_DEPENDENCY,
-    "plugin_load_error": ErrorCode.PLUGIN_ERROR,
-    "spec_error": ErrorCode.PLUGIN_ERROR,
-    "duplicate_model": ErrorCode.PLUGIN_ERROR,
-    "plugin_contract": ErrorCode.PLUGIN_ERROR,
-    "session_error": ErrorCode.SESSION_ERROR,
-    "path_denied": ErrorCode.PATH_DENIED,
-}
+# The stable string code of each error (``data.code``): its name in lower case.
+ERROR_NAMES: dict[ErrorCode, str] = {code: code.name.lower() for code in ErrorCode}
 
 
 class RpcError(SegmentkitError):
@@ -126,7 +81,7 @@ def from_exception(exc: BaseException) -> RpcError:
     if isinstance(exc, RpcError):
         return exc
     if isinstance(exc, SegmentkitError):
-        code = _BY_SEGMENTKIT_CODE.get(exc.code, ErrorCode.SEGMENTKIT_ERROR)
+        code = ErrorCode[classify(exc)[0].upper()]
         data = {"code": exc.code}
         if isinstance(exc, PluginContractError):  # hosts can tell users which plugin to report
             data.update(model=exc.model, plugin=exc.plugin, distribution=exc.distribution)

@@ -1,4 +1,4 @@
-"""Request inputs -> core values: images (grant-checked, size-limited) and prompts."""
+"""Request inputs -> core values: images (grant-checked, size-limited) and prompts (the core codec)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PromptError
-from ..types import Box, MaskPrompt, Point, Text
+from ..prompts import decode_objects, decode_prompts
 from .errors import ErrorCode, rpc_error
 from .manifest import App
-from .schemas import Base64Ref, CameraRef, PathRef, RleIn
+from .schemas import Base64Ref, CameraRef, PathRef
 
 
 def decode_b64(text: str, what: str) -> bytes:
@@ -37,31 +36,32 @@ def load_ref(ref: PathRef | Base64Ref | CameraRef, app: App, max_pixels: int) ->
     return load_image(decode_b64(ref.base64, "image base64"), max_pixels=max_pixels)
 
 
-def to_prompts(params: Any, max_pixels: int) -> list[Any]:
-    """Core prompts from a request's ``point`` / ``points`` / ``box`` / ``mask`` / ``text``."""
-    prompts: list[Any] = []
+def objects(params: Any, max_pixels: int) -> list[list[Any]]:
+    """The objects of a ``mask_from_prompt`` request, through the core codec."""
+    if params.prompts is not None:
+        return decode_objects(params.prompts, max_pixels=max_pixels)
+    return [decode_prompts(_single(params), max_pixels=max_pixels)]
+
+
+def one_object(params: Any, max_pixels: int) -> list[Any]:
+    """The prompts of a ``segment_video_add_prompt`` request (one object), through the core codec."""
+    return decode_prompts(params.prompts if params.prompts is not None else _single(params), max_pixels=max_pixels)
+
+
+def _single(params: Any) -> list[dict[str, Any]]:
+    """The single-object fields (point, points, box, mask, text) as prompt JSON."""
     points = ([params.point] if params.point is not None else []) + list(params.points or [])
-    prompts += [Point(p.x, p.y, positive=p.positive) for p in points]
+    found = [{"kind": "point", **p.model_dump()} for p in points]
     if params.box is not None:
-        b = params.box
-        prompts.append(Box(b.x0, b.y0, b.x1, b.y1))
-    mask = getattr(params, "mask", None)
-    if mask is not None:
-        prompts.append(MaskPrompt(_rle_mask(mask, max_pixels)))
+        found.append({"kind": "box", **params.box.model_dump()})
+    if getattr(params, "mask", None) is not None:
+        found.append({"kind": "mask", "rle": params.mask.model_dump()})
     if params.text is not None:
-        prompts.append(Text(params.text))
-    return prompts
+        found.append({"kind": "text", "text": params.text})
+    return found
 
 
 def ref_path(ref: PathRef | Base64Ref | CameraRef) -> str | None:
     """The path a request named for its image (recorded in the result), if it named one."""
     return ref.path if isinstance(ref, PathRef) else None
 
-
-def _rle_mask(rle: RleIn, max_pixels: int) -> np.ndarray:
-    from ..rle import decode_untrusted
-
-    try:
-        return decode_untrusted(rle.size, rle.counts, max_pixels)
-    except ValueError as exc:
-        raise PromptError(f"mask prompt is not valid COCO RLE: {exc}") from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..io.image import DEFAULT_MAX_PIXELS
 
@@ -21,6 +21,12 @@ class Limits:
     workers: int = 4  # threads running decoding and inference
     max_app_jobs: int = 4  # of those, jobs one app may have running or queued in the pool
     request_timeout_s: float = 300.0  # deadline of every request but a propagation
+
+    @classmethod
+    def of(cls, **given: float | None) -> Limits:
+        """Limits with the ``given`` values that are set; idle sessions are looked for 4 times per timeout."""
+        limits = cls(**{k: v for k, v in given.items() if v is not None})
+        return replace(limits, sweep_interval_s=min(limits.sweep_interval_s, max(0.05, limits.idle_timeout_s / 4)))
 
     def __post_init__(self) -> None:
         names = ("max_request_bytes", "max_pixels", "max_sessions", "max_batch", "max_in_flight", "workers",

@@ -88,7 +88,14 @@ class RleIn(_In):
     counts: str | list[int] = Field(description="Run lengths, column-major, starting with zeros.")
 
 
+PromptJson = dict[str, Any]
+PROMPTS_DOC = ('Prompts as {"kind": "point" | "box" | "text" | "mask", ...} objects (segmentkit.prompts; '
+               'a mask is {"kind": "mask", "rle": {...}}).')
+
+
 class _Prompts(_In):
+    """The single-object fields (kept for older callers; ``prompts`` says the same and more)."""
+
     point: PointIn | None = Field(default=None, description="One click.")
     points: list[PointIn] | None = Field(
         default=None, min_length=1, max_length=1024, description="Several clicks, one object."
@@ -96,8 +103,12 @@ class _Prompts(_In):
     box: BoxIn | None = Field(default=None, description="A box around the object.")
     text: str | None = Field(default=None, min_length=1, description="A text query (text-capable models).")
 
-    def _has_prompt(self) -> bool:
-        return any(getattr(self, name, None) is not None for name in ("point", "points", "box", "text", "mask"))
+    @model_validator(mode="after")
+    def _one_way(self) -> _Prompts:
+        single = any(getattr(self, n, None) is not None for n in ("point", "points", "box", "text", "mask"))
+        if single == (getattr(self, "prompts", None) is not None):
+            raise ValueError("give prompts, or the single-object fields point, points, box, mask or text (not both)")
+        return self
 
 
 class ModelsParams(_In):
@@ -118,19 +129,15 @@ class SegmentParams(_In):
 
 
 class MaskFromPromptParams(_Prompts):
-    """Masks for one object described by clicks, a box and / or text."""
+    """Masks of the objects described by ``prompts`` (or of one object from clicks, a box and / or text)."""
 
     image: ImageRef
+    prompts: list[list[PromptJson]] | None = Field(
+        default=None, min_length=1, max_length=256, description="One list of prompts per object. " + PROMPTS_DOC)
     model: str | None = Field(default=None, description="Prompter id; default: the app's first prompter.")
     multimask: bool = Field(default=False, description="Return 3 candidate masks with scores instead of 1.")
     formats: list[str] = Field(default_factory=list, max_length=16,
                                description="Output formats (e.g. png, labels, overlay) to add as base64 files.")
-
-    @model_validator(mode="after")
-    def _one_prompt(self) -> MaskFromPromptParams:
-        if not self._has_prompt():
-            raise ValueError("give a prompt: point, points, box or text")
-        return self
 
 
 class VideoStartParams(_In):
@@ -154,12 +161,8 @@ class VideoAddPromptParams(_Prompts):
     frame: int = Field(ge=0, description="Frame index.")
     object_id: int = Field(ge=0, description="Your id for the object; reuse it to refine the object.")
     mask: RleIn | None = Field(default=None, description="A mask of the object on this frame.")
-
-    @model_validator(mode="after")
-    def _one_prompt(self) -> VideoAddPromptParams:
-        if not self._has_prompt():
-            raise ValueError("give a prompt: point, points, box, mask or text")
-        return self
+    prompts: list[PromptJson] | None = Field(
+        default=None, min_length=1, max_length=1024, description="The object's prompts. " + PROMPTS_DOC)
 
 
 class VideoPushFrameParams(_In):
@@ -332,7 +335,8 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel], str]] = {
     "vision.segment_video_reset": (SessionParams, ObjectsResult, "Forget every object and prompt."),
     "vision.segment_video_save": (VideoSaveParams, SaveResult, "Save a session (prompts, masks, state) to a file."),
     "vision.segment_video_export": (
-        VideoExportParams, ExportResult, "Write the tracked masks as DAVIS PNGs, YouTube-VIS, MOTS, overlay.mp4 or JSON.",
+        VideoExportParams, ExportResult,
+        "Write the tracked masks as DAVIS PNGs, YouTube-VIS, MOTS, overlay.mp4 or JSON.",
     ),
     "vision.segment_video_restore": (VideoRestoreParams, VideoStartResult, "Open a saved session again."),
     "vision.stats": (StatsParams, StatsResult, "Loaded models and open sessions (diagnostics)."),

@@ -17,14 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .. import pipeline
-from ..cards import ModelCard
+from ..catalog import RegisteredSpec
 from ..errors import UnknownModelError
-from ..handles import check_prompt_kinds, check_task
+from ..plan import make_plan
 from ..results import ResultDocument
 from ..workpool import FairPool
 from .cache import ModelCache
 from .errors import ErrorCode, rpc_error
-from .inputs import load_ref, ref_path, to_prompts
+from .inputs import load_ref, objects, ref_path
 from .limits import Limits
 from .manifest import App
 from .protocol import Call, Dispatcher, Notify
@@ -126,8 +126,8 @@ class Service:
 
     # ------------------------------------------------------------------ model choice
 
-    def pick_model(self, app: App, requested: str | None, role: str) -> ModelCard:
-        """The card of the model a call uses: granted to ``app``, installed in ``role``."""
+    def pick_model(self, app: App, requested: str | None, role: str) -> RegisteredSpec:
+        """The model a call uses: granted to ``app``, installed in ``role``."""
         if requested is None:
             return self._default_model(app, role)
         if not app.allows_model([requested]):
@@ -140,14 +140,14 @@ class Service:
                     ErrorCode.MODEL_DENIED,
                     f"model {requested!r} is not in app {app.id!r}'s capabilities.models", model=requested,
                 )
-        return self.registry.resolve(requested, role).spec.card
+        return self.registry.resolve(requested, role)
 
-    def _default_model(self, app: App, role: str) -> ModelCard:
+    def _default_model(self, app: App, role: str) -> RegisteredSpec:
         if app.models is None:
-            return self.registry.resolve(self.registry.default_model_id(role), role).spec.card
+            return self.registry.resolve(self.registry.default_model_id(role), role)
         for name in app.models:
             with contextlib.suppress(UnknownModelError):
-                return self.registry.resolve(name, role).spec.card
+                return self.registry.resolve(name, role)
         raise rpc_error(
             ErrorCode.UNKNOWN_MODEL,
             f"no installed {role} model is granted to app {app.id!r}; pass model= or extend capabilities.models",
@@ -164,26 +164,24 @@ class Service:
         ])
 
     async def segment(self, params: SegmentParams, call: Call) -> ResultDocument:
-        card = self.pick_model(call.app, params.model, "segmenter")
-        check_task(card, params.task)
+        plan = make_plan(self.pick_model(call.app, params.model, "segmenter"), task=params.task)
 
         def job() -> ResultDocument:
             image = load_ref(params.image, call.app, self.limits.max_pixels)
-            with self.cache.get(card.id, "segmenter").use() as model:
+            with self.cache.get(plan.card.id, "segmenter").use() as model:
                 seg, document = pipeline.segment(model, image, task=params.task, path=ref_path(params.image))
             return pipeline.attach_files(document, seg, image, params.formats, self.registry)
 
         return await self.run(job)
 
     async def mask_from_prompt(self, params: MaskFromPromptParams, call: Call) -> ResultDocument:
-        card = self.pick_model(call.app, params.model, "prompter")
+        entry = self.pick_model(call.app, params.model, "prompter")
 
         def job() -> ResultDocument:
-            prompts = to_prompts(params, self.limits.max_pixels)
-            check_prompt_kinds(card, (p.kind for p in prompts))
+            plan = make_plan(entry, objects=objects(params, self.limits.max_pixels))
             image = load_ref(params.image, call.app, self.limits.max_pixels)
-            with self.cache.get(card.id, "prompter").use() as model:
-                masks, document = pipeline.prompt(model, image, [prompts], multimask=params.multimask,
+            with self.cache.get(plan.card.id, "prompter").use() as model:
+                masks, document = pipeline.prompt(model, image, plan.objects, multimask=params.multimask,
                                                   path=ref_path(params.image))
             return pipeline.attach_files(document, masks, image, params.formats, self.registry)
 

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SessionError
 from ..io.video import open_video
+from ..results import ResultDocument, build, model_info
 from ..session_files import read_session
 from ..sessions import SessionTable
 from .cache import Loaded
 from .errors import ErrorCode, rpc_error
-from ..results import ResultDocument, build, model_info
-from .inputs import load_ref, to_prompts
+from .inputs import load_ref, one_object
 from .manifest import App
 from .protocol import Call
 from .schemas import (
@@ -154,19 +154,20 @@ class VideoMethods:
         app = call.app
         if params.stream:
             app.check_camera("a live (stream) session")
-        card = self.service.pick_model(app, params.model, "tracker")
+        model_id = self.service.pick_model(app, params.model, "tracker").spec.card.id
         source = None if params.source is None else str(app.check_path(params.source.path))
-        return await self._open(app, card.id, lambda tracker: tracker.start(self._frames(app, source),
+        return await self._open(app, model_id, lambda tracker: tracker.start(self._frames(app, source),
                                                                             stream=params.stream))
 
     async def restore(self, params: VideoRestoreParams, call: Call) -> VideoStartResult:
         app = call.app
         path = app.check_path(params.path)
         saved = await self.service.run(read_session, path)
-        card = self.service.pick_model(app, params.model or saved.manifest["model"] or None, "tracker")
+        entry = self.service.pick_model(app, params.model or saved.manifest["model"] or None, "tracker")
         video = saved.manifest["source"]
         source = None if video is None else str(app.check_path(video))
-        return await self._open(app, card.id, lambda tracker: tracker.restore(path, self._frames(app, source)))
+        frames = lambda tracker: tracker.restore(path, self._frames(app, source))  # noqa: E731
+        return await self._open(app, entry.spec.card.id, frames)
 
     def _frames(self, app: App, source: str | None) -> Any:
         """The frames of ``source``, read only from files inside ``app``'s grants (links resolved)."""
@@ -204,7 +205,7 @@ class VideoMethods:
 
         def job() -> ResultDocument:
             def add(session: Any) -> Any:
-                prompts = to_prompts(params, _pixels(session.frame_size, self.service.limits.max_pixels))
+                prompts = one_object(params, _pixels(session.frame_size, self.service.limits.max_pixels))
                 return session.add_prompts(params.frame, params.object_id, prompts)
 
             return build(live.step(add), model=model_info(live.session.tracker))

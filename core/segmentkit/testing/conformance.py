@@ -37,6 +37,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from .. import contract
 from ..cards import ModelCard, ModelOptions, Task
 from ..errors import ImageError, PromptError, SegmentkitError, SessionError, TaskError
 from ..roles import ROLE_PROTOCOLS, Detections, Embedding, TrackingSession
@@ -86,39 +87,26 @@ def as_input(image: np.ndarray, kind: str, tmp_path: Path) -> Any:
     raise ValueError(f"unknown input kind {kind!r}; expected one of {INPUT_KINDS}")
 
 
+def _kept(check: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a :mod:`segmentkit.contract` check (the runtime's own rules) as an assertion."""
+    try:
+        return check(*args, **kwargs)
+    except contract.Violation as exc:
+        pytest.fail(str(exc))
+
+
 def check_masks(masks: Any, size: tuple[int, int], count: int | None = None) -> Masks:
-    """Assert ``masks`` is a well-formed :class:`Masks` for an image of ``size`` = (H, W)."""
-    assert isinstance(masks, Masks), f"expected segmentkit.Masks, got {type(masks).__name__}"
-    h, w = size
-    n = len(masks)
+    """Assert ``masks`` is a well-formed :class:`Masks` for an image of ``size`` = (H, W) (the contract's rules)."""
+    _kept(contract.check_masks, masks, size)
     if count is not None:
-        assert n == count, f"expected {count} masks, got {n}"
-    assert masks.masks.dtype == bool, f"masks must be bool, got {masks.masks.dtype}"
-    assert masks.masks.shape == (n, h, w), f"masks must be {(n, h, w)} (input size), got {masks.masks.shape}"
-    assert masks.scores is not None and masks.scores.shape == (n,)
+        assert len(masks) == count, f"expected {count} masks, got {len(masks)}"
     assert np.issubdtype(masks.scores.dtype, np.floating), f"scores must be float, got {masks.scores.dtype}"
-    assert np.all(np.isfinite(masks.scores)), f"scores must be finite, got {masks.scores}"
-    boxes = masks.boxes
-    assert boxes is not None and boxes.shape == (n, 4) and np.all(np.isfinite(boxes))
-    assert np.all(boxes[:, 0] >= 0) and np.all(boxes[:, 1] >= 0), f"boxes leave the image: {boxes}"
-    assert np.all(boxes[:, 2] <= w) and np.all(boxes[:, 3] <= h), f"boxes leave the {w}x{h} image: {boxes}"
-    assert np.all(boxes[:, 2] >= boxes[:, 0]) and np.all(boxes[:, 3] >= boxes[:, 1]), f"boxes not XYXY: {boxes}"
     return masks
 
 
 def check_segmentation(seg: Any, size: tuple[int, int], task: str | None = None) -> Segmentation:
-    """Assert ``seg`` is a well-formed :class:`Segmentation` of an image of ``size``."""
-    assert isinstance(seg, Segmentation), f"expected segmentkit.Segmentation, got {type(seg).__name__}"
-    assert seg.image_size == tuple(size), f"image_size {seg.image_size} != input {tuple(size)}"
-    if task is not None:
-        assert seg.kind == task, f"asked for task {task!r}, got a {seg.kind!r} segmentation"
-    check_masks(seg.masks, size)
-    if seg.kind == "semantic":
-        assert seg.label_map is not None, "a semantic segmentation needs a label_map"
-    if seg.label_map is not None:
-        assert seg.label_map.shape == tuple(size), f"label_map {seg.label_map.shape} != input {tuple(size)}"
-        assert np.issubdtype(seg.label_map.dtype, np.integer), f"label_map dtype {seg.label_map.dtype}"
-    return seg
+    """Assert ``seg`` is a well-formed :class:`Segmentation` of an image of ``size`` (the contract's rules)."""
+    return _kept(contract.check_segmentation, seg, size, task)
 
 
 def check_frame_masks(
@@ -126,27 +114,16 @@ def check_frame_masks(
 ) -> FrameMasks:
     """Assert ``fm`` is a :class:`FrameMasks` with masks of ``size`` for ``object_ids``."""
     assert isinstance(fm, FrameMasks), f"expected segmentkit.FrameMasks, got {type(fm).__name__}"
-    if frame_index is not None:
-        assert fm.frame_index == frame_index, f"expected frame {frame_index}, got {fm.frame_index}"
-    check_masks(fm.masks, size)
-    if len(fm.masks):
-        assert fm.masks.object_ids is not None, "FrameMasks.masks.object_ids must be set"
+    _kept(contract.check_frame, fm, size, fm.frame_index + 1, frame_index)
     if object_ids is not None:
         assert set(fm.object_ids) == set(object_ids), f"objects {fm.object_ids}, expected {sorted(object_ids)}"
-        assert len(fm.object_ids) == len(set(fm.object_ids)), f"object ids repeat: {fm.object_ids}"
     return fm
 
 
 def check_detections(found: Any, size: tuple[int, int], phrases: list[str] | None = None) -> Detections:
-    """Assert ``found`` is well-formed :class:`Detections` of an image of ``size``, labelled by ``phrases``."""
-    assert isinstance(found, Detections), f"expected segmentkit.roles.Detections, got {type(found).__name__}"
-    assert tuple(found.image_size) == tuple(size), f"image_size {found.image_size} != input {tuple(size)}"
-    n = len(found)
-    assert found.boxes.shape == (n, 4) and found.scores.shape == (n,), (found.boxes.shape, found.scores.shape)
-    assert np.all(np.isfinite(found.boxes)), f"boxes must be finite, got {found.boxes}"
-    assert np.all(found.boxes[:, 2] >= found.boxes[:, 0]) and np.all(found.boxes[:, 3] >= found.boxes[:, 1]), (
-        f"boxes not XYXY: {found.boxes}")
-    assert np.all((found.scores >= 0) & (found.scores <= 1)), f"scores must be in [0, 1], got {found.scores}"
+    """Assert ``found`` is well-formed :class:`Detections` of an image of ``size`` (the contract's rules),
+    labelled by ``phrases``."""
+    _kept(contract.check_detections, found, size)
     if phrases is not None:
         stray = [label for label in found.labels if label not in phrases]
         assert not stray, f"labels {stray} are not phrases of the query {phrases}"

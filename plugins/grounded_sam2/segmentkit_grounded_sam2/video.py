@@ -93,7 +93,7 @@ class GroundedSession(TrackingSession):
     def _track(self, frame: int, reverse: bool) -> FrameMasks:
         direction = "backward" if reverse else "forward"
         masks = (next(iter(self._inner.propagate(frame, direction=direction, max_frames=1)))
-                 if len(self._inner.objects) else self._empty(frame))
+                 if self._inner.object_ids else self._empty(frame))
         if (self._text is not None and frame != self._first_frame
                 and (frame - self._first_frame) % self._options.detect_every == 0):
             masks = self._detect_and_add(frame, self.frames[frame], masks) or masks
@@ -121,15 +121,15 @@ class GroundedSession(TrackingSession):
         self._inner.close()
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        meta, arrays = self._inner._state()
+        meta, arrays = self._inner.raw._state()  # the SAM 2 session's own state
         return {"tracker": meta, "tracker_objects": self._inner.object_ids, "text": self._text,
                 "first_frame": self._first_frame, "labels": [[k, v] for k, v in self._labels.items()],
                 "classes": self._classes, "pushed": self._pushed}, arrays
 
     def _load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         for object_id in meta["tracker_objects"]:
-            self._inner.objects.add(object_id)
-        self._inner._load_state(meta["tracker"], arrays)
+            self._inner.raw.objects.add(object_id)
+        self._inner.raw._load_state(meta["tracker"], arrays)
         self._text, self._first_frame, self._pushed = meta["text"], meta["first_frame"], meta["pushed"]
         self._labels = {int(k): v for k, v in meta["labels"]}
         self._classes = list(meta["classes"])

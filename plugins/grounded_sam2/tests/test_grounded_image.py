@@ -61,7 +61,7 @@ def with_scene_grounder():
 def test_text_to_masks_composes_grounder_and_prompter(with_scene_grounder):
     model = sk.load("grounded-sam2", detector="scene-grounder", sam="classic")
     image, truth = scene()
-    masks = model.prompt(image, text="A blue disc. a red square.")
+    masks = model.raw.prompt(image, text="A blue disc. a red square.")
     assert masks.labels == ["a red square", "a blue disc"]
     assert masks.class_ids.tolist() == [1, 0]  # index of the phrase in the query
     np.testing.assert_allclose(masks.scores, [0.8, 0.6])
@@ -74,7 +74,7 @@ def test_text_to_masks_composes_grounder_and_prompter(with_scene_grounder):
 
 def test_no_match_is_an_empty_result(with_scene_grounder):
     model = sk.load("grounded-sam2", detector="scene-grounder", sam="classic")
-    masks = model.prompt(scene()[0], text="a green tree.")
+    masks = model.raw.prompt(scene()[0], text="a green tree.")
     assert len(masks) == 0 and masks.image_size == (H, W)
 
 
@@ -92,24 +92,24 @@ def test_options_name_parts_and_reject_single_weights(tmp_path):
         sk.load("grounded-sam2", weights=tmp_path)
     model = sk.load("grounded-sam2", detector="no-such-grounder", sam="classic")
     with pytest.raises(sk.SegmentkitError, match="no-such-grounder"):
-        model.prompt(scene()[0], text="a cat.")
+        model.raw.prompt(scene()[0], text="a cat.")
 
 
 def test_tiny_grounding_dino_end_to_end(dino_dir):
     model = sk.load("grounded-sam2", detector="grounding-dino-tiny", detector_weights=dino_dir, sam="classic",
                     box_threshold=0.9)
     image, _ = scene()
-    masks = model.prompt(image, text="a red square. a blue disc.")
+    masks = model.raw.prompt(image, text="a red square. a blue disc.")
     assert len(masks) > 0 and masks.masks.shape[1:] == (H, W)
     assert set(masks.labels) <= {"a red square", "a blue disc"}
     assert (masks.scores > 0.9).all()
     with pytest.raises(PromptError, match="limit of 256"):
-        model.prompt(image, text=". ".join(["a red square"] * 100))
+        model.raw.prompt(image, text=". ".join(["a red square"] * 100))
 
 
 def test_with_tiny_sam2_prompter(with_scene_grounder, sam2_dir):
     """With the real SAM 2 prompter (random weights): one full-size mask per detected box."""
     model = sk.load("grounded-sam2", detector="scene-grounder", sam="sam2.1-hiera-tiny", sam_weights=sam2_dir)
-    masks = model.prompt(scene()[0], text="a red square. a blue disc.")
+    masks = model.raw.prompt(scene()[0], text="a red square. a blue disc.")
     assert masks.masks.shape == (2, H, W) and masks.labels == ["a red square", "a blue disc"]
     assert np.isfinite(masks.data["mask_score"]).all()

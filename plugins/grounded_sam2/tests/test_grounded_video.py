@@ -178,7 +178,7 @@ def test_ids_labels_and_new_objects_on_a_video(grounded):
         results = list(session.propagate())
     check_track(results, range(N_FRAMES))
     assert CALLS == [0, 4, 8, 12], "the grounder runs on frame 0 and every 4 frames"
-    assert session.labels == {1: "a red square", 2: "a blue disc"}
+    assert session.raw.labels == {1: "a red square", 2: "a blue disc"}
 
 
 def test_max_frames_and_reverse(grounded):
@@ -229,7 +229,7 @@ def test_manual_correction_and_remove(grounded):
         again = list(session.propagate(8, max_frames=1))
     # The query still names the red square, so the grounder finds it again under a new id on the
     # next detection frame (8: every 4 frames from the query's frame 0).
-    assert again[0].object_ids == [7, 8] and session.labels == {7: "object", 8: "a red square"}
+    assert again[0].object_ids == [7, 8] and session.raw.labels == {7: "object", 8: "a red square"}
 
 
 def test_save_and_restore_keep_ids_labels_and_detection(grounded, tmp_path):
@@ -243,7 +243,7 @@ def test_save_and_restore_keep_ids_labels_and_detection(grounded, tmp_path):
         saved = session.save(tmp_path / "grounded.npz")
         rest = list(session.propagate(5))
     with grounded.restore(saved) as again:
-        assert again.labels == {1: "a red square"}
+        assert again.raw.labels == {1: "a red square"}
         resumed = list(again.propagate(5))
     check_track(resumed, range(5, N_FRAMES))
     assert [(r.object_ids, r.masks.labels) for r in resumed] == [(r.object_ids, r.masks.labels) for r in rest]

@@ -43,7 +43,7 @@ def test_forward_answers_the_universal_segmentation_logits(segmenter, reference,
 def test_panoptic_matches_transformers(segmenter, reference, make_image, height, width):
     image = make_image(height, width, seed=height)
     pixels, outputs = reference.outputs(image)
-    np.testing.assert_allclose(preprocess(image, segmenter.preprocessing).numpy(), pixels, atol=1e-5)
+    np.testing.assert_allclose(preprocess(image, segmenter.raw.preprocessing).numpy(), pixels, atol=1e-5)
     expected = reference.post_process("panoptic", outputs, (height, width), label_ids_to_fuse=set())
 
     result = segmenter.segment(image, task="panoptic", label_ids_to_fuse=())

@@ -33,13 +33,13 @@ class TestSam2Prompter(PrompterContract):
 
 def _count_encodes(prompter, monkeypatch) -> list[int]:
     calls = []
-    original = prompter.engine.encode
-    monkeypatch.setattr(prompter.engine, "encode", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = prompter.raw.engine.encode
+    monkeypatch.setattr(prompter.raw.engine, "encode", lambda *a, **k: calls.append(1) or original(*a, **k))
     return calls
 
 
 def test_embedding_is_cached_by_content(prompter, photo, monkeypatch) -> None:
-    prompter._cache.clear()
+    prompter.raw._cache.clear()
     calls = _count_encodes(prompter, monkeypatch)
     a = prompter.embed(photo)
     b = prompter.embed(photo.copy())  # same pixels, another array
@@ -55,12 +55,12 @@ def test_cache_is_bounded_in_bytes(sam2_weights, photo, monkeypatch) -> None:
     calls = _count_encodes(small, monkeypatch)
     small.embed(photo)
     small.embed(photo[::-1].copy())  # evicts the first
-    assert len(small._cache) == 1 and small._cache.nbytes <= int(size * 1.5)
+    assert len(small.raw._cache) == 1 and small.raw._cache.nbytes <= int(size * 1.5)
     small.embed(photo)
     assert len(calls) == 3
     off = segmentkit.Registry().load(MODEL_ID, weights=sam2_weights, cache_bytes=0)
     off.embed(photo)
-    assert len(off._cache) == 0
+    assert len(off.raw._cache) == 0
 
 
 def test_single_mask_is_the_decoders_choice_among_candidates(prompter, photo) -> None:
@@ -115,7 +115,7 @@ def test_extreme_image_sizes(prompter, size) -> None:
     emb = prompter.embed(image)
     masks = prompter.predict(emb, [Point(w / 2, h / 2), Box(0, 0, w, h)], multimask=True)
     assert masks.masks.shape == (3, h, w)
-    assert masks.data["low_res_logits"].shape == (3, *prompter.engine.mask_input_size)
+    assert masks.data["low_res_logits"].shape == (3, *prompter.raw.engine.mask_input_size)
 
 
 def test_bad_images(prompter) -> None:

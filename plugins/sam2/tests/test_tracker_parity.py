@@ -49,7 +49,7 @@ def clip(tmp_path_factory):
 
 
 def reference(tracker, frames):
-    return ReferenceTracker(tracker.model, frames)
+    return ReferenceTracker(tracker.raw.model, frames)
 
 
 def assert_same(mine: dict[int, sk.FrameMasks], ref: dict[int, dict[int, np.ndarray]]) -> None:
@@ -192,7 +192,7 @@ def test_correction_matches_transformers_and_persists(tracker, clip):
 
 def test_streaming(tracker, clip):
     _, frames = clip
-    ref = ReferenceTracker(tracker.model, frame_size=frames[0].shape[:2])
+    ref = ReferenceTracker(tracker.raw.model, frame_size=frames[0].shape[:2])
     ref_masks, mine = {}, {}
     with tracker.start(stream=True) as session:
         for i, frame in enumerate(frames):

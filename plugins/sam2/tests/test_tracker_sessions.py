@@ -111,7 +111,7 @@ def test_session_table_limits_and_eviction(tracker, frames):
     c = tracker.start(frames)
     table.add(c)  # evicts a (idle 90 s), keeps b (idle 45 s)
     assert a.closed and not b.closed
-    assert a._memory is None  # its memory is gone
+    assert a.raw._memory is None  # its memory is gone
     with pytest.raises(SessionError, match="closed after 60 s idle"):
         table.get(a.id, owner="app")
     with pytest.raises(SessionError, match="is closed"):
@@ -130,7 +130,7 @@ def test_closing_frees_the_state(tracker, frames):
     session = tracker.start(frames)
     session.add_prompts(0, 1, [sk.Point(30, 32)])
     list(session.propagate())
-    state = session._memory
+    state = session.raw._memory
     assert state.held_outputs() > 0
     session.close()
     assert state.held_outputs() == 0 and not state._pixels
@@ -280,14 +280,14 @@ def test_stream_memory_is_bounded(tracker, frames):
         s.add_prompts(0, 1, [sk.Point(30, 32)])
         s.push_frame(frames[1])
         s.add_prompts(1, 2, [sk.Box(50, 30, 90, 70)])
-        window = s._memory.window
+        window = s.raw._memory.window
         for i in range(2, 60):
             s.push_frame(frames[i % len(frames)])
-            held.append(s._memory.held_outputs())
-            tracked = sum(len(t) for t in s._memory.frames_tracked_per_obj.values())
+            held.append(s.raw._memory.held_outputs())
+            tracked = sum(len(t) for t in s.raw._memory.frames_tracked_per_obj.values())
             assert tracked <= 2 * 4  # frames still held by the stream (cache_frames=4) per object
-            assert len(s._memory._pixels) <= 2
-        outputs = [o for objs in s._memory.output_dict_per_obj.values()
+            assert len(s.raw._memory._pixels) <= 2
+        outputs = [o for objs in s.raw._memory.output_dict_per_obj.values()
                    for kind in objs.values() for o in kind.values()]
     assert all("high_res_masks" not in o for o in outputs)
     # per object: its prompt frame + the current frame and the `window` frames before it
@@ -299,8 +299,8 @@ def test_file_memory_is_bounded(tracker, tmp_path):
     path = write_video(tmp_path / "long.mp4", moving_frames(60, (36, 48)))
     with tracker.start(path) as s:
         s.add_prompts(0, 1, [sk.Point(15, 16)])
-        held = [s._memory.held_outputs() for _ in s.propagate()]
-        window = s._memory.window
+        held = [s.raw._memory.held_outputs() for _ in s.propagate()]
+        window = s.raw._memory.window
         assert len(s.frames._cache) <= 4
     # the prompt frame with `window` frames each side of it, then the current frame's window
     assert max(held) <= 2 * window + 2
@@ -371,7 +371,7 @@ def test_a_long_stream_stays_flat(tiny_tracker):
                 s.add_prompts(0, 2, [sk.Box(35, 20, 60, 40)])
             if i % 50 == 49:
                 held[i + 1], rss[i + 1] = _held_bytes(s), _rss_mb()
-            assert len(s._results) <= s.frames.max_held
+            assert len(s.raw._results) <= s.frames.max_held
     assert held[100] == held[150] == held[200] > 0, held
     slope = (rss[200] - rss[100]) / 100 * 1000
     assert slope <= 0.05 * rss[200], (rss, slope)

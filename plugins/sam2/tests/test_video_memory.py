@@ -110,7 +110,7 @@ def test_tracking_projects_each_stored_memory_once(model, tmp_path, monkeypatch)
     with tracker.start(frames) as session:
         session.add_prompts(0, 1, [sk.Point(30, 30)])
         ours = {fm.frame_index: fm.masks.masks[0] for fm in session.propagate()}
-    ref = ReferenceTracker(tracker.model, frames)
+    ref = ReferenceTracker(tracker.raw.model, frames)
     ref.add(0, 1, points=[(30, 30)], labels=[1])
     ref.run(0)
     theirs = {frame: by_id[1] for frame, by_id in ref.propagate()}

@@ -17,7 +17,7 @@ def test_label_map_matches_transformers(segmenter, reference, make_image, height
     image = make_image(height, width, seed=height)
     pixels, expected = reference.segment(image)
 
-    ours = preprocess(image, segmenter.preprocessing).numpy()
+    ours = preprocess(image, segmenter.raw.preprocessing).numpy()
     np.testing.assert_allclose(ours, pixels, atol=1e-5)  # resize + rescale + normalise, exact
     result = segmenter.segment(image)
 
@@ -38,7 +38,7 @@ def test_shrunk_image_close_to_pillow_reference(segmenter, reference, make_image
 
 def test_sliding_window_matches_hand_averaged_transformers_logits(segmenter, reference, make_image):
     image = make_image(300, 900, seed=3)
-    layout = plan_windows(image.shape[:2], segmenter.preprocessing.size, segmenter.options.window_overlap)
+    layout = plan_windows(image.shape[:2], segmenter.raw.preprocessing.size, segmenter.options.window_overlap)
     assert layout is not None and len(layout.offsets) >= 3
     # The reference: transformers' processor (no resize) + model on each window, logits averaged here.
     scaled = resize_uint8(to_tensor(image), layout.scaled)[0].permute(1, 2, 0).numpy()

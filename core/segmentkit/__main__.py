@@ -1,0 +1,5 @@
+"""``python -m segmentkit``: the command line."""
+
+from segmentkit.cli import main
+
+main()
