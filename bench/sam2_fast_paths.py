@@ -7,7 +7,8 @@ medians and ratios printed:
 - encoder: one image -> embedding. transformers ``Sam2Model.get_image_embeddings`` on
   the same pixel values (reference, fp32) vs ours: torch fp32, torch bf16 (first Hiera stages in bf16),
   ONNX Runtime fp32 (ours include preprocessing; the reference does not);
-- decode: 2 points -> one mask at image size on a cached embedding, transformers
+- decode: a click, 2 points -> one mask at image size + its COCO RLE (what a client gets back)
+  on a cached embedding, transformers
   (``Sam2Model(image_embeddings=...)`` + one bilinear upscale) vs ours on each path;
 - grid: 64 single-point prompts -> 3 low-res masks each in one decoder call (what the
   automatic generator repeats 16 times for a 32x32 grid), transformers vs each path;
@@ -15,7 +16,8 @@ medians and ratios printed:
   multimask (48 masks): minimum and mean mask IoU. A fast path that disagrees is a bug.
 
 ``--click-profile`` instead times each step of one click on a cached embedding (torch
-fp32 and bf16): prompt validation, prompt encoder, decoder transformer, upscaling convs,
+fp32, and bf16 where the CPU computes it natively): prompt validation, prompt encoder, decoder
+transformer, upscaling convs (masks in sub-pixel order), output choice, reorder to pixel order,
 output choice, resize to the image, threshold, stability score, numpy copy, COCO RLE.
 
 The ONNX export is cached under ``$SEGMENTKIT_CACHE`` (first run: about a minute).
@@ -106,8 +108,9 @@ def click_profile(prompter, embedding, prompt, reps: int) -> None:
             features.decoder_image, *state["decoder transformer + heads"][:2])),
         step("output choice (stability fallback)", lambda: decoder._select(
             state["upscaling convs + mask product"], state["decoder transformer + heads"][2], False)),
+        step("sub-pixel -> pixel order", lambda: decoder._to_image(state["output choice (stability fallback)"][0])),
         step("low-res -> image size (bilinear)", lambda: upscale_masks(
-            state["output choice (stability fallback)"][0].float(), hw)[0]),
+            state["sub-pixel -> pixel order"].float(), hw)[0]),
         step("threshold", lambda: above(state["low-res -> image size (bilinear)"], 0.0)),
         step("stability score", lambda: stability_score(state["low-res -> image size (bilinear)"], 0.0, 1.0)),
         step("Masks (numpy copies)", lambda: Masks(masks=state["threshold"].numpy().copy(),
@@ -142,7 +145,7 @@ def main() -> None:
     import segmentkit
     import torch
     import torch.nn.functional as F
-    from segmentkit import Point
+    from segmentkit import Point, rle
     from segmentkit.runtime.onnx import physical_cores
     from segmentkit_sam2.preprocess import preprocess_image
     from transformers import Sam2Model
@@ -203,10 +206,11 @@ def main() -> None:
                             multimask_output=False)
             return F.interpolate(out.pred_masks[0], size=hw, mode="bilinear", align_corners=False)[0, 0] > 0
 
-    decoders: dict[str, Callable[[], object]] = {"transformers fp32": ref_decode}
-    decoders.update({name: (lambda p=p, e=embeddings[name]: p.predict(e, prompt)) for name, p in paths.items()})
-    table("decode", "prompt -> mask on a cached embedding (2 points, 1 mask at image size)",
-          interleaved(reps * 5, decoders), "transformers fp32")
+    decoders: dict[str, Callable[[], object]] = {"transformers fp32": lambda: rle.encode(ref_decode().numpy())}
+    decoders.update({name: (lambda p=p, e=embeddings[name]: rle.encode(p.predict(e, prompt).masks[0]))
+                     for name, p in paths.items()})
+    table("decode", "a click on a cached embedding: 2 points -> 1 mask at image size -> COCO RLE "
+          "(ms = the click)", interleaved(reps * 5, decoders), "transformers fp32")
     grid = torch.rand(1, 64, 1, 2, generator=torch.Generator().manual_seed(1)) * size
     grid_labels = torch.ones(1, 64, 1, dtype=torch.int64)
 

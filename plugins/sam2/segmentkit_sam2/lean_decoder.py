@@ -4,16 +4,20 @@ multiply-adds (the decoder is what every click and every automatic-mask grid poi
 
 - Per image (:class:`DecoderImage`, made with the embedding and cached with it): the image tokens
   with the no-mask embedding added, the three first-layer projections that read only them
-  (token-to-image keys and values, image-to-token queries), and the high-res features in
-  the "sub-pixel" layout below.
+  (token-to-image keys and values, image-to-token queries; per head, in the layouts the
+  prompts' products read, so no click copies them), and the high-res features in the
+  "sub-pixel" layout below.
 - Cross-attention with the projections moved to the token side: a few dozen token rows
   (tokens x heads) meet the L image tokens directly, instead of projecting all L image
   tokens per prompt ((q Wk) . x for q . (x Wk^T), (weights @ x) Wv^T for weights @ (x Wv^T),
-  and the output projection applied to the token values before the weighted sum).
+  and the output projection applied to the token values before the weighted sum). The image
+  tokens' residual is the accumulator of the image-to-token product, and that attention's
+  output bias rides on the token values (each head's weights sum to 1 over the tokens), so no
+  separate pass over the L x C tokens adds either.
 - The 2x2 stride-2 transposed convolutions are matrix products whose outputs stay in
   sub-pixel order ``(y, x, dy, dx, c)``: the high-res features are stored in that order, so
-  the residual add is the product's accumulator and no image-size tensor is permuted; only
-  the final masks are reordered.
+  the residual add is the product's accumulator and no image-size tensor is permuted; the
+  output choice counts pixels in sub-pixel order, and only the chosen masks are reordered.
 - Prompts run one (or a few) at a time: one prompt's image stream (L x C floats) stays in
   the CPU's cache through the transformer's memory-bound passes (adds, layer norms,
   softmax); a 64-prompt batch ran 1.7x faster this way than all at once.
@@ -39,13 +43,16 @@ class DecoderImage:
     """The prompt-independent decoder inputs of one image (no mask prompt)."""
 
     src: torch.Tensor  # (L, C) image tokens + no-mask embedding
-    first_kvq: torch.Tensor  # (L, 3 * Ci) layer-0 token-to-image keys | values | image-to-token queries
+    first_k: torch.Tensor  # (H, L, d) layer-0 token-to-image keys, per head
+    first_v: torch.Tensor  # (H, L, d) layer-0 token-to-image values, per head
+    first_q: torch.Tensor  # (H, d, L) layer-0 image-to-token queries, per head, transposed for the scores
     feat_s1: torch.Tensor  # (L, 4 * C/4) high-res features 1 + conv1 bias, sub-pixel order
     feat_s0: torch.Tensor  # (4 * L, 4 * C/8) high-res features 0 + conv2 bias, sub-pixel order
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.src, self.first_kvq, self.feat_s1, self.feat_s0))
+        held = (self.src, self.first_k, self.first_v, self.first_q, self.feat_s1, self.feat_s0)
+        return sum(t.numel() * t.element_size() for t in held)
 
 
 class LeanMaskDecoder:
@@ -95,9 +102,14 @@ class LeanMaskDecoder:
         weight, bias = self._first_layer
         conv1_bias = self.decoder.upscale_conv1.bias
         conv2_bias = self.decoder.upscale_conv2.bias
+        length, h = src.shape[0], self.heads
+        # per-head layouts the prompts' products read directly (no strided copy per click)
+        k, v, q = self._gemm(bias, src, weight).view(length, 3, h, -1).permute(1, 2, 0, 3).unbind(0)
         return DecoderImage(
             src=src,
-            first_kvq=self._gemm(bias, src, weight),
+            first_k=k.contiguous(),
+            first_v=v.contiguous(),
+            first_q=q.transpose(1, 2).contiguous(),
             feat_s1=_to_subpixel(high_res[1][0], 1) + conv1_bias.repeat(4),
             feat_s0=_to_subpixel(high_res[0][0], 2) + conv2_bias.repeat(4),
         )
@@ -114,7 +126,8 @@ class LeanMaskDecoder:
                 keys, hyper, iou = self._transformer(image, sparse[rows], None if dense is None else dense[rows])
                 masks.append(self._upscale_and_mask(image, keys, hyper))
                 ious.append(iou)
-            return self._select(torch.cat(masks), torch.cat(ious), multimask)
+            chosen, iou = self._select(torch.cat(masks), torch.cat(ious), multimask)
+            return self._to_image(chosen), iou
 
     def candidates_above(self, image: DecoderImage, sparse: torch.Tensor, min_iou: float
                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -133,7 +146,7 @@ class LeanMaskDecoder:
                 masks.append(self._upscale_and_mask(image, keys[rows], hyper[rows, 1:])[kept])
                 ious.append(iou[keep])
                 prompts.append(rows.repeat_interleave(kept.sum(dim=1)) + chunk.start)
-            return torch.cat(masks), torch.cat(ious), torch.cat(prompts)
+            return self._to_image(torch.cat(masks)[None])[0], torch.cat(ious), torch.cat(prompts)
 
     def _chunks(self, n: int) -> list[slice]:
         """Prompts a few at a time: each chunk's image-size activations stay in the CPU's cache
@@ -152,7 +165,7 @@ class LeanMaskDecoder:
         tokens = torch.cat([self.output_tokens.expand(n, -1, -1), sparse.to(self.output_tokens.dtype)], dim=1)
         point_pe = tokens
         if dense is None:  # (L, C) image tokens and their first-layer projections, shared by every prompt
-            keys, first = image.src, image.first_kvq
+            keys, first = image.src, image
         else:  # a mask prompt: the image tokens differ per prompt, so nothing of the first layer is shared
             keys, first = image.src - self.no_mask + dense.flatten(2).transpose(1, 2), None
         queries = tokens
@@ -171,9 +184,9 @@ class LeanMaskDecoder:
         """The image tokens and image tokens + positions, in the products' dtype."""
         return keys.to(self.gemm_dtype), (keys + self.pos).to(self.gemm_dtype)
 
-    def _block(self, layer, index: int, queries, keys, point_pe, first: torch.Tensor | None):
+    def _block(self, layer, index: int, queries, keys, point_pe, first: DecoderImage | None):
         """One two-way attention block (transformers' ``Sam2TwoWayAttentionBlock``); ``first`` is
-        the cached first-layer projections of shared image tokens, else None."""
+        the image whose cached first-layer projections apply (shared image tokens), else None."""
         if index == 0:  # skip_first_layer_pe: the self-attention output replaces the queries
             queries = layer.self_attn(query=queries[:, None], key=queries[:, None], value=queries[:, None])[0][:, 0]
         else:
@@ -182,17 +195,16 @@ class LeanMaskDecoder:
         queries = layer.layer_norm1(queries)
         t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
         if first is not None:
-            ci = first.shape[-1] // 3
-            attended = self._token_to_projected_image(t2i, queries + point_pe, first[:, :2 * ci])
+            attended = self._token_to_projected_image(t2i, queries + point_pe, first.first_k, first.first_v)
             queries = layer.layer_norm2(queries + attended)
             queries = layer.layer_norm3(queries + layer.mlp(queries))
-            scores = self._image_query_scores_projected(i2t, first[:, 2 * ci:], queries + point_pe)
+            scores = self._image_query_scores_projected(i2t, first.first_q, queries + point_pe)
         else:
             image, image_pos = self._image_operands(keys)
             queries = layer.layer_norm2(queries + self._token_to_image(t2i, queries + point_pe, image, image_pos))
             queries = layer.layer_norm3(queries + layer.mlp(queries))
             scores = self._image_query_scores(i2t, image_pos, queries + point_pe)
-        keys = layer.layer_norm4(keys + self._image_to_token(i2t, scores, queries))
+        keys = layer.layer_norm4(self._image_to_token(i2t, scores, queries, keys))
         return queries, keys
 
     # Attention with the image side reassociated: for T tokens, L image tokens and H heads,
@@ -217,17 +229,15 @@ class LeanMaskDecoder:
         out = torch.matmul(mixed, wv.view(h, d, -1).transpose(1, 2)) + bv.view(h, 1, d)  # (N, H, T, d)
         return attn.o_proj(out.transpose(1, 2).reshape(n, t, h * d))
 
-    def _token_to_projected_image(self, attn, query: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
-        """Tokens (N, T, C) attend to keys | values (L, 2 Ci) projected once for every prompt:
+    def _token_to_projected_image(self, attn, query: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+                                  ) -> torch.Tensor:
+        """Tokens (N, T, C) attend to keys and values (H, L, d) projected once for every prompt:
         the N x T queries run as one sequence (same result, one pass over the keys)."""
         n, t, _ = query.shape
-        ci = kv.shape[-1] // 2
-        h, d = self.heads, ci // self.heads
+        h, _, d = k.shape
         q = F.linear(query, attn.q_proj.weight, attn.q_proj.bias).reshape(1, -1, h, d).transpose(1, 2)
-        k = kv[:, :ci].reshape(1, -1, h, d).transpose(1, 2)
-        v = kv[:, ci:].reshape(1, -1, h, d).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v, scale=attn.scaling)
-        return attn.o_proj(out.transpose(1, 2).reshape(n, t, ci))
+        out = F.scaled_dot_product_attention(q, k[None], v[None], scale=attn.scaling)
+        return attn.o_proj(out.transpose(1, 2).reshape(n, t, h * d))
 
     def _image_query_scores(self, attn, image_pos: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         """Scores (N, H, T, L) of image queries (image + positions) against T token keys, with
@@ -242,17 +252,18 @@ class LeanMaskDecoder:
         return self._mm(kq, image_pos.transpose(-1, -2)).add_(bias).mul_(attn.scaling).view(n, h, t, -1)
 
     def _image_query_scores_projected(self, attn, image_q: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        """Scores (N, H, T, L) of image queries (L, Ci) projected once for every prompt."""
+        """Scores (N, H, T, L) of image queries (H, d, L) projected once for every prompt."""
         n, t, _ = key.shape
-        ci = image_q.shape[-1]
-        h, d = self.heads, ci // self.heads
+        h, d, _ = image_q.shape
         k = F.linear(key, attn.k_proj.weight, attn.k_proj.bias).view(n, t, h, d).transpose(1, 2)
-        q = image_q.reshape(-1, h, d).permute(1, 2, 0)  # (H, d, L)
-        return torch.matmul(k, q).mul_(attn.scaling)
+        return torch.matmul(k, image_q).mul_(attn.scaling)
 
-    def _image_to_token(self, attn, scores: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        """Image queries attend to the T tokens: softmax of the scores (N, H, T, L) over T, then
-        (weights @ v) Wo^T = weights @ (v Wo_h^T): the output projection is applied to the tokens."""
+    def _image_to_token(self, attn, scores: torch.Tensor, value: torch.Tensor, keys: torch.Tensor
+                        ) -> torch.Tensor:
+        """The image tokens ``keys`` (L, C) or (N, L, C) plus their attention to the T tokens: softmax
+        of the scores (N, H, T, L) over T, then (weights @ v) Wo^T = weights @ (v Wo_h^T): the output
+        projection is applied to the tokens, its bias too (each head's weights sum to 1 over T, so
+        bo / H on every row of every head adds bo), and the residual is the product's accumulator."""
         n, h, t, length = scores.shape
         wv, bv, wo, bo = attn.v_proj.weight, attn.v_proj.bias, attn.o_proj.weight, attn.o_proj.bias
         d = wv.shape[0] // h
@@ -262,7 +273,8 @@ class LeanMaskDecoder:
         weights = scores.div_(scores.sum(dim=2, keepdim=True)).view(n, h * t, length)
         v = F.linear(value, wv, bv).view(n, t, h, d).transpose(1, 2)  # (N, H, T, d)
         vo = torch.matmul(v, wo.view(-1, h, d).permute(1, 2, 0)).reshape(n, h * t, -1)  # (N, H*T, C)
-        return self._mm(weights.transpose(1, 2), vo).add_(bo)  # (N, L, C)
+        vo.add_(bo / h)
+        return self._gemm(keys, weights.transpose(1, 2), vo)  # (N, L, C)
 
     def _mm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """``a @ b`` in fp32 out, on the products' dtype."""
@@ -271,26 +283,25 @@ class LeanMaskDecoder:
         return torch.matmul(a.to(self.gemm_dtype), b.to(self.gemm_dtype)).float()
 
     def _gemm(self, bias: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """``bias + x @ weight`` for (L, K) or (N, L, K) ``x``; in fp32 the bias is the GEMM's
-        accumulator, in bf16 the product runs on bf16 inputs and is added in fp32."""
+        """``bias + x @ weight`` for (L, K) or (N, L, K) ``x`` and (K, M) or (N, K, M) ``weight``; in
+        fp32 the bias is the GEMM's accumulator, in bf16 the product runs on bf16 inputs and is added
+        in fp32."""
         if self.gemm_dtype == torch.float32:
             if x.dim() == 2:
                 return torch.addmm(bias, x, weight)
             return torch.baddbmm(bias, x, weight.expand(x.shape[0], -1, -1))
-        return torch.matmul(x.to(self.gemm_dtype), weight).float().add_(bias)
+        return torch.matmul(x.to(self.gemm_dtype), weight.to(self.gemm_dtype)).float().add_(bias)
 
     def _upscale_and_mask(self, image: DecoderImage, keys: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
-        """Both transposed convolutions + GELU + product with each prompt's M hypernetwork
-        outputs (N, M, C/8) -> (N, M, 4h, 4w), a chunk of prompts at a time."""
-        dec = self.decoder
+        """Both transposed convolutions + GELU + product with each prompt's M hypernetwork outputs
+        (N, M, C/8) -> (N, M, 16 L) in sub-pixel order (:meth:`_to_image` reorders), a chunk of
+        prompts at a time."""
         n, length, _ = keys.shape
-        outputs = hyper.shape[1]
-        gh, gw = self.grid
         c1 = image.feat_s1.shape[1] // 4
         c2 = image.feat_s0.shape[1] // 4
-        ln = dec.upscale_layer_norm
+        ln = self.decoder.upscale_layer_norm
         chunk = max(1, _CHUNK_ELEMENTS // (16 * length * c2))
-        out = torch.empty(n, outputs, 16 * length, dtype=hyper.dtype, device=keys.device)
+        out = torch.empty(n, hyper.shape[1], 16 * length, dtype=hyper.dtype, device=keys.device)
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
             m = e - s
@@ -299,13 +310,19 @@ class LeanMaskDecoder:
             up = self._gemm(image.feat_s0, up.view(m, length * 4, c1), self._conv2)  # (m, 4L, 4*c2)
             up = F.gelu(up).view(m, 16 * length, c2)
             torch.bmm(hyper[s:e], up.transpose(1, 2), out=out[s:e])
-        # sub-pixel order (y, x, dy1, dx1, dy2, dx2) -> rows 4y + 2 dy1 + dy2, columns 4x + 2 dx1 + dx2
-        out = out.view(n, outputs, gh, gw, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
+        return out
+
+    def _to_image(self, masks: torch.Tensor) -> torch.Tensor:
+        """(N, M, 16 L) in sub-pixel order (y, x, dy1, dx1, dy2, dx2) -> (N, M, 4h, 4w): rows
+        4y + 2 dy1 + dy2, columns 4x + 2 dx1 + dx2."""
+        n, outputs, _ = masks.shape
+        gh, gw = self.grid
+        out = masks.view(n, outputs, gh, gw, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
         return out.reshape(n, outputs, 4 * gh, 4 * gw)
 
     def _select(self, masks: torch.Tensor, iou: torch.Tensor, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """transformers' choice of outputs: the 3 candidates, or the single-mask token with SAM 2's
-        fallback to the best candidate when its stability is low."""
+        fallback to the best candidate when its stability is low (pixel counts: any pixel order)."""
         if multimask:
             return masks[:, 1:], iou[:, 1:]
         dynamic, delta, threshold = self.stability

@@ -200,7 +200,8 @@ def test_bf16_products_keep_the_masks(plain_model):
 
 def test_reassociated_attention_equals_transformers_attention(model):
     """Both cross-attentions with the image side reassociated, against transformers'
-    ``Sam2Attention`` on random tokens and image (every bias term matters here)."""
+    ``Sam2Attention`` on random tokens and image (every bias term matters here; the image-to-token
+    one returns the image tokens plus the attention, as the block's residual add needs)."""
     with torch.inference_mode():
         lean = LeanMaskDecoder(model, model.get_image_wide_positional_embeddings())
     layer = model.mask_decoder.transformer.layers[1]
@@ -216,5 +217,6 @@ def test_reassociated_attention_equals_transformers_attention(model):
         ours = lean._token_to_image(t2i, token_keys, image, image_pos)
         torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
         ref = i2t(query=image_pos[:, None], key=token_keys[:, None], value=tokens[:, None])[0][:, 0]
-        ours = lean._image_to_token(i2t, lean._image_query_scores(i2t, image_pos, token_keys), tokens)
-        torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
+        # the residual (the image tokens) is added by the product
+        ours = lean._image_to_token(i2t, lean._image_query_scores(i2t, image_pos, token_keys), tokens, image)
+        torch.testing.assert_close(ours, image + ref, atol=1e-4, rtol=1e-4)
