@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SessionError
+from ..errors import SessionError, UnknownSessionError
 from ..io.video import open_video
 from ..session_files import read_session
 from ..sessions import SessionTable
@@ -139,7 +139,16 @@ class VideoMethods:
             await self.service.run(table.close_all)
 
     def _get(self, app: App, session_id: str, *, idle: bool = True) -> LiveSession:
-        live: LiveSession = self.tables[app.id].get(session_id, owner=app.id)
+        try:
+            live: LiveSession = self.tables[app.id].get(session_id, owner=app.id)
+        except UnknownSessionError:  # never opened, or the process (replica) holding it is gone
+            raise rpc_error(
+                ErrorCode.SESSION_ERROR,
+                f"unknown session {session_id!r}: it is not open on this server (under --engine ray, the "
+                "replica holding it may have died); continue from your latest vision.segment_video_save "
+                "with vision.segment_video_restore",
+                session=session_id, recover="vision.segment_video_restore",
+            ) from None
         if idle and live.run is not None:
             raise rpc_error(
                 ErrorCode.SESSION_BUSY,
