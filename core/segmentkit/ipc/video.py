@@ -29,7 +29,7 @@ from ..io.video import open_video
 from ..session_files import read_session
 from ..sessions import SessionTable
 from .cache import Loaded
-from .errors import ErrorCode, rpc_error
+from .errors import ErrorCode, RpcError, rpc_error
 from ..results import ResultDocument, build, model_info
 from .inputs import load_ref, to_prompts
 from .manifest import App
@@ -102,6 +102,17 @@ class LiveSession:
                 return fn(self.session)
 
 
+def lost_session(session_id: str) -> RpcError:
+    """The documented ``session_error`` of a session this server does not hold (any more)."""
+    return rpc_error(
+        ErrorCode.SESSION_ERROR,
+        f"unknown session {session_id!r}: it is not open on this server (under --engine ray, the replica "
+        "holding it may have died); continue from your latest vision.segment_video_save with "
+        "vision.segment_video_restore",
+        session=session_id, recover="vision.segment_video_restore",
+    )
+
+
 class VideoMethods:
     """Session handlers of one :class:`~.service.Service`."""
 
@@ -142,13 +153,7 @@ class VideoMethods:
         try:
             live: LiveSession = self.tables[app.id].get(session_id, owner=app.id)
         except UnknownSessionError:  # never opened, or the process (replica) holding it is gone
-            raise rpc_error(
-                ErrorCode.SESSION_ERROR,
-                f"unknown session {session_id!r}: it is not open on this server (under --engine ray, the "
-                "replica holding it may have died); continue from your latest vision.segment_video_save "
-                "with vision.segment_video_restore",
-                session=session_id, recover="vision.segment_video_restore",
-            ) from None
+            raise lost_session(session_id) from None
         if idle and live.run is not None:
             raise rpc_error(
                 ErrorCode.SESSION_BUSY,
