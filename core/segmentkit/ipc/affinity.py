@@ -3,7 +3,9 @@
 - ``vision.mask_from_prompt``: the client's ``image_id``, else a hash of the image reference
   (the base64 text, or the path). Requests about one image then meet the embedding their
   first request left on one replica.
-- a method with a ``session`` param: that session (it lives in one replica's memory).
+- a method with a ``session`` param: the replica named in the session id (``REPLICA.token``:
+  a replica names the sessions it opens, so their key is known before any request about them,
+  and a dead replica's sessions are routed nowhere in particular and answer the lost-session error).
 - anything else: no key (any replica, least loaded).
 
 A batch goes where its first keyed request goes. A message that does not parse has no key;
@@ -19,7 +21,7 @@ from typing import Any
 
 IMAGE_METHODS = frozenset({"vision.mask_from_prompt"})
 STREAMING_METHODS = frozenset({"vision.segment_video_propagate"})
-SESSION_PREFIX = "session:"
+REPLICA_PREFIX = "replica:"
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,7 @@ class Route:
     method: str  # the (first) request's method, "" when unknown; "batch" for a batch
     request_id: Any  # the (first) request's id
     streams: bool  # a propagation: notifications come before the answer
-
-    @property
-    def session(self) -> str | None:
-        return self.key.removeprefix(SESSION_PREFIX) if self.key.startswith(SESSION_PREFIX) else None
+    session: str | None = None  # the (first) session the message is about
 
 
 def route(raw: bytes | str) -> Route:
@@ -46,21 +45,33 @@ def route(raw: bytes | str) -> Route:
     if not requests:
         return Route("", "", None, False)
     keys = [k for k in map(request_key, requests) if k]
+    sessions = [s for s in map(_session, requests) if s]
     first = requests[0]
     method = first.get("method") if isinstance(first.get("method"), str) else ""
     streams = any(r.get("method") in STREAMING_METHODS for r in requests)
-    return Route(keys[0] if keys else "", "batch" if isinstance(message, list) else method, first.get("id"), streams)
+    return Route(keys[0] if keys else "", "batch" if isinstance(message, list) else method, first.get("id"), streams,
+                 sessions[0] if sessions else None)
+
+
+def replica_key(replica: str) -> str:
+    """The key a replica claims for the sessions it opens."""
+    return REPLICA_PREFIX + replica
+
+
+def _session(request: dict[str, Any]) -> str | None:
+    params = request.get("params")
+    session = params.get("session") if isinstance(params, dict) else None
+    return session if isinstance(session, str) and session else None
 
 
 def request_key(request: dict[str, Any]) -> str:
     """The affinity key of one request ("" for none)."""
+    session = _session(request)
+    if session is not None:
+        replica, dot, _ = session.partition(".")
+        return replica_key(replica) if dot and replica else ""
     params = request.get("params")
-    if not isinstance(params, dict):
-        return ""
-    session = params.get("session")
-    if isinstance(session, str) and session:
-        return SESSION_PREFIX + session
-    if request.get("method") not in IMAGE_METHODS:
+    if request.get("method") not in IMAGE_METHODS or not isinstance(params, dict):
         return ""
     image_id = params.get("image_id")
     if isinstance(image_id, str) and image_id:

@@ -4,8 +4,10 @@ Two deployments, both built on the single-process pieces:
 
 - ``VisionReplica`` runs a whole :class:`~.service.Service` (methods, grants, limits,
   embedding cache, sessions). Ray Serve's model multiplexing is its routing table: each
-  affinity key (:mod:`.affinity`) it answered is "loaded" there, so Ray Serve sends later
-  requests with that key to it; a new key goes to the replica holding the fewest.
+  image key (:mod:`.affinity`) it answered is "loaded" there, so Ray Serve sends later
+  requests with that key to it (a new key goes to the replica holding the fewest). Its
+  session ids start with its name, and it claims the key of that name when it starts, so
+  a session's requests reach it from the first one on.
 - ``VisionIngress`` is the HTTP / WebSocket face: the ASGI app of :mod:`.http` (tokens,
   Host guard, size limits) with a :class:`Router` in place of the service. It forwards each
   raw message with its key, retries an image request whose replica died (the next one
@@ -35,7 +37,7 @@ from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
-from .affinity import SESSION_PREFIX, Route, route
+from .affinity import REPLICA_PREFIX, Route, replica_key, route
 from .errors import ErrorCode, rpc_error
 from .limits import Limits
 from .manifest import App, apps_from_manifests
@@ -103,8 +105,10 @@ class VisionReplica:
     async def __init__(self, spec: ServiceSpec):
         self.service = spec.build()
         self.name = serve.get_replica_context().replica_id.unique_id
+        self.service.video.id_prefix = self.name + "."
         _export_metrics(self.service, self.name)
         await self.service.start()
+        await self.hold(replica_key(self.name))
 
     @serve.multiplexed(max_num_models_per_replica=MAX_KEYS)
     async def hold(self, key: str) -> str:
@@ -114,9 +118,7 @@ class VisionReplica:
     async def answer(self, raw: bytes | str, app_id: str) -> dict[str, Any]:
         """The response to one message, with this replica's name and figures."""
         await self._claim(serve.get_multiplexed_model_id())
-        response = await self.service.handle(raw, self.service.apps[app_id])
-        await self._claim_sessions(response)
-        return self._reply(response)
+        return self._reply(await self.service.handle(raw, self.service.apps[app_id]))
 
     async def answer_stream(self, raw: bytes | str, app_id: str) -> AsyncIterator[dict[str, Any]]:
         """``{"notify": [method, params]}`` items (a propagation's frames), then the reply."""
@@ -140,18 +142,9 @@ class VisionReplica:
             task.cancel()  # the client went away: stop the propagation
 
     async def _claim(self, key: str) -> None:
-        if key and (not key.startswith(SESSION_PREFIX) or self._holds(key.removeprefix(SESSION_PREFIX))):
-            await self.hold(key)  # a session held elsewhere (or lost) is not claimed
-
-    async def _claim_sessions(self, response: Any) -> None:
-        for one in response if isinstance(response, list) else [response]:
-            result = one.get("result") if isinstance(one, dict) else None
-            session = result.get("session") if isinstance(result, dict) else None
-            if isinstance(session, str) and self._holds(session):
-                await self.hold(SESSION_PREFIX + session)
-
-    def _holds(self, session: str) -> bool:
-        return any(session in table for table in self.service.video.tables.values())
+        await self.hold(replica_key(self.name))  # kept fresh, never evicted by image keys
+        if key and not key.startswith(REPLICA_PREFIX):  # another replica's name is not claimed
+            await self.hold(key)
 
     def _reply(self, response: Any) -> dict[str, Any]:
         figures = {k: {n: v.model_dump() for n, v in x.items()} if isinstance(x, dict) else x.model_dump()

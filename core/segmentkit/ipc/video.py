@@ -118,6 +118,7 @@ class VideoMethods:
 
     def __init__(self, service: Service):
         self.service = service
+        self.id_prefix = ""  # put before every session id (a Ray replica puts its name: see .affinity)
         self.tables = {
             app_id: SessionTable(max_sessions=service.limits.max_sessions, idle_timeout_s=service.limits.idle_timeout_s)
             for app_id in service.apps
@@ -199,7 +200,7 @@ class VideoMethods:
             loaded = self.service.cache.get(model_id, "tracker")
             with loaded.use() as tracker:
                 session = make(tracker)
-            live = LiveSession(secrets.token_urlsafe(16), app.id, model_id, loaded, session, session.is_stream)
+            live = LiveSession(self.id_prefix + secrets.token_urlsafe(16), app.id, model_id, loaded, session, session.is_stream)
             try:
                 table.add(live, owner=app.id)
             except BaseException:
