@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import test_ipc_support as support  # registered by tests/conftest.py
 from PIL import Image
 from segmentkit.ipc.errors import ErrorCode
 from segmentkit.ipc.limits import Limits
@@ -24,8 +25,6 @@ from segmentkit.ipc.metrics import EmbeddingCache, Latencies
 from segmentkit.ipc.service import Service
 from segmentkit.registry import Registry
 from segmentkit.testing.scenes import synthetic_scene
-
-import test_ipc_support as support  # registered by tests/conftest.py
 
 toy = support.load_sibling(support.TOY)
 
@@ -63,7 +62,8 @@ def test_stats_count_embedding_hits_and_misses_and_time_each_method() -> None:
     # a miss, a hit (same pixels; a different image_id does not matter), b miss, c miss (evicts a), a miss
     for image, image_id in ((a, None), (a.copy(), "other-name"), (b, None), (c, None), (a, None)):
         result(call(service, "vision.mask_from_prompt", click(image, image_id)))
-    assert "error" in call(service, "vision.mask_from_prompt", {"image": {"base64": "!"}, "point": {"x": 1, "y": 1}})
+    bad = {"image": {"base64": "!"}, "point": {"x": 1, "y": 1}}
+    assert "error" in call(service, "vision.mask_from_prompt", bad)
     stats = result(call(service, "vision.stats"))
     assert stats["embedding_cache"] == {"hits": 1, "misses": 4, "entries": 2}
     prompt = stats["methods"]["vision.mask_from_prompt"]

@@ -16,18 +16,16 @@ import json
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import test_ipc_support as support  # registered by tests/conftest.py
 from PIL import Image
 from segmentkit.ipc.errors import ErrorCode
 from segmentkit.ipc.limits import Limits
 from segmentkit.ipc.manifest import apps_from_manifests
 from segmentkit.testing.scenes import synthetic_scene
-
-import test_ipc_support as support  # registered by tests/conftest.py
 
 if os.environ.get("SEGMENTKIT_REQUIRE_RAY_SERVE") != "1":
     pytest.importorskip("ray.serve", reason='needs Ray Serve: pip install "segmentkit[ray]"')
@@ -54,8 +52,8 @@ def images(seeds: range) -> list[str]:
 
 
 def click(image: str, k: int, image_id: str | None = None) -> dict[str, Any]:
-    params: dict[str, Any] = {"image": {"base64": image}, "point": {"x": 20 + 7 * (k % 10), "y": 30 + 3 * (k % 7)},
-                              "model": SAM2}
+    point = {"x": 20 + 7 * (k % 10), "y": 30 + 3 * (k % 7)}
+    params: dict[str, Any] = {"image": {"base64": image}, "point": point, "model": SAM2}
     return params if image_id is None else {**params, "image_id": image_id}
 
 
@@ -82,7 +80,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
     support.write_frames(root / "clip", count=6)
     manifest = support.write_manifest(root / "app.json", APP, ["classic", SAM2], [root], camera=False)
     apps = tuple(apps_from_manifests([manifest]))
-    spec = ServiceSpec(apps, Limits(max_embeddings=4, workers=2), {}, {SAM2: {"weights": checkpoint}})
+    # the SAM 2 plugin's own embedding cache is off: a miss of the service's cache runs the encoder
+    options = {SAM2: {"weights": checkpoint, "cache_bytes": 0}}
+    spec = ServiceSpec(apps, Limits(max_embeddings=4, workers=2), {}, options)
     port = free_port("127.0.0.1")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -96,7 +96,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
         ray.shutdown()
 
 
-def post(cluster: Any, method: str, params: dict[str, Any] | None = None, request_id: int = 1) -> dict[str, Any]:
+def post(cluster: Any, method: str, params: dict[str, Any] | None = None,
+         request_id: int = 1) -> dict[str, Any]:
     import httpx
 
     response = httpx.post(f"{cluster['url']}/rpc", content=message(method, params, request_id), timeout=120,
@@ -186,7 +187,7 @@ def test_clicks_meet_their_embedding_and_stats_count_them(cluster: Any) -> None:
 
 
 def test_default_routing_without_affinity_for_comparison(cluster: Any) -> None:
-    """The same clicks sent to the replicas with no key (Ray Serve's default router): reported, not asserted."""
+    """The same clicks sent to the replicas with no key (Ray Serve's default router): reported only."""
     handle = serve.get_deployment_handle("VisionReplica", app_name="segmentkit")
     pictures, app_id = images(range(200, 205)), cluster["app"].id
     latest: dict[str, dict[str, int]] = {}  # replica -> its counters in its latest reply (they only grow)
@@ -219,7 +220,8 @@ def test_a_replica_dies_mid_run_no_image_request_fails_and_its_session_is_restor
 
     root = cluster["root"]
     clip, saved = str(root / "clip"), str(root / "session.npz")
-    session = ok(post(cluster, "vision.segment_video_start", {"source": {"path": clip}, "model": "classic"}))["session"]
+    start = {"source": {"path": clip}, "model": "classic"}
+    session = ok(post(cluster, "vision.segment_video_start", start))["session"]
     prompt = {"session": session, "frame": 0, "object_id": 1, "box": {"x0": 14, "y0": 10, "x1": 40, "y1": 34}}
     for _ in range(3):  # every call of the session reaches its replica
         ok(post(cluster, "vision.segment_video_add_prompt", prompt))
@@ -242,7 +244,8 @@ def test_a_replica_dies_mid_run_no_image_request_fails_and_its_session_is_restor
         t.start()
     assert started.wait(120)
     at_kill = len(answered) + len(failures)
-    ray.kill(ray.get_actor(f"SERVE_REPLICA::segmentkit#VisionReplica#{victim}", namespace="serve"), no_restart=True)
+    actor = ray.get_actor(f"SERVE_REPLICA::segmentkit#VisionReplica#{victim}", namespace="serve")
+    ray.kill(actor, no_restart=True)
     for t in threads:
         t.join(300)
     assert failures == [] and len(answered) == 40

@@ -49,8 +49,8 @@ def route(raw: bytes | str) -> Route:
     first = requests[0]
     method = first.get("method") if isinstance(first.get("method"), str) else ""
     streams = any(r.get("method") in STREAMING_METHODS for r in requests)
-    return Route(keys[0] if keys else "", "batch" if isinstance(message, list) else method, first.get("id"), streams,
-                 sessions[0] if sessions else None)
+    kind = "batch" if isinstance(message, list) else method
+    return Route(keys[0] if keys else "", kind, first.get("id"), streams, sessions[0] if sessions else None)
 
 
 def replica_key(replica: str) -> str:

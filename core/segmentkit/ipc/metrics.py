@@ -100,6 +100,6 @@ class Latencies:
         out = {}
         for method, (calls, errors) in sorted(counts.items()):
             s = samples.get(method)
-            p50, p99 = (None, None) if s is None or not s.size else np.percentile(s * 1000.0, [50, 99]).tolist()
+            p50, p99 = (None, None) if s is None or not s.size else np.percentile(s * 1e3, [50, 99]).tolist()
             out[method] = {"calls": calls, "errors": errors, "p50_ms": p50, "p99_ms": p99}
         return out

@@ -79,11 +79,13 @@ def _export_metrics(service: Service, replica: str) -> None:
     from ray.util.metrics import Counter, Histogram
 
     tags = {"replica": replica}
-    hits = Counter("segmentkit_embedding_cache_hits", "Prompts answered from a cached embedding.", ("replica",))
+    hits = Counter("segmentkit_embedding_cache_hits", "Prompts answered from a cached embedding.",
+                   ("replica",))
     misses = Counter("segmentkit_embedding_cache_misses", "Prompts that ran the image encoder.", ("replica",))
     seconds = Histogram("segmentkit_method_seconds", "Time of successful calls, per method.",
                         [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30], ("replica", "method"))
-    errors = Counter("segmentkit_method_errors", "Calls answered with an error, per method.", ("replica", "method"))
+    errors = Counter("segmentkit_method_errors", "Calls answered with an error, per method.",
+                     ("replica", "method"))
 
     def on_lookup(hit: bool) -> None:
         (hits if hit else misses).inc(1, tags)
@@ -147,9 +149,8 @@ class VisionReplica:
             await self.hold(key)
 
     def _reply(self, response: Any) -> dict[str, Any]:
-        figures = {k: {n: v.model_dump() for n, v in x.items()} if isinstance(x, dict) else x.model_dump()
-                   for k, x in self.service.figures().items()}
-        figures["sessions"] = {app_id: self.service.video.count(app) for app_id, app in self.service.apps.items()}
+        figures = self.service.figures()
+        figures["sessions"] = {i: self.service.video.count(app) for i, app in self.service.apps.items()}
         return {"response": response, "replica": self.name, "figures": figures}
 
 
@@ -184,7 +185,9 @@ class Router:
         return response
 
     async def _forward(self, raw: bytes | str, app: App, where: Route, notify: Any) -> Any:
-        handle = self.replicas.options(multiplexed_model_id=where.key) if self.affinity and where.key else self.replicas
+        handle = self.replicas
+        if self.affinity and where.key:
+            handle = handle.options(multiplexed_model_id=where.key)
         for attempt in range(RETRIES + 1):
             try:
                 if where.streams and notify is not None:
@@ -235,7 +238,8 @@ class VisionIngress:
     def __serve_build_asgi_app__(self) -> Any:
         from .http import LOOPBACK_HOSTS, create_app
 
-        return create_app(self.router, self.tokens, allowed_hosts=LOOPBACK_HOSTS | frozenset(self.allowed_hosts))
+        hosts = LOOPBACK_HOSTS | frozenset(self.allowed_hosts)
+        return create_app(self.router, self.tokens, allowed_hosts=hosts)
 
 
 # --------------------------------------------------------------------------- building and running
@@ -262,7 +266,8 @@ class DeployArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    manifests: list[Path] = Field(default_factory=list, description="App manifests (none: one unrestricted app).")
+    manifests: list[Path] = Field(default_factory=list,
+                                  description="App manifests (none: one unrestricted app).")
     tokens: dict[str, str] = Field(default_factory=dict, description=(
         "App id -> bearer token; default: the JSON object in $SEGMENTKIT_TOKENS."))
     limits: dict[str, Any] = Field(default_factory=dict, description="Limits fields (e.g. max_embeddings).")

@@ -32,10 +32,8 @@ from .metrics import EmbeddingCache, Latencies
 from .protocol import Call, Dispatcher, Notify
 from .schemas import (
     METHODS,
-    CacheStats,
     LoadedModel,
     MaskFromPromptParams,
-    MethodStats,
     ModelEntry,
     ModelsParams,
     ModelsResult,
@@ -210,5 +208,4 @@ class Service:
 
     def figures(self) -> dict[str, Any]:
         """The embedding cache's counters and the per-method latencies (for ``vision.stats``)."""
-        return {"embedding_cache": CacheStats(**self.embeddings.stats()),
-                "methods": {m: MethodStats(**s) for m, s in self.latencies.stats().items()}}
+        return {"embedding_cache": self.embeddings.stats(), "methods": self.latencies.stats()}
