@@ -40,3 +40,17 @@ def test_build_refuses_an_app_without_a_token(tmp_path: Path, monkeypatch: pytes
         build({"manifests": [str(manifest)]})
     with pytest.raises(ValueError):
         build({"manifests": [str(manifest)], "tokens": {"studio": "t"}, "unknown_option": 1})
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--engine", "ray", "--autoscale", "3:1"], "must be MIN:MAX with 1 <= MIN <= MAX"),
+    (["--engine", "spark"], "--engine is local or ray"),
+])
+def test_the_command_refuses_bad_engine_options_before_starting_ray(args: list[str], message: str) -> None:
+    import subprocess
+
+    import test_ipc_support as support  # registered by tests/conftest.py
+
+    done = subprocess.run(support.serve_cmd(*args), env=support.server_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0 and message in done.stderr

@@ -273,6 +273,8 @@ class DeployArgs(BaseModel):
     limits: dict[str, Any] = Field(default_factory=dict, description="Limits fields (e.g. max_embeddings).")
     load_options: dict[str, Any] = Field(default_factory=dict, description="device, precision, runtime.")
     weights: dict[str, Path] = Field(default_factory=dict, description="Model id -> local checkpoint folder.")
+    model_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+        "Model id -> its load options (e.g. the SAM 2 plugin's cache_bytes)."))
     plugins: list[str] = Field(default_factory=list, description="Extra plugin modules to register.")
     allowed_hosts: list[str] = Field(default_factory=list, description="Host names served besides loopback.")
     replica_cpus: float = 1.0
@@ -288,8 +290,10 @@ def build(args: dict[str, Any]) -> Any:
         raise ValueError(f"no token for app(s) {', '.join(missing)}: set args.tokens or $SEGMENTKIT_TOKENS "
                          '(a JSON object {"app id": "token"})')
     by_id = {a.id: a for a in apps}
-    spec = ServiceSpec(apps, Limits(**parsed.limits), parsed.load_options,
-                       {m: {"weights": p} for m, p in parsed.weights.items()}, tuple(parsed.plugins))
+    per_model = {m: dict(o) for m, o in parsed.model_options.items()}
+    for model, folder in parsed.weights.items():
+        per_model.setdefault(model, {})["weights"] = folder
+    spec = ServiceSpec(apps, Limits(**parsed.limits), parsed.load_options, per_model, tuple(parsed.plugins))
     return application(spec, {t: by_id[i] for i, t in given.items() if i in by_id},
                        replica_cpus=parsed.replica_cpus, allowed_hosts=tuple(parsed.allowed_hosts))
 
