@@ -37,6 +37,7 @@ QUICK: dict[str, list[str]] = {
     "eomt": ["--reps", "1", "--sizes", "640x480"],
     "batch": ["--images", "20"],
     "ipc_load": ["--requests", "100", "--clients", "2"],
+    "serve_ray": ["--clicks", "2", "--reps", "2"],
 }
 RATIO = re.compile(r"(?:\bx\s?(\d+(?:\.\d+)?)\b|\b(\d+(?:\.\d+)?)\s?x\b)")
 AGREEMENT = re.compile(r"IoU|agree|pixels equal|matched", re.IGNORECASE)

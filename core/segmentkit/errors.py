@@ -128,6 +128,10 @@ class SessionError(SegmentkitError):
     code = "session_error"
 
 
+class UnknownSessionError(SessionError):
+    """No session with this id was ever open here (or this process restarted since)."""
+
+
 class ExportError(SegmentkitError, ValueError):
     """Results cannot be written in the requested format (e.g. an object id the format cannot hold)."""
 

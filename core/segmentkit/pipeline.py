@@ -8,10 +8,13 @@ time under ``timing``), so every face answers with the same document.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from .handles import Prompter, Segmenter
+from .roles import Embedding
 from .results import ResultDocument, build, model_info
 from .types import Masks, Segmentation
 
@@ -31,13 +34,17 @@ def segment(
 def prompt(
     prompter: Prompter, image: Any, prompt_sets: Sequence[Sequence[Any]], *, multimask: bool = False,
     path: str | None = None, options: Mapping[str, Any] | None = None,
+    embed: Callable[[np.ndarray], Embedding] | None = None,
 ) -> tuple[Masks, ResultDocument]:
-    """Masks of the objects of ``image``, one per prompt set (``object_id`` k = set k, from 1)."""
+    """Masks of the objects of ``image``, one per prompt set (``object_id`` k = set k, from 1).
+
+    ``embed``: how to get the image's embedding (default ``prompter.embed``; a service passes its cache).
+    """
     rgb = prompter.image(image)
     size = rgb.shape[:2]
     sets = [prompter.prompts(s, size) for s in prompt_sets]  # bad prompts fail before the model runs
     started = time.perf_counter()
-    masks = prompter.predict_objects(prompter.embed(rgb), sets, multimask=multimask, **dict(options or {}))
+    masks = prompter.predict_objects((embed or prompter.embed)(rgb), sets, multimask=multimask, **dict(options or {}))
     seconds = time.perf_counter() - started
     document = build(masks, model=model_info(prompter), image=_where(path), kind="prompt", prompts=sets,
                      timing={"model_s": seconds})

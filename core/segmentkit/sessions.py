@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import contract
-from .errors import PromptError, SessionError
+from .errors import PromptError, SessionError, UnknownSessionError
 
 __all__ = [
     "DIRECTIONS", "Direction", "ObjectIndex", "Propagation", "SessionTable", "TrackingSession", "check_frame", "check_object_id",
@@ -140,7 +140,7 @@ class SessionTable:
             why = self._gone.get(session_id)
             if why is not None:
                 raise SessionError(f"session {session_id!r} was {why}; start a new one")
-            raise SessionError(f"unknown session {session_id!r}")
+            raise UnknownSessionError(f"unknown session {session_id!r}")
         if entry.owner is not None and owner != entry.owner:
             raise SessionError(f"session {session_id!r} belongs to another client")
         return entry

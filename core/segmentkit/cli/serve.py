@@ -121,6 +121,16 @@ def serve_command(
         help="Let web pages of ORIGIN (e.g. http://localhost:5173) call the service: CORS (repeat; "
              "none by default). They still need the token.")
     ] = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="local: this process; ray: Ray Serve replicas with embedding / session affinity.")
+    ] = "local",
+    replicas: Annotated[int, typer.Option("--replicas", min=1, help="Ray: number of replicas.")] = 1,
+    autoscale: Annotated[
+        str | None, typer.Option("--autoscale", metavar="MIN:MAX", help="Ray: autoscale between MIN and MAX replicas.")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray: cluster address (e.g. auto); none: start a local Ray.")
+    ] = None,
 ) -> None:
     """Serve the models over JSON-RPC 2.0 to host apps (stdio, or HTTP + WebSocket on 127.0.0.1)."""
     from ..ipc.limits import Limits
@@ -132,6 +142,8 @@ def serve_command(
     apps = apps_from_manifests(manifest or [])
     if stdio and len(apps) > 1:
         raise fail("--stdio serves one app; pass one --manifest")
+    if engine not in ("local", "ray") or (engine == "ray" and stdio):
+        raise fail("--engine is local or ray (ray serves HTTP + WebSocket, not --stdio)")
     registry = default_registry()
     _register_plugins(registry, plugin or [])
     given = {"max_request_bytes": None if max_request_mb is None else int(max_request_mb * 2**20),
@@ -172,4 +184,27 @@ def serve_command(
         if token_file is not None:
             _token_file(token_file, f"http://{shown}:{bound}/", bound, tokens)
 
+    if engine == "ray":
+        _serve_ray(apps, tokens, limits, options, per_model, plugin or [], host=host, port=port, address=address,
+                   replicas=replicas, autoscale=autoscale, ready=ready)
+        return
     serve_http(service, tokens, host=host, port=port, ready=ready, allow_origins=allow_origin or [])
+
+
+def _serve_ray(apps: list[Any], tokens: dict[str, Any], limits: Any, options: dict[str, Any],
+               per_model: dict[str, dict[str, Any]], plugins: list[str], *, autoscale: str | None, **kw: Any) -> None:
+    try:
+        from ..ipc.ray_serve import ServiceSpec, serve_ray
+    except ImportError as exc:
+        from ..errors import MissingDependencyError
+
+        raise MissingDependencyError(exc.name or "ray", 'pip install "segmentkit[ray]"',
+                                     purpose="segmentkit serve --engine ray") from None
+    bounds = None
+    if autoscale is not None:
+        low, sep, high = autoscale.partition(":")
+        if not (sep and low.isdigit() and high.isdigit() and 1 <= int(low) <= int(high)):
+            raise typer.BadParameter(f"{autoscale!r} must be MIN:MAX with 1 <= MIN <= MAX", param_hint="'--autoscale'")
+        bounds = (int(low), int(high))
+    spec = ServiceSpec(tuple(apps), limits, options, per_model, tuple(plugins))
+    serve_ray(spec, tokens, autoscale=bounds, **kw)

@@ -302,7 +302,7 @@ def serve_http(service: Service, tokens: Mapping[str, App], *, host: str = "127.
     allowed = LOOPBACK_HOSTS | {host.strip("[]").lower()}
     asgi = create_app(service, tokens, allowed_hosts=frozenset(allowed), allow_origins=allow_origins)
     config = uvicorn.Config(
-        asgi, log_level="warning", access_log=False, lifespan="on", ws="websockets-sansio",
+        asgi, log_level="warning", access_log=False, lifespan="on", ws="websockets-sansio", http="h11",
         ws_max_size=2 * service.limits.max_request_bytes, timeout_graceful_shutdown=3,
     )
     if ready is not None:

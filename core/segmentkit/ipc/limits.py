@@ -21,6 +21,7 @@ class Limits:
     workers: int = 4  # threads running decoding and inference
     max_app_jobs: int = 4  # of those, jobs one app may have running or queued in the pool
     request_timeout_s: float = 300.0  # deadline of every request but a propagation
+    max_embeddings: int = 32  # image embeddings the service keeps (LRU) for later prompts on the same image
 
     @classmethod
     def of(cls, **given: float | None) -> Limits:
@@ -30,7 +31,7 @@ class Limits:
 
     def __post_init__(self) -> None:
         names = ("max_request_bytes", "max_pixels", "max_sessions", "max_batch", "max_in_flight", "workers",
-                 "max_app_jobs")
+                 "max_app_jobs", "max_embeddings")
         for name in names:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

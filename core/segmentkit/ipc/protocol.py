@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -75,13 +76,15 @@ class Dispatcher:
     """Routes JSON-RPC messages to typed handlers."""
 
     def __init__(self, methods: dict[str, tuple[type[BaseModel], Handler]], *, max_bytes: int, max_batch: int,
-                 deadline_s: float, offload: Offload, unbounded: frozenset[str] = frozenset()):
+                 deadline_s: float, offload: Offload, unbounded: frozenset[str] = frozenset(),
+                 observe: Callable[[str, float, bool], None] | None = None):
         self.methods = methods
         self.max_bytes = max_bytes
         self.max_batch = max_batch
         self.deadline_s = deadline_s
         self.offload = offload  # runs CPU work in a worker thread
         self.unbounded = unbounded
+        self.observe = observe  # told (method, seconds, ok) after every call of a known method
 
     async def handle(self, raw: bytes | str, app: App, notify: Notify | None = None) -> Any:
         """The response document for one message (object, batch array, or ``None``)."""
@@ -117,6 +120,7 @@ class Dispatcher:
             answered = "id" in message or error.rpc_code == ErrorCode.INVALID_REQUEST
             return error_response(request_id, error) if answered else None
         scope = asyncio.timeout(None if method in self.unbounded else self.deadline_s)
+        started = time.perf_counter()
         try:
             async with scope:
                 params = message.get("params", {})
@@ -125,13 +129,19 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            self._observe(method, started, False)
             error = deadline_exceeded(self.deadline_s) if scope.expired() else from_exception(exc)
             if error.rpc_code == ErrorCode.INTERNAL_ERROR:
                 log.exception("internal error in %r", method)
             return error_response(request_id, error) if "id" in message else None
+        self._observe(method, started, True)
         if "id" not in message:
             return None
         return {"jsonrpc": "2.0", "id": request_id, "result": result.model_dump(mode="json")}
+
+    def _observe(self, method: str, started: float, ok: bool) -> None:
+        if self.observe is not None:
+            self.observe(method, time.perf_counter() - started, ok)
 
     def _envelope(self, message: dict[str, Any]) -> tuple[str, type[BaseModel], Handler]:
         if message.get("jsonrpc") != "2.0":

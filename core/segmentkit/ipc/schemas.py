@@ -134,6 +134,12 @@ class MaskFromPromptParams(_Prompts):
     image: ImageRef
     prompts: list[list[PromptJson]] | None = Field(
         default=None, min_length=1, max_length=256, description="One list of prompts per object. " + PROMPTS_DOC)
+    image_id: str | None = Field(
+        default=None, min_length=1, max_length=256,
+        description=("Your name for the image. Under `serve --engine ray` requests with the same image_id go to "
+                     "the replica holding its embedding (default key: a hash of `image`). The embedding cache "
+                     "itself is keyed by the decoded pixels, so a wrong id costs speed, never correctness."),
+    )
     model: str | None = Field(default=None, description="Prompter id; default: the app's first prompter.")
     multimask: bool = Field(default=False, description="Return 3 candidate masks with scores instead of 1.")
     formats: list[str] = Field(default_factory=list, max_length=16,
@@ -308,11 +314,36 @@ class LoadedModel(_Out):
     calls: int
 
 
+class CacheStats(_Out):
+    hits: int = Field(description="Prompts answered from a cached image embedding.")
+    misses: int = Field(description="Prompts that ran the image encoder.")
+    entries: int = Field(description="Embeddings held now.")
+
+
+class MethodStats(_Out):
+    calls: int
+    errors: int
+    p50_ms: float | None = Field(description="Median time of the latest successful calls (null: none yet).")
+    p99_ms: float | None
+
+
+class ReplicaStats(_Out):
+    replica: str
+    embedding_cache: CacheStats
+    methods: dict[str, MethodStats]
+
+
 class StatsResult(_Out):
     app: str
     loaded: list[LoadedModel]
     sessions: int = Field(description="Open sessions of this app.")
     limits: dict[str, int] = Field(description="The service's max_pixels and max_request_bytes.")
+    embedding_cache: CacheStats = Field(description="The service's image-embedding cache (all apps; all replicas).")
+    methods: dict[str, MethodStats] = Field(
+        description="Per method, over all apps; under --engine ray, timed at the ingress (end to end).")
+    replicas: list[ReplicaStats] = Field(
+        default_factory=list,
+        description="Under --engine ray: each replica's figures as of its latest answer; empty for one process.")
 
 
 # --------------------------------------------------------------------------- the method table

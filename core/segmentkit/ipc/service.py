@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from .. import pipeline
 from ..catalog import RegisteredSpec
 from ..errors import UnknownModelError
+from ..io.image import image_key
 from ..plan import make_plan
 from ..results import ResultDocument
 from ..workpool import FairPool
@@ -27,6 +28,7 @@ from .errors import ErrorCode, rpc_error
 from .inputs import load_ref, objects, ref_path
 from .limits import Limits
 from .manifest import App
+from .metrics import EmbeddingCache, Latencies
 from .protocol import Call, Dispatcher, Notify
 from .schemas import (
     METHODS,
@@ -65,6 +67,8 @@ class Service:
         self.limits = limits or Limits()
         self.apps = {app.id: app for app in (apps or [App.local()])}
         self.cache = ModelCache(registry, load_options, model_options)
+        self.embeddings = EmbeddingCache(self.limits.max_embeddings)
+        self.latencies = Latencies()
         self.pool = FairPool(self.limits.workers, self.limits.max_app_jobs, "segmentkit-ipc")
         # A propagation holds a thread for its whole run (a tracker's generator stays on one
         # thread); these threads are its own, so long videos never starve the other requests.
@@ -83,7 +87,7 @@ class Service:
             {name: (METHODS[name][0], handler) for name, handler in handlers.items()},
             max_bytes=self.limits.max_request_bytes, max_batch=self.limits.max_batch,
             deadline_s=self.limits.request_timeout_s, offload=self.run,
-            unbounded=frozenset({"vision.segment_video_propagate"}),
+            unbounded=frozenset({"vision.segment_video_propagate"}), observe=self.latencies.observe,
         )
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -181,8 +185,12 @@ class Service:
             plan = make_plan(entry, objects=objects(params, self.limits.max_pixels))
             image = load_ref(params.image, call.app, self.limits.max_pixels)
             with self.cache.get(plan.card.id, "prompter").use() as model:
+
+                def embed(rgb: Any) -> Any:
+                    return self.embeddings.get((plan.card.id, image_key(rgb)), lambda: model.embed(rgb))
+
                 masks, document = pipeline.prompt(model, image, plan.objects, multimask=params.multimask,
-                                                  path=ref_path(params.image))
+                                                  path=ref_path(params.image), embed=embed)
             return pipeline.attach_files(document, masks, image, params.formats, self.registry)
 
         return await self.run(job)
@@ -193,4 +201,9 @@ class Service:
             for m in self.cache.stats() if call.app.allows_model([m.model_id])
         ]
         limits = {"max_pixels": self.limits.max_pixels, "max_request_bytes": self.limits.max_request_bytes}
-        return StatsResult(app=call.app.id, loaded=loaded, sessions=self.video.count(call.app), limits=limits)
+        return StatsResult(app=call.app.id, loaded=loaded, sessions=self.video.count(call.app), limits=limits,
+                           **self.figures())
+
+    def figures(self) -> dict[str, Any]:
+        """The embedding cache's counters and the per-method latencies (for ``vision.stats``)."""
+        return {"embedding_cache": self.embeddings.stats(), "methods": self.latencies.stats()}

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SessionError
+from ..errors import SessionError, UnknownSessionError
 from ..io.video import open_video
 from ..results import ResultDocument, build, model_info
 from ..session_files import read_session
 from ..sessions import SessionTable
 from .cache import Loaded
-from .errors import ErrorCode, rpc_error
+from .errors import ErrorCode, RpcError, rpc_error
 from .inputs import load_ref, one_object
 from .manifest import App
 from .protocol import Call
@@ -102,11 +102,23 @@ class LiveSession:
                 return fn(self.session)
 
 
+def lost_session(session_id: str) -> RpcError:
+    """The documented ``session_error`` of a session this server does not hold (any more)."""
+    return rpc_error(
+        ErrorCode.SESSION_ERROR,
+        f"unknown session {session_id!r}: it is not open on this server (under --engine ray, the replica "
+        "holding it may have died); continue from your latest vision.segment_video_save with "
+        "vision.segment_video_restore",
+        session=session_id, recover="vision.segment_video_restore",
+    )
+
+
 class VideoMethods:
     """Session handlers of one :class:`~.service.Service`."""
 
     def __init__(self, service: Service):
         self.service = service
+        self.id_prefix = ""  # put before every session id (a Ray replica puts its name: see .affinity)
         self.tables = {
             app_id: SessionTable(max_sessions=service.limits.max_sessions, idle_timeout_s=service.limits.idle_timeout_s)
             for app_id in service.apps
@@ -139,7 +151,10 @@ class VideoMethods:
             await self.service.run(table.close_all)
 
     def _get(self, app: App, session_id: str, *, idle: bool = True) -> LiveSession:
-        live: LiveSession = self.tables[app.id].get(session_id, owner=app.id)
+        try:
+            live: LiveSession = self.tables[app.id].get(session_id, owner=app.id)
+        except UnknownSessionError:  # never opened, or the process (replica) holding it is gone
+            raise lost_session(session_id) from None
         if idle and live.run is not None:
             raise rpc_error(
                 ErrorCode.SESSION_BUSY,
@@ -186,7 +201,7 @@ class VideoMethods:
             loaded = self.service.cache.get(model_id, "tracker")
             with loaded.use() as tracker:
                 session = make(tracker)
-            live = LiveSession(secrets.token_urlsafe(16), app.id, model_id, loaded, session, session.is_stream)
+            live = LiveSession(self.id_prefix + secrets.token_urlsafe(16), app.id, model_id, loaded, session, session.is_stream)
             try:
                 table.add(live, owner=app.id)
             except BaseException:
