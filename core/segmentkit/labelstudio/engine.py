@@ -1,10 +1,10 @@
 """The core calls the Label Studio face makes, in one adapter.
 
 Everything model-side goes through the IPC :class:`~segmentkit.ipc.service.Service`:
-its registry and grants choose the model, its model cache loads it once, its limits
-bound inputs, its thread pool runs the work. The face adds only an
-:class:`~segmentkit.embeddings.EmbeddingCache`, so a second click on an image runs the
-decoder alone. When the core's request layer lands, this module is the one to re-point.
+its registry and grants choose the model, the registry's plan checks the prompts against
+the card, its model cache loads the model once, its embedding cache (by model and image
+content, counted in ``vision.stats``) makes a second click on an image run the decoder
+alone, its limits bound inputs, its thread pool runs the work.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from ..cards import ModelCard
-from ..embeddings import EmbeddingCache
 from ..errors import TaskError
-from ..handles import check_prompt_kinds
+from ..io.image import image_key
 from ..ipc.manifest import App
+from ..ipc.metrics import EmbeddingCache
 from ..ipc.service import Service
 from ..types import FrameMasks, Masks
 
@@ -35,18 +35,22 @@ class Labelled:
 class Engine:
     """One served model (``model``; None: the registry's default per role) over ``service``."""
 
-    def __init__(self, service: Service, model: str | None = None, *, embeddings: int = 8):
+    def __init__(self, service: Service, model: str | None = None):
         self.service = service
         self.model = model
         self.app: App = next(iter(service.apps.values()))
-        self.embeddings = EmbeddingCache(embeddings)
+
+    @property
+    def embeddings(self) -> EmbeddingCache:
+        """The service's embedding cache (hits and misses are ``vision.stats``' counters)."""
+        return self.service.embeddings
 
     def card(self, role: str | None = None) -> ModelCard:
         """The served model's card (in ``role``: granted to the app and installed in that role)."""
         if role is None:
             name = self.model or self.service.registry.default_model_id("prompter")
             return self.service.registry.resolve(name).spec.card
-        return self.service.pick_model(self.app, self.model, role)
+        return self.service.pick_model(self.app, self.model, role).spec.card
 
     def model_version(self) -> str:
         """``id@revision`` of the served model (``id@local`` for local weights, ``@none`` if weightless)."""
@@ -62,11 +66,9 @@ class Engine:
 
     def prompt(self, rgb: np.ndarray, prompt_sets: Sequence[Sequence[Any]]) -> Masks:
         """One mask per prompt set (object ``k`` = set ``k``), the embedding taken from the cache."""
-        card = self.card("prompter")
-        for prompts in prompt_sets:
-            check_prompt_kinds(card, (p.kind for p in prompts))
+        card = self.service.registry.plan(self.card("prompter").id, "prompter", objects=prompt_sets).card
         with self.service.cache.get(card.id, "prompter").use() as prompter:
-            embedding = self.embeddings.embed(prompter, rgb)
+            embedding = self.embeddings.get((card.id, image_key(rgb)), lambda: prompter.embed(rgb))
             return prompter.predict_objects(embedding, [list(s) for s in prompt_sets])
 
     def whole_image(self, rgb: np.ndarray) -> Labelled:
@@ -98,10 +100,10 @@ class Engine:
 
         ``keyframes``: object id -> [(frame, prompts), ...]; all objects share one session.
         """
-        card = self.card("tracker")
+        objects = [items for prompts in keyframes.values() for _, items in prompts]
+        card = self.service.registry.plan(self.card("tracker").id, "tracker", objects=objects).card
         with self.service.cache.get(card.id, "tracker").use() as tracker, tracker.start(source) as session:
             for object_id, prompts in keyframes.items():
                 for frame, items in prompts:
-                    check_prompt_kinds(card, (p.kind for p in items))
                     session.add_prompts(frame, object_id, items)
             yield from session.propagate(start, max_frames=frames)
