@@ -27,10 +27,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sam2_image import ensure_torchvision, interleave, photo, registry_with_sam2, report  # noqa: E402
-from sam2_video import clip, cpu_name  # noqa: E402
-
-from _machine import precisions, skipped_precisions_note  # noqa: E402
+from _machine import precisions, skipped_precisions_note
+from sam2_image import ensure_torchvision, interleave, photo, registry_with_sam2, report
+from sam2_video import clip, cpu_name
 
 MODEL = "edgetam"
 

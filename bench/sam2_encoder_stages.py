@@ -39,7 +39,7 @@ from sam2_image import build_weights, iou, photo
 class Int8Linear:
     """A linear layer on torch's dynamic int8 kernel (``quantized::linear_dynamic``)."""
 
-    def __init__(self, weight: "torch.Tensor", bias: "torch.Tensor | None"):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
         import torch
 
         weight = weight.float()

@@ -37,9 +37,8 @@ TEXT = "a red square"
 def build_sam3(folder: Path) -> Path:
     """The released SAM 3 architecture (transformers' default ``Sam3VideoConfig``) with random weights."""
     import torch
-    from transformers import CLIPTokenizer, Sam3VideoConfig, Sam3VideoModel
-
     from segmentkit_sam3.testing import tokenizer_vocab
+    from transformers import CLIPTokenizer, Sam3VideoConfig, Sam3VideoModel
 
     if not (folder / "config.json").exists():
         torch.manual_seed(0)
@@ -52,9 +51,8 @@ def build_sam3(folder: Path) -> Path:
 def build_grounding_dino(folder: Path) -> Path:
     """Grounding DINO with transformers' default config (Swin-T + BERT-base, as grounding-dino-tiny)."""
     import torch
-    from transformers import BertTokenizerFast, GroundingDinoConfig, GroundingDinoForObjectDetection
-
     from segmentkit_grounded_sam2.testing import grounding_vocab
+    from transformers import BertTokenizerFast, GroundingDinoConfig, GroundingDinoForObjectDetection
 
     if not (folder / "config.json").exists():
         torch.manual_seed(0)
@@ -95,9 +93,8 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=5, help="instances each model returns")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    import torch
-
     import segmentkit as sk
+    import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)

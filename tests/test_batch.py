@@ -405,9 +405,8 @@ def test_same_content_under_another_path_is_not_recomputed(tmp_path, image_set, 
 def test_one_run_per_output_folder(tmp_path, image_set):
     from segmentkit.batch.writers import OutputDir
 
-    with OutputDir(tmp_path / "out"):
-        with pytest.raises(SegmentkitError, match="another batch run"):
-            toy_run([image_set[0]], tmp_path / "out")
+    with OutputDir(tmp_path / "out"), pytest.raises(SegmentkitError, match="another batch run"):
+        toy_run([image_set[0]], tmp_path / "out")
 
 
 # --------------------------------------------------------------------------- prompts

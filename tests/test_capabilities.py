@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from segmentkit import ModelCard, ModelSpec, Segmentation, capabilities, hookimpl, pipeline
 from segmentkit.errors import OptionsError
 from segmentkit.registry import Registry

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from segmentkit import ModelCard
 from segmentkit.checkpoints import labels_from_config, read_config, read_preprocessor_config
 from segmentkit.errors import WeightsUnavailableError

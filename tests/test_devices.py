@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 import torch
-
 from segmentkit import ModelCard, ModelOptions, ModelSpec, Segmentation, hookimpl, pipeline
 from segmentkit.cards import WeightsSource
 from segmentkit.devices import resolve_device
-from segmentkit.results import model_info
 from segmentkit.registry import Registry
+from segmentkit.results import model_info
 
 BUILT_WITH: list[str] = []  # the device each RecordingModel was built with
 

@@ -48,7 +48,6 @@ def test_there_are_examples_to_run():
 
 def test_every_command_has_a_page_listing_its_options():
     import typer
-
     from segmentkit.cli.app import load_commands
 
     group = typer.main.get_command(load_commands())

@@ -5,7 +5,6 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-
 from segmentkit.errors import ImageError, ImageTooLargeError
 from segmentkit.io import image_key, load_image
 
@@ -45,7 +44,7 @@ def test_modes_are_converted(rgb):
     np.testing.assert_array_equal(load_image(gray), np.repeat(rgb[..., :1], 3, axis=2))
     rgba = np.dstack([rgb, np.zeros(rgb.shape[:2], np.uint8)])  # fully transparent -> white
     assert (load_image(png_bytes(Image.fromarray(rgba))) == 255).all()
-    sixteen = Image.fromarray((rgb[..., 0].astype(np.uint16) * 257))
+    sixteen = Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)
     assert sixteen.mode.startswith("I;16")
     np.testing.assert_array_equal(load_image(png_bytes(sixteen))[..., 0], rgb[..., 0])
     pal = Image.fromarray(rgb).convert("P")

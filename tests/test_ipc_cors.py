@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 pytest.importorskip("starlette", reason="segmentkit[serve] is not installed")
-from segmentkit.errors import OptionsError  # noqa: E402
-from segmentkit.ipc.http import cors_origins, create_app  # noqa: E402
-from segmentkit.ipc.manifest import App  # noqa: E402
-from segmentkit.ipc.service import Service  # noqa: E402
-from segmentkit.registry import Registry  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
+from segmentkit.errors import OptionsError
+from segmentkit.ipc.http import cors_origins, create_app
+from segmentkit.ipc.manifest import App
+from segmentkit.ipc.service import Service
+from segmentkit.registry import Registry
+from starlette.testclient import TestClient
 
 TOKEN = "t0ken"
 HOST_APP = "http://localhost:5173"

@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import test_ipc_support as support  # registered by tests/conftest.py
 from pycocotools import mask as coco
 from segmentkit.ipc.errors import ErrorCode
 from segmentkit.ipc.limits import Limits
 from segmentkit.ipc.manifest import App
 from segmentkit.ipc.protocol import dumps
 
-import test_ipc_support as support  # registered by tests/conftest.py
 ipc = support.load_sibling("test_ipc_service")
 toy = support.load_sibling(support.TOY)
 make_service, call, run, result, error, b64 = ipc.make_service, ipc.call, ipc.run, ipc.result, ipc.error, ipc.b64

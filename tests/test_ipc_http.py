@@ -6,8 +6,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-import socket
 import signal
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,11 @@ pytest.importorskip("uvicorn")
 websockets_sync = pytest.importorskip("websockets.sync.client")
 pytest.importorskip("segmentkit_classic", reason="needs the classic plugin: pip install -e plugins/classic")
 
+import test_ipc_support as support  # registered by tests/conftest.py
 from segmentkit.client import Client, RpcError
 from segmentkit.ipc.errors import ErrorCode
 from segmentkit.ipc.schema_doc import validator
 from segmentkit.testing.scenes import synthetic_scene
-
-import test_ipc_support as support  # registered by tests/conftest.py
 
 SCENE = synthetic_scene((48, 64), seed=11)
 A, B = "com.example.a", "com.example.b"
@@ -299,7 +298,7 @@ def test_concurrent_clients_share_one_loaded_model(tmp_path: Path) -> None:
                             answers.append(sk.mask_from_prompt({"base64": image}, point=(x, y), model="toy"))
                         else:
                             answers.append(sk.segment({"base64": image}, model="toy"))
-            except BaseException as exc:  # noqa: BLE001 - surfaced by the assert below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]

@@ -23,13 +23,13 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
+import test_ipc_support as support  # registered by tests/conftest.py
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from segmentkit.ipc.errors import ErrorCode  # noqa: E402
 from segmentkit.ipc.protocol import dumps  # noqa: E402
 from segmentkit.ipc.schemas import METHODS  # noqa: E402
 
-import test_ipc_support as support  # registered by tests/conftest.py
 ipc = support.load_sibling("test_ipc_service")
 
 DEADLINE_S = 60.0  # generous: the machine is shared; a stall is minutes, not seconds

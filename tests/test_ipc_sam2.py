@@ -15,11 +15,10 @@ import pytest
 pytest.importorskip("segmentkit_sam2.tracker", reason="needs the SAM 2 plugin: pip install -e plugins/sam2")
 torch = pytest.importorskip("torch")
 
+import test_ipc_support as support  # registered by tests/conftest.py
 from segmentkit.client import Client
 from segmentkit.registry import Registry
 from segmentkit.types import Box, Point
-
-import test_ipc_support as support  # registered by tests/conftest.py
 
 MODEL = "sam2.1-hiera-tiny"
 

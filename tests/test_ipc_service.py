@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import test_ipc_support as support  # registered by tests/conftest.py
 from pycocotools import mask as coco
 from segmentkit.errors import (
     ImageError,
@@ -38,7 +39,6 @@ from segmentkit.ipc.service import Service
 from segmentkit.registry import Registry
 from segmentkit.testing.scenes import synthetic_scene
 
-import test_ipc_support as support  # registered by tests/conftest.py
 toy = support.load_sibling(support.TOY)
 
 SCENE = synthetic_scene((48, 64), seed=3)

@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import test_ipc_support as support  # registered by tests/conftest.py
 from segmentkit.client import Client, RpcError
 from segmentkit.ipc.errors import ErrorCode
 from segmentkit.testing.scenes import synthetic_scene
-
-import test_ipc_support as support  # registered by tests/conftest.py
 
 pytest.importorskip("segmentkit_classic", reason="needs the classic plugin: pip install -e plugins/classic")
 

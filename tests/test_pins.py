@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from huggingface_hub.errors import GatedRepoError
-
 from segmentkit import ModelCard, WeightsSource
 from segmentkit.cli.app import load_commands
 from segmentkit.cli.common import run_app

@@ -4,7 +4,6 @@ import types
 
 import pytest
 from pydantic import ConfigDict
-
 from segmentkit import ModelCard, ModelOptions, ModelSpec, Segmenter, hookimpl
 from segmentkit.errors import (
     DuplicateModelError,
@@ -185,7 +184,7 @@ def test_wrong_return_types_are_spec_errors(registry):
 
 def test_unknown_hook_name_is_refused(registry):
     ns = types.SimpleNamespace(__name__="typo")
-    ns.segmentkit_segmentrs = hookimpl(lambda: [])
+    ns.segmentkit_segmentrs = hookimpl(list)
     with pytest.raises(PluginLoadError, match="segmentkit_segmentrs"):
         registry.register(ns)
     assert registry.problems[0].stage == "register"

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 from pycocotools import mask as coco
-
 from segmentkit import rle
 from segmentkit.types import Masks
 

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-
 from segmentkit.errors import PromptError
 from segmentkit.types import Box, FrameMasks, MaskPrompt, Masks, Point, Segmentation, Text, validate_prompts
 

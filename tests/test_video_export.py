@@ -42,10 +42,10 @@ def frames_dir(tmp_path):
     return folder
 
 
-def export_all(tmp_path, frames_dir, formats, order=(0, 3, 2, 1)):
+def export_all(tmp_path, frames_dir, formats, order=(0, 3, 2, 1), registry=None):
     video = open_video(frames_dir)
     info = VideoInfo.of(video, frames_dir)
-    with TrackExport(tmp_path / "out", formats, info, frames=video, meta={"model": "m"}) as export:
+    with TrackExport(tmp_path / "out", formats, info, frames=video, meta={"model": "m"}, registry=registry) as export:
         for i in order:  # any order: e.g. forwards, then backwards
             export.add(frame_masks(i))
     return export, video
@@ -189,9 +189,11 @@ def test_a_plugin_video_format_is_written(tmp_path, frames_dir):
     registry = default_registry()
     name = registry.register(Plugin(), name="areas-format")
     try:
-        export, _ = export_all(tmp_path, frames_dir, ("areas", "mots"))
+        export, _ = export_all(tmp_path, frames_dir, ("areas", "mots"), registry=registry)
         with pytest.raises(ExportError, match="choose from .*areas"):
-            TrackExport(tmp_path / "other", ("gif",), export.video)
+            TrackExport(tmp_path / "other", ("gif",), export.video, registry=registry)
+        with pytest.raises(ExportError, match="unknown video format areas"):  # another registry's format
+            TrackExport(tmp_path / "other", ("areas",), export.video)
     finally:
         registry.unregister(name)
     lines = (tmp_path / "out" / "areas.txt").read_text().splitlines()

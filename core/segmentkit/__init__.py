@@ -17,7 +17,7 @@ from .handles import Grounder, Handle, Prompter, Segmenter, Session, Tracker
 from .hookspecs import hookimpl
 from .registry import ModelInfo, Registry, default_registry
 from .roles import Detections, Embedding, TrackingSession
-from .types import Box, FrameMasks, Mask, Masks, MaskPrompt, Point, Segmentation, Text
+from .types import Box, FrameMasks, Mask, MaskPrompt, Masks, Point, Segmentation, Text
 
 __version__ = "0.1.0"
 

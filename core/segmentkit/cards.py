@@ -67,7 +67,7 @@ class ModelCard(_Frozen):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ModelCard":
+    def _consistent(self) -> ModelCard:
         if not self.roles:
             raise ValueError("a card needs at least one role")
         if "prompter" in self.roles and not self.prompt_kinds:
@@ -125,7 +125,7 @@ class ModelSpec(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _role_on_card(self) -> "ModelSpec":
+    def _role_on_card(self) -> ModelSpec:
         if self.role not in self.card.roles:
             raise ValueError(f"spec role {self.role!r} is not in card.roles {self.card.roles}")
         if not (isinstance(self.options, type) and issubclass(self.options, ModelOptions)):

@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .roles import Detections, Embedding
-from .types import FrameMasks, Masks, Segmentation
+from .types import Detections, Embedding, FrameMasks, Masks, Segmentation
 
 SEGMENTATION_KINDS = ("semantic", "instance", "panoptic", "automatic")
 

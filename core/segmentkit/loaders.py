@@ -96,6 +96,6 @@ def _check_options(options: type[BaseModel]) -> str | None:
         defaults = {n: f.get_default(call_default_factory=True)
                     for n, f in options.model_fields.items() if not f.is_required()}
         options.model_validate(defaults)
-    except Exception as exc:  # noqa: BLE001 - any failure here is the report
+    except Exception as exc:
         return f"is invalid: {type(exc).__name__}: {' '.join(str(exc).split())}"
     return None

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from .handles import Prompter, Segmenter
-from .roles import Embedding
 from .results import ResultDocument, build, model_info
+from .roles import Embedding
 from .types import Masks, Segmentation
 
 

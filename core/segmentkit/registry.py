@@ -25,9 +25,9 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .capabilities import resolve_precision
 from .cards import ROLES, ModelCard, ModelSpec
 from .catalog import Catalog, PluginProblem, RegisteredSpec, build_catalog
-from .capabilities import resolve_precision
 from .devices import resolve_device
 from .errors import PluginLoadError, SpecError, UnknownModelError
 from .handles import Handle, wrap

@@ -9,56 +9,14 @@ normalise them with :func:`segmentkit.io.load_image`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
-
-import numpy as np
 
 from .cards import ModelCard, ModelOptions
 from .sessions import TrackingSession
-from .types import Masks, Segmentation
+from .types import Detections, Embedding, Masks, Segmentation
 
 ImageInput = Any  # str | Path | bytes | np.ndarray | PIL.Image.Image
 VideoSource = Any  # str | Path (video file or frame directory) | sequence of images
-
-
-@dataclass(frozen=True)
-class Embedding:
-    """An immutable handle to one image's features, reusable across predictions."""
-
-    model_id: str
-    image_size: tuple[int, int]
-    key: str = field(metadata={"doc": "content hash of the image"})
-    data: Any = field(repr=False, compare=False, default=None)
-
-
-@dataclass
-class Detections:
-    """Boxes found by a grounder: XYXY pixels, scores and the query phrase each box matched.
-
-    ``phrases`` lists the query's phrases and ``phrase_ids`` (N,) indexes them;
-    ``token_labels`` keeps the detector's raw token-level label text where it has one.
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    labels: list[str]
-    image_size: tuple[int, int]
-    phrase_ids: np.ndarray | None = None
-    phrases: list[str] = field(default_factory=list)
-    token_labels: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
-        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
-        if not (len(self.boxes) == len(self.scores) == len(self.labels)):
-            raise ValueError(
-                f"detections need as many boxes ({len(self.boxes)}), scores ({len(self.scores)}) "
-                f"and labels ({len(self.labels)})"
-            )
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
 
 @runtime_checkable

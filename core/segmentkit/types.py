@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import PromptError
 from . import rle as _rle
+from .errors import PromptError
 
 # --------------------------------------------------------------------------- prompts
 
@@ -81,7 +81,7 @@ class Box(_Prompt):
     _check = field_validator("x0", "y0", "x1", "y1")(classmethod(lambda cls, v: _finite(v)))
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Box":
+    def _ordered(self) -> Box:
         if self.x1 <= self.x0 or self.y1 <= self.y0:
             raise ValueError(
                 f"box must have x0 < x1 and y0 < y1, got ({self.x0}, {self.y0}, {self.x1}, {self.y1})"
@@ -142,7 +142,7 @@ class Text(_Prompt):
         return v
 
 
-Prompt = Annotated[Union[Point, Box, MaskPrompt, Text], Field(discriminator="kind")]
+Prompt = Annotated[Point | Box | MaskPrompt | Text, Field(discriminator="kind")]
 PromptKind = Literal["point", "box", "mask", "text"]
 
 
@@ -249,7 +249,7 @@ class Masks:
         self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
 
     @classmethod
-    def empty(cls, image_size: tuple[int, int], **kw: Any) -> "Masks":
+    def empty(cls, image_size: tuple[int, int], **kw: Any) -> Masks:
         return cls(np.zeros((0, *image_size), dtype=bool), **kw)
 
     @property
@@ -308,7 +308,7 @@ class Masks:
         return [_rle.encode(m) for m in self.masks]
 
     @classmethod
-    def concatenate(cls, parts: Sequence["Masks"]) -> "Masks":
+    def concatenate(cls, parts: Sequence[Masks]) -> Masks:
         """Join containers of the same image size (fields missing in any part are dropped)."""
         if not parts:
             raise ValueError("nothing to concatenate")
@@ -394,7 +394,7 @@ class Segmentation:
             self.label_map = self.label_map.astype(np.int32, copy=False)
 
     @classmethod
-    def from_label_map(cls, label_map: np.ndarray, id2label: Mapping[int, str]) -> "Segmentation":
+    def from_label_map(cls, label_map: np.ndarray, id2label: Mapping[int, str]) -> Segmentation:
         """A semantic result whose masks are one per class present in ``label_map``."""
         label_map = np.asarray(label_map).astype(np.int32, copy=False)
         ids = np.unique(label_map)
@@ -421,3 +421,42 @@ class FrameMasks:
     @property
     def object_ids(self) -> list[int]:
         return [] if self.masks.object_ids is None else [int(i) for i in self.masks.object_ids]
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """An immutable handle to one image's features, reusable across predictions."""
+
+    model_id: str
+    image_size: tuple[int, int]
+    key: str = field(metadata={"doc": "content hash of the image"})
+    data: Any = field(repr=False, compare=False, default=None)
+
+
+@dataclass
+class Detections:
+    """Boxes found by a grounder: XYXY pixels, scores and the query phrase each box matched.
+
+    ``phrases`` lists the query's phrases and ``phrase_ids`` (N,) indexes them;
+    ``token_labels`` keeps the detector's raw token-level label text where it has one.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: list[str]
+    image_size: tuple[int, int]
+    phrase_ids: np.ndarray | None = None
+    phrases: list[str] = field(default_factory=list)
+    token_labels: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        if not (len(self.boxes) == len(self.scores) == len(self.labels)):
+            raise ValueError(
+                f"detections need as many boxes ({len(self.boxes)}), scores ({len(self.scores)}) "
+                f"and labels ({len(self.labels)})"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)

@@ -79,20 +79,21 @@ class VideoInfo:
         if isinstance(frames, FrameDirectory):
             stems = tuple(p.stem for p in frames.files)
             if len(set(stems)) == n:  # "1.jpg" and "1.png" side by side: fall back to indices
-                return cls(name, frames.frame_size, n, stems, str(path), tuple(f"{name}/{p.name}" for p in frames.files))
+                return cls(name, frames.frame_size, n, stems, str(path),
+                           tuple(f"{name}/{p.name}" for p in frames.files))
         fps = frames.fps if isinstance(frames, VideoFile) else 10.0
         stems = tuple(f"{i:05d}" for i in range(n))
         return cls(name, frames.frame_size, n, stems, None if path is None else str(path),
                    tuple(f"{name}/{s}.jpg" for s in stems), fps)
 
 
-def check_formats(formats: Iterable[str]) -> dict[str, Any]:
+def check_formats(formats: Iterable[str], registry: Any = None) -> dict[str, Any]:
     """The writer class of each format named, without repeats: :data:`VIDEO_WRITERS`' or one a
-    plugin adds (an ``OutputFormat`` with ``media="video"`` whose ``write`` is a :class:`FrameWriter`)."""
+    plugin of ``registry`` adds (an ``OutputFormat`` with ``media="video"`` whose ``write`` is a
+    :class:`FrameWriter`). The caller passes its registry: output code never reaches up to one."""
     from .formats import table
-    from .registry import default_registry
 
-    known = {name: fmt.write for name, fmt in table("video", default_registry()).items()}
+    known = {name: fmt.write for name, fmt in table("video", registry).items()}
     formats = tuple(dict.fromkeys(formats))
     unknown = [f for f in formats if f not in known]
     if unknown:
@@ -378,7 +379,7 @@ class TrackExport:
     def __init__(
         self, out_dir: str | Path | None, formats: Sequence[str], video: VideoInfo, *,
         frames: FrameSource | None = None, meta: Mapping[str, Any] | None = None,
-        objects: Iterable[int] = (),
+        objects: Iterable[int] = (), registry: Any = None,
     ):
         self.video = video
         self.meta = dict(meta or {})
@@ -392,7 +393,7 @@ class TrackExport:
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
             raise ExportError(f"{out} exists and is not a folder")
-        writers = check_formats(formats)
+        writers = check_formats(formats, registry)
         out.mkdir(parents=True, exist_ok=True)
         target = VideoTarget(out, video, frames)
         self._writers = [writer(target) for writer in writers.values()]
@@ -453,15 +454,18 @@ def prompts_meta(prompts: Mapping[tuple[int, int], Sequence[Any]]) -> dict[str, 
     }
 
 
-def export_session(session: Any, out_dir: str | Path, formats: Sequence[str] | None = None) -> list[Path]:
+def export_session(session: Any, out_dir: str | Path, formats: Sequence[str] | None = None,
+                   registry: Any = None) -> list[Path]:
     """Write what a :class:`~segmentkit.sessions.TrackingSession` has tracked (the latest masks of
-    every frame) in ``formats`` (default :func:`default_formats`) into ``out_dir``; returns the paths."""
+    every frame) in ``formats`` (default :func:`default_formats`; plugin formats of ``registry``)
+    into ``out_dir``; returns the paths."""
     frames = session.frames
     if session.is_stream:
         raise ExportError("a live stream's session cannot be exported: it keeps only its latest frames")
     meta = prompts_meta({(f, o): p for f, o, p in session.prompts})
     with TrackExport(out_dir, default_formats() if formats is None else formats, VideoInfo.of(frames),
-                     frames=frames, meta={"model": session.model_id, **meta}, objects=session.object_ids) as export:
+                     frames=frames, meta={"model": session.model_id, **meta}, objects=session.object_ids,
+                     registry=registry) as export:
         for i in range(session.num_frames):
             fm = session.frame_masks(i)
             if fm is not None:

@@ -25,7 +25,6 @@ CLI_NAV_TITLE = "Command line"
 
 def _command_group() -> Any:
     import typer
-
     from segmentkit.cli.app import load_commands
 
     return typer.main.get_command(load_commands())

@@ -15,8 +15,17 @@ from segmentkit.testing.scenes import Scene, synthetic_frames, synthetic_scene
 
 sys.path.insert(0, str(Path(__file__).parent))  # webui_support, with --import-mode=importlib
 
-from webui_support import (  # noqa: E402
-    ARTIFACTS, CHROMIUM_ARGS, MAX_PIXELS, SIZE, TINY_PLUGIN, UI, Server, _chromium, _missing, sync_api,
+from webui_support import (
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    MAX_PIXELS,
+    SIZE,
+    TINY_PLUGIN,
+    UI,
+    Server,
+    _chromium,
+    _missing,
+    sync_api,
 )
 
 

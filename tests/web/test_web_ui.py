@@ -22,10 +22,22 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 from segmentkit.testing.scenes import Scene
 from webui_support import (
-    ROOT, SAMPLE, SIZE, UI, Server, boundary, changed, check_drawn, check_markers, decode, disc, iou, offered,
-    open_clip, shadow_pixels,
+    ROOT,
+    SAMPLE,
+    SIZE,
+    UI,
+    Server,
+    boundary,
+    changed,
+    check_drawn,
+    check_markers,
+    decode,
+    disc,
+    iou,
+    offered,
+    open_clip,
+    shadow_pixels,
 )
-
 
 # --------------------------------------------------------------------------- tests: classic
 

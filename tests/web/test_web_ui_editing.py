@@ -18,7 +18,17 @@ import pytest
 from PIL import Image
 from segmentkit.testing.scenes import Scene
 from webui_support import (
-    MAX_PIXELS, SAMPLE, SIZE, UI, Server, changed, check_drawn, decode, disc, offered, open_clip,
+    MAX_PIXELS,
+    SAMPLE,
+    SIZE,
+    UI,
+    Server,
+    changed,
+    check_drawn,
+    decode,
+    disc,
+    offered,
+    open_clip,
 )
 
 

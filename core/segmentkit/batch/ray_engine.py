@@ -40,7 +40,7 @@ class RayOptions:
 def import_ray() -> Any:
     try:
         import ray
-        import ray.data  # noqa: F401 - the Data library comes with the [data] extra
+        import ray.data
     except ImportError:
         raise MissingDependencyError("ray[data]", "pip install 'segmentkit[ray]'", purpose="--engine ray") \
             from None

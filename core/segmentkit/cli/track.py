@@ -81,6 +81,7 @@ def track_command(
     """Track objects prompted on some frames through the whole video."""
     from ..errors import PromptError
     from ..io.video import open_video
+    from ..registry import default_registry
     from ..sessions import check_frame
     from ..tracking import run_tracking
     from ..video_export import TrackExport, VideoInfo, default_formats, prompts_meta
@@ -100,7 +101,7 @@ def track_command(
         check_frame(frame, len(frames))
     meta = prompts_meta(prompts)
     export = TrackExport(out, chosen, VideoInfo.of(frames, video), frames=frames, meta=meta,
-                         objects=meta["objects"])
+                         objects=meta["objects"], registry=default_registry())
     if out is not None and formats is None and "overlay" not in chosen:
         stderr_console().print("note: no overlay.mp4 without PyAV: pip install 'segmentkit[video]'", markup=False)
     tracker = load_model(model, "tracker", **load_options(weights=weights, device=device, runtime=runtime,

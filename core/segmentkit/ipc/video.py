@@ -336,7 +336,8 @@ class VideoMethods:
 
         live = self._get(call.app, params.session)
         folder = call.app.check_path(params.dir)
-        paths = await self.service.run(live.step, lambda s: export_session(s, folder, params.formats))
+        paths = await self.service.run(live.step, lambda s: export_session(s, folder, params.formats,
+                                                                                 self.service.registry))
         return ExportResult(session=live.id, paths=[str(p) for p in paths])
 
     async def cancel(self, params: SessionParams, call: Call) -> CancelResult:

@@ -8,7 +8,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-
 from segmentkit.cards import ModelCard
 from segmentkit.errors import OptionsError, PromptError, SegmentkitError, TaskError
 from segmentkit.io import image_key, load_image

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from segmentkit import rle
 from segmentkit.cards import ModelCard
 from segmentkit.errors import SessionError

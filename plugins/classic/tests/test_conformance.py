@@ -1,7 +1,6 @@
 """classic keeps the segmentkit contracts for both of its roles."""
 
 import pytest
-
 import segmentkit
 from segmentkit.testing.conformance import PrompterContract, SegmenterContract
 

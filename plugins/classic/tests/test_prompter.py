@@ -6,7 +6,6 @@ import sys
 import cv2
 import numpy as np
 import pytest
-
 import segmentkit as sk
 from segmentkit.errors import OptionsError, PromptError
 from segmentkit.testing import iou, synthetic_scene

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 import segmentkit as sk
 from segmentkit.errors import TaskError
 from segmentkit.testing import best_iou, synthetic_scene

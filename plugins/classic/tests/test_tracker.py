@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import segmentkit
 from segmentkit.testing.conformance import TrackerContract
 from segmentkit.testing.scenes import Scene, synthetic_scene

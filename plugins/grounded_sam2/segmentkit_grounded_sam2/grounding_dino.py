@@ -12,7 +12,6 @@ import logging
 import numpy as np
 import torch
 from PIL import Image
-
 from segmentkit.cards import ModelCard
 from segmentkit.errors import PromptError, WeightsUnavailableError
 from segmentkit.io import load_image

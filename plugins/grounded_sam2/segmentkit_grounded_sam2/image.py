@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from segmentkit.cards import ModelCard
 from segmentkit.errors import PromptError
 from segmentkit.io import load_image

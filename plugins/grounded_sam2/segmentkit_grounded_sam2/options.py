@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, model_validator
-
 from segmentkit import CallOptions, ModelOptions
 
 
@@ -39,7 +38,7 @@ class GroundedOptions(ModelOptions):
     max_objects: int = Field(default=32, ge=1, description="Video: most objects tracked at once.")
 
     @model_validator(mode="after")
-    def _no_single_weights(self) -> "GroundedOptions":
+    def _no_single_weights(self) -> GroundedOptions:
         if self.weights is not None:
             raise ValueError("grounded-sam2 composes two models: use detector_weights and sam_weights")
         return self

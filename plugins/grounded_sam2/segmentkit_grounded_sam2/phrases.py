@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from segmentkit.errors import PromptError
 
 
@@ -29,7 +28,7 @@ class PhraseMap:
     token_phrase: np.ndarray  # (T,) int
 
     @classmethod
-    def build(cls, query: str, offsets: list[tuple[int, int]]) -> "PhraseMap":
+    def build(cls, query: str, offsets: list[tuple[int, int]]) -> PhraseMap:
         phrases = split_phrases(query)
         spans, start = [], 0
         for phrase in phrases:

@@ -22,7 +22,13 @@ def grounding_vocab() -> dict[str, int]:
 
 
 def build_grounding_dino(directory: Path, seed: int = 0) -> Path:
-    from transformers import BertConfig, BertTokenizerFast, GroundingDinoConfig, GroundingDinoForObjectDetection, SwinConfig
+    from transformers import (
+        BertConfig,
+        BertTokenizerFast,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        SwinConfig,
+    )
 
     torch.manual_seed(seed)
     vocab = grounding_vocab()

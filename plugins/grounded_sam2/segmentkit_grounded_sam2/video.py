@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from segmentkit.cards import ModelCard
 from segmentkit.errors import SessionError
 from segmentkit.io import load_image
@@ -33,12 +32,12 @@ class GroundedTracker:
         self.card, self.options = card, options
         self.parts = Parts(options)
 
-    def start(self, source: Any = None, *, stream: bool = False) -> "GroundedSession":
+    def start(self, source: Any = None, *, stream: bool = False) -> GroundedSession:
         if stream == (source is not None):
             raise SessionError("start a session with a video source, or with stream=True for pushed frames")
         return GroundedSession(self.parts, self.options, source, model_id=self.card.id)
 
-    def restore(self, path: Any, source: Any = None) -> "GroundedSession":
+    def restore(self, path: Any, source: Any = None) -> GroundedSession:
         """A session saved with ``session.save(path)``, over its video (or ``source``), ready to continue."""
         return restore_session(self, path, source)
 

@@ -1,5 +1,4 @@
 import pytest
-
 from segmentkit_grounded_sam2.testing import build_grounding_dino
 
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 import segmentkit as sk
 from segmentkit import ModelCard, ModelOptions, ModelSpec, hookimpl
 from segmentkit.errors import PromptError

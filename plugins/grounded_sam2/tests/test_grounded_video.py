@@ -8,9 +8,8 @@ and adds objects that appear later.
 
 import numpy as np
 import pytest
-from PIL import Image
-
 import segmentkit as sk
+from PIL import Image
 from segmentkit import ModelCard, ModelOptions, ModelSpec, hookimpl
 from segmentkit.errors import PromptError, SegmentkitError
 from segmentkit.io.video import FrameStream, open_video

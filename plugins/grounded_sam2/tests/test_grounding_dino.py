@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-import torch
-
 import segmentkit as sk
+import torch
 from segmentkit.errors import PromptError, WeightsUnavailableError
 from segmentkit.testing.conformance import GrounderContract
 

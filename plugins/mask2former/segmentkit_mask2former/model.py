@@ -88,7 +88,7 @@ class QuerySegmenter:
 
         try:
             model = getattr(transformers, self.model_class).from_pretrained(self.folder)
-        except Exception as exc:  # noqa: BLE001 - transformers raises OSError, ValueError, safetensors errors
+        except Exception as exc:
             raise WeightsUnavailableError(
                 f"weights for {self.card.id!r} in {self.folder} cannot be loaded: {type(exc).__name__}: {exc}"
             ) from None

@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-
 from segmentkit.runtime.fused_linear import FusedLinear
 
 from .attention import attend

@@ -91,7 +91,7 @@ def load_video_model(card: ModelCard, options: ModelOptions) -> Any:
 def _load(card: ModelCard, options: ModelOptions, path: Path, cls: Any, **kwargs: Any) -> Any:
     try:
         model, info = cls.from_pretrained(path, output_loading_info=True, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - truncated file, wrong shapes, unreadable tensors...
+    except Exception as exc:
         raise _bad(card, path, f"the weights cannot be loaded ({type(exc).__name__}: {_first_line(exc)})") from None
     missing = list(info.get("missing_keys") or [])
     mismatched = list(info.get("mismatched_keys") or [])

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from segmentkit.runtime import pixels
 
+
 def resize_uint8(image_uint8_hwc: np.ndarray, size: int) -> torch.Tensor:
     """(1, 3, S, S) uint8: torch's antialiased bilinear kernel on the uint8 image."""
     return pixels.resize_uint8(pixels.to_tensor(image_uint8_hwc), (size, size)).contiguous()

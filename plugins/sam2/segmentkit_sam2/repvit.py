@@ -21,10 +21,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from segmentkit.runtime.fused_linear import FusedLinear
+from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig
-
 
 MODEL_TYPE = "segmentkit_repvit"
 

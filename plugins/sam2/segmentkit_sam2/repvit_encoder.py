@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
 from segmentkit.runtime.fused_linear import FusedLinear
 
 from .hiera import _as_linear, fpn_maps

@@ -23,11 +23,11 @@ import torch
 from segmentkit.sessions import TrackingSession
 from segmentkit.types import FrameMasks, Masks
 
+from .family import SamFamily
 from .preprocess import upscale_masks
 from .video_options import Sam2TrackerOptions
 from .video_prompts import VideoPrompt, encode_video_prompts
 from .video_saving import load_into, state_of
-from .family import SamFamily
 from .video_state import TrackState, new_track_state
 
 log = logging.getLogger(__name__)

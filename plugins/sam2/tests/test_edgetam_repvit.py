@@ -20,7 +20,6 @@ from segmentkit_sam2.preprocess import preprocess_image
 from segmentkit_sam2.repvit import FusedRepVit, RepVitConfig
 from segmentkit_sam2.repvit_encoder import LeanRepVitEncoder
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 from segmentkit import Box, Point
 from segmentkit.errors import OptionsError
-from segmentkit.testing.pytest_plugin import fast_paths_off
 from segmentkit.runtime.fused_linear import onednn_linear_runs
+from segmentkit.testing.pytest_plugin import fast_paths_off
 from segmentkit_sam2 import hiera
 from segmentkit_sam2.engine import Sam2Engine
 from segmentkit_sam2.family import SAM2

@@ -49,7 +49,6 @@ def ort_prompter(onnx_cache, sam2_weights_small: Path):
 @pytest.fixture(scope="module")
 def bf16_prompter(sam2_weights_small: Path):
     import segmentkit
-
     from segmentkit.testing.pytest_plugin import capabilities_forced, require_native_bf16
 
     require_native_bf16()

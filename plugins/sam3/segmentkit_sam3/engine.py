@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from segmentkit.types import Masks
 
 from . import preprocess

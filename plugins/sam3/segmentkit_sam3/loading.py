@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from segmentkit.cards import ModelCard
 from segmentkit.devices import resolve_device
 from segmentkit.errors import WeightsUnavailableError
@@ -56,7 +55,7 @@ def load_models(card: ModelCard, options: Sam3Options) -> Sam3Models:
     try:
         video = Sam3VideoModel.from_pretrained(path, dtype=torch.float32).to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(path)
-    except Exception as exc:  # noqa: BLE001 - truncated file, wrong shapes, unreadable tensors...
+    except Exception as exc:
         raise _bad(card, path, f"transformers could not load it ({type(exc).__name__}: {exc})") from None
     config = video.config
     vision = _shared(_meta(_vision_class(), config.detector_config.vision_config),

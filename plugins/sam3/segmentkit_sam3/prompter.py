@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from segmentkit.cards import ModelCard
 from segmentkit.errors import PromptError
 from segmentkit.io.image import image_key, load_image

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from segmentkit.errors import PromptError, SessionError
 from segmentkit.sessions import TrackingSession
 from segmentkit.types import Box, FrameMasks, Masks, Point, Text, validate_prompts

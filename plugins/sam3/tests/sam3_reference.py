@@ -69,9 +69,18 @@ def tracker_state(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def main() -> None:
-    from transformers import (AutoTokenizer, Sam3Model, Sam3Processor, Sam3TrackerModel, Sam3TrackerProcessor,
-                              Sam3TrackerVideoModel, Sam3TrackerVideoProcessor, Sam3VideoConfig, Sam3VideoModel,
-                              Sam3VideoProcessor)
+    from transformers import (
+        AutoTokenizer,
+        Sam3Model,
+        Sam3Processor,
+        Sam3TrackerModel,
+        Sam3TrackerProcessor,
+        Sam3TrackerVideoModel,
+        Sam3TrackerVideoProcessor,
+        Sam3VideoConfig,
+        Sam3VideoModel,
+        Sam3VideoProcessor,
+    )
     from transformers.models.sam2_video.video_processing_sam2_video import Sam2VideoVideoProcessor
     from transformers.models.sam3.image_processing_sam3 import Sam3ImageProcessor
 

@@ -1,7 +1,6 @@
 """The core conformance contracts, on the tiny SAM 3 checkpoint."""
 
 import pytest
-
 from segmentkit.testing.conformance import PrompterContract, TrackerContract
 
 

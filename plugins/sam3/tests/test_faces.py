@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
 from PIL import Image
-
 from segmentkit.errors import WeightsUnavailableError
 from segmentkit.ipc.manifest import App
 from segmentkit.ipc.service import Service

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import segmentkit as sk
-
 from sam3_reference import BOX, CLICK, EXEMPLAR, OTHER_TEXT, TEXT, inputs, weights_sha
 
 REFERENCE = np.load(Path(__file__).with_name("data") / "reference.npz")

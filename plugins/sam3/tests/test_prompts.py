@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 import segmentkit as sk
 from segmentkit.errors import PromptError, SessionError
 from segmentkit.types import MaskPrompt

@@ -96,7 +96,7 @@ class SegformerSegmenter:
 
         try:
             model = SegformerForSemanticSegmentation.from_pretrained(self.folder)
-        except Exception as exc:  # noqa: BLE001 - transformers raises OSError, ValueError, safetensors errors
+        except Exception as exc:
             raise WeightsUnavailableError(
                 f"weights for {self.card.id!r} in {self.folder} cannot be loaded: {type(exc).__name__}: {exc}"
             ) from None

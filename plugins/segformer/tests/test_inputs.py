@@ -40,7 +40,7 @@ def test_huge_image_with_sliding_windows(segmenter, make_image):
     result = segmenter.segment(image, sliding_window=True)
     assert result.label_map.shape == (1200, 3600)
     assert result.label_map.dtype == np.int32
-    assert 0 <= result.label_map.min() and result.label_map.max() < 150
+    assert result.label_map.min() >= 0 and result.label_map.max() < 150
     assert len(result.masks) == len(np.unique(result.label_map))
 
 
