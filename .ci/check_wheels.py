@@ -80,7 +80,8 @@ def run_readme_command_from_wheels(wheels: list[Path], tmp: Path) -> None:
     run(bin_dir / "python", "-m", "pip", "install", "--quiet", "--no-index", "--force-reinstall", "--no-deps",
         *chosen, env=env)
     where = run(bin_dir / "python", "-c",
-                "import json, segmentkit, segmentkit_classic as c; print(json.dumps([segmentkit.__file__, c.__file__]))",
+                "import json, segmentkit, segmentkit_classic as c; "
+                "print(json.dumps([segmentkit.__file__, c.__file__]))",
                 env=env, cwd=tmp)
     for module_file in json.loads(where.stdout):
         if not Path(module_file).resolve().is_relative_to(venv.resolve()):

@@ -26,7 +26,8 @@ def stand_in_wheel(folder: Path, version: str) -> Path:
     path = folder / f"torch-{version}-py3-none-any.whl"
     files = {
         f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n",
-        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: segmentkit-ci\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{dist_info}/WHEEL": ("Wheel-Version: 1.0\nGenerator: segmentkit-ci\n"
+                               "Root-Is-Purelib: true\nTag: py3-none-any\n"),
     }
     files[f"{dist_info}/RECORD"] = "".join(f"{name},,\n" for name in [*files, f"{dist_info}/RECORD"])
     with zipfile.ZipFile(path, "w") as wheel:

@@ -103,7 +103,8 @@ def work() -> dict[str, float]:
                   weights=build_mask2former(Path("/tmp/segmentkit-bench-fixed-label") / "mask2former-swin-tiny"))
     for width, height in ((640, 480), (1920, 1080)):
         street = np.random.default_rng(1).integers(0, 256, (height, width, 3), dtype=np.uint8)
-        found[f"mask2former panoptic {width}x{height}"] = counted_gflop(lambda s=street: m2f.segment(s, task="panoptic"))
+        found[f"mask2former panoptic {width}x{height}"] = counted_gflop(
+            lambda s=street: m2f.segment(s, task="panoptic"))
     return found
 
 

@@ -87,7 +87,8 @@ def main() -> None:
         theirs = ref(str(path), subtask="panoptic", **pipeline_thresholds)  # warm-up + agreement
         answers = {precision: model.segment(path, task="panoptic") for precision, model in ours.items()}
         runs = {"pipeline": lambda p=path: ref(str(p), subtask="panoptic", **pipeline_thresholds)}
-        runs |= {precision: (lambda p=path, m=model: m.segment(p, task="panoptic")) for precision, model in ours.items()}
+        runs |= {precision: (lambda p=path, m=model: m.segment(p, task="panoptic"))
+                 for precision, model in ours.items()}
         if m2f is not None:
             m2f.segment(path, task="panoptic")
             runs["mask2former"] = lambda p=path: m2f.segment(p, task="panoptic")

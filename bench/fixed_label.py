@@ -110,7 +110,8 @@ def street_like(height: int, width: int, seed: int) -> np.ndarray:
     return np.clip(base + ramp + noise, 0, 255).astype(np.uint8)
 
 
-def label_map_from_pipeline(answer: list[dict[str, Any]], label2id: dict[str, int], size: tuple[int, int]) -> np.ndarray:
+def label_map_from_pipeline(answer: list[dict[str, Any]], label2id: dict[str, int],
+                            size: tuple[int, int]) -> np.ndarray:
     out = np.full(size, -1, dtype=np.int64)
     for item in answer:
         out[np.asarray(item["mask"]) > 0] = label2id[item["label"]]

@@ -75,10 +75,13 @@ def in_process(name: str, image: np.ndarray, point: tuple[float, float], count: 
     if name == "stats":
         return float("nan")  # nothing to compare: the method exists only in the service
     if name == "models":
-        run = lambda: sk.models()
+        def run() -> object:
+            return sk.models()
     else:
         model = sk.load("classic", role="prompter")
-        run = lambda: model.predict(model.embed(image), [Point(*point)])
+
+        def run() -> object:
+            return model.predict(model.embed(image), [Point(*point)])
     run()
     start = time.perf_counter()
     for _ in range(count):

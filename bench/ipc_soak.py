@@ -237,10 +237,8 @@ def client_run(world: World, conn: Any, requests: int, seed: int, log: list[Any]
 
 def sample_rss(pids: Callable[[], list[int]], stop: threading.Event, out: list[tuple[float, float]]) -> None:
     while not stop.is_set():
-        try:
+        with contextlib.suppress(OSError, ValueError):
             out.append((time.monotonic(), sum(rss_mb(p) for p in pids())))
-        except (OSError, ValueError):
-            pass
         stop.wait(0.25)
 
 

@@ -81,7 +81,8 @@ class Goal:
         elif self.max_percent is not None:
             found = PERCENT.search(rows[-1])
             value = float(found.group(1)) if found else float("inf")
-            row, figure, reached = rows[-1], f"{value:+.1f} % (goal <= {self.max_percent:g} %)", value <= self.max_percent
+            row, figure, reached = (rows[-1], f"{value:+.1f} % (goal <= {self.max_percent:g} %)",
+                                    value <= self.max_percent)
         elif self.max_ms is not None:
             row = min(rows, key=lambda r: float(MS.search(r).group(1)) if MS.search(r) else float("inf"))
             found = MS.search(row)

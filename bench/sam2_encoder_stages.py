@@ -29,11 +29,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sam2_fast_paths import cpu_line, interleaved
 from sam2_image import build_weights, iou, photo
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Int8Linear:
@@ -125,7 +129,8 @@ def main() -> None:
     # each stage's input from the fp32 forward
     with torch.inference_mode():
         pixel_values = preprocess_image(image, engine.input_size)
-        x = fp32.patch_embed(pixel_values.contiguous(memory_format=torch.channels_last)).permute(0, 2, 3, 1) + fp32.pos_embed
+        x = (fp32.patch_embed(pixel_values.contiguous(memory_format=torch.channels_last)).permute(0, 2, 3, 1)
+             + fp32.pos_embed)
         inputs = []
         for stage in ranges:
             inputs.append(x)

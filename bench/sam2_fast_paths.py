@@ -192,7 +192,8 @@ def main() -> None:
 
     encoders: dict[str, Callable[[], object]] = {"transformers fp32": ref_encode}
     encoders.update({name: (lambda p=p: p.embed_array(image)) for name, p in paths.items()})
-    table("encoder", f"encoder, 1 image ({hw[1]}x{hw[0]}), median of {reps}", interleaved(reps, encoders), "transformers fp32")
+    table("encoder", f"encoder, 1 image ({hw[1]}x{hw[0]}), median of {reps}", interleaved(reps, encoders),
+          "transformers fp32")
 
     ref_emb = ref_encode()
     embeddings = {name: p.embed(image) for name, p in paths.items()}

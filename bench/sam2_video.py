@@ -216,10 +216,12 @@ def main() -> None:
                                                  args.threads, *side[1:], *profile))
             ref_masks = runs["transformers"][0]["masks"]
             ref_fps = statistics.median(r["fps"] for r in runs["transformers"])
-            print(f"median of {args.reps} interleaved run(s); per-run ratios against the same repetition's transformers")
+            print(f"median of {args.reps} interleaved run(s); "
+                  "per-run ratios against the same repetition's transformers")
             print(f"{'':24}{'frames/s':>10}{'ratio':>8}{'min IoU':>9}{'peak RSS MB':>13}  per-run ratios")
             for name, results in runs.items():
-                worst = min(iou(rle.decode(r["masks"][f]), rle.decode(m)) for r in results for f, m in ref_masks.items())
+                worst = min(iou(rle.decode(r["masks"][f]), rle.decode(m))
+                            for r in results for f, m in ref_masks.items())
                 fps = statistics.median(r["fps"] for r in results)
                 per_run = " ".join(f"{r['fps'] / t['fps']:.2f}" for r, t in zip(results, runs["transformers"]))
                 print(f"{name:24}{fps:>10.3f}{fps / ref_fps:>7.2f}x{worst:>9.4f}"

@@ -8,6 +8,7 @@ pycocotools itself; the real default model ``classic`` runs the end-to-end CLI t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -522,11 +523,8 @@ def test_cli_resumes_after_sigkill_without_redoing_images(tmp_path, image_set):
         first.send_signal(signal.SIGKILL)
         first.wait(30)
     finally:
-        with_pgid = lambda: os.killpg(first.pid, signal.SIGKILL)  # noqa: E731 - workers left behind, if any
-        try:
-            with_pgid()
-        except ProcessLookupError:
-            pass
+        with contextlib.suppress(ProcessLookupError):  # workers left behind, if any
+            os.killpg(first.pid, signal.SIGKILL)
     done_before = read_jsonl(results)
     assert 6 <= len(done_before) < 48, "the run was not killed mid-way"
 
@@ -558,7 +556,8 @@ def test_cli_with_classic_box_manifest(tmp_path):
     assert run.returncode == 0, stderr
     assert json.loads(stdout)["done"] == 4
     records = read_jsonl(tmp_path / "out" / "results.jsonl")
-    assert [r["result"]["model"] for r in records] == [{"id": "classic", "revision": None, "device": "cpu", "runtime": "numpy", "precision": "fp32"}] * 4
+    model = {"id": "classic", "revision": None, "device": "cpu", "runtime": "numpy", "precision": "fp32"}
+    assert [r["result"]["model"] for r in records] == [model] * 4
     for record, scene in zip(records[:3], scenes, strict=True):
         (entry,) = record["result"]["masks"]
         mask = decode(entry)

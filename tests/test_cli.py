@@ -156,7 +156,8 @@ def test_plugins_check_reports_plugin_faults_and_exits_1(cli) -> None:
     assert proc.returncode == 1, proc.stderr
     assert "plugin problem(s) found" in proc.stderr
     problems = {(p["plugin"], p["stage"], *p["models"]): p["error"] for p in json.loads(proc.stdout)["problems"]}
-    assert set(problems) == {("skfake", "duplicate-id", "fake-prompter"), ("skbadloader", "duplicate-id", "fake-prompter"),
+    assert set(problems) == {("skfake", "duplicate-id", "fake-prompter"),
+                             ("skbadloader", "duplicate-id", "fake-prompter"),
                              ("skbadloader", "loader", "bad-class"), ("skbadloader", "loader", "bad-module"),
                              ("skbadloader", "loader", "bad-dependency")}
     assert "no attribute 'NoSuchClass'" in problems[("skbadloader", "loader", "bad-class")]
@@ -178,7 +179,8 @@ def test_plugin_faults_exit_1_user_errors_exit_2(cli, tmp_path) -> None:
         assert warning.startswith("warning: ") and "fake-prompter" in warning and error.startswith("error: ")
         return error
 
-    for model, text in [("bad-class", "no attribute 'NoSuchClass'"), ("bad-module", "no module named 'skbadloader.modle'"),
+    for model, text in [("bad-class", "no attribute 'NoSuchClass'"),
+                        ("bad-module", "no module named 'skbadloader.modle'"),
                         ("fake-prompter", "registered by both skbadloader")]:
         line = error_line(model, 1)
         assert text in line and "(plugin 'skbadloader')" in line and "pip install" not in line

@@ -24,10 +24,11 @@ def rgb():
 def test_all_input_kinds_agree(tmp_path, rgb):
     path = tmp_path / "a.png"
     Image.fromarray(rgb).save(path)
-    for source in (path, str(path), path.read_bytes(), Image.fromarray(rgb), rgb, open(path, "rb")):
-        out = load_image(source)
-        assert out.dtype == np.uint8 and out.shape == (12, 20, 3) and out.flags.c_contiguous
-        np.testing.assert_array_equal(out, rgb)
+    with open(path, "rb") as handle:
+        for source in (path, str(path), path.read_bytes(), Image.fromarray(rgb), rgb, handle):
+            out = load_image(source)
+            assert out.dtype == np.uint8 and out.shape == (12, 20, 3) and out.flags.c_contiguous
+            np.testing.assert_array_equal(out, rgb)
 
 
 def test_exif_orientation_is_applied(rgb):

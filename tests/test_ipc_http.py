@@ -14,18 +14,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+import test_ipc_support as support  # registered by tests/conftest.py
+from segmentkit.client import Client, RpcError
+from segmentkit.ipc.errors import ErrorCode
+from segmentkit.ipc.schema_doc import validator
+from segmentkit.testing.scenes import synthetic_scene
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 websockets_sync = pytest.importorskip("websockets.sync.client")
 pytest.importorskip("segmentkit_classic", reason="needs the classic plugin: pip install -e plugins/classic")
-
-import test_ipc_support as support  # registered by tests/conftest.py
-from segmentkit.client import Client, RpcError
-from segmentkit.ipc.errors import ErrorCode
-from segmentkit.ipc.schema_doc import validator
-from segmentkit.testing.scenes import synthetic_scene
 
 SCENE = synthetic_scene((48, 64), seed=11)
 A, B = "com.example.a", "com.example.b"

@@ -21,14 +21,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+import test_ipc_support as support  # registered by tests/conftest.py
+from segmentkit.ipc.errors import ErrorCode
+from segmentkit.ipc.protocol import dumps
+from segmentkit.ipc.schemas import METHODS
 
 hypothesis = pytest.importorskip("hypothesis")
-import test_ipc_support as support  # registered by tests/conftest.py
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from segmentkit.ipc.errors import ErrorCode  # noqa: E402
-from segmentkit.ipc.protocol import dumps  # noqa: E402
-from segmentkit.ipc.schemas import METHODS  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402 - after importorskip: skip, not error, without it
+from hypothesis import strategies as st  # noqa: E402 - after importorskip: skip, not error, without it
 
 ipc = support.load_sibling("test_ipc_service")
 

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("segmentkit_sam2.tracker", reason="needs the SAM 2 plugin: pip install -e plugins/sam2")
-torch = pytest.importorskip("torch")
-
 import test_ipc_support as support  # registered by tests/conftest.py
 from segmentkit.client import Client
 from segmentkit.registry import Registry
 from segmentkit.types import Box, Point
+
+pytest.importorskip("segmentkit_sam2.tracker", reason="needs the SAM 2 plugin: pip install -e plugins/sam2")
+torch = pytest.importorskip("torch")
 
 MODEL = "sam2.1-hiera-tiny"
 

@@ -650,4 +650,49 @@ def test_export_writes_the_tracked_masks_in_video_formats(tmp_path: Path, video:
     outside = rpc("vision.segment_video_export", session=session, dir=str(tmp_path))
     assert error(outside) == (ErrorCode.PATH_DENIED, "path_denied")
     assert error(rpc("vision.segment_video_export", session=session, dir=str(granted), formats=["gif"]))[0] == \
-        ErrorCode.INVALID_PARAMS
+        ErrorCode.INVALID_OPTIONS
+
+
+def test_export_writes_a_video_format_of_the_service_registry(tmp_path: Path, video: tuple[Path, list[Any]]) -> None:
+    """A plugin's video format (a FrameWriter) in the Service's own registry is accepted over IPC
+    and written; the global registry is not consulted."""
+    import segmentkit
+    from segmentkit.formats import OutputFormat
+    from segmentkit.video_export import FrameWriter
+
+    class CountWriter(FrameWriter):
+        """frames.txt: the frame indices written."""
+
+        name = "frame-count"
+
+        def __init__(self, target: Any) -> None:
+            super().__init__(target)
+            self.seen: list[int] = []
+
+        def add(self, frame: Any) -> None:
+            self.seen.append(frame.frame_index)
+
+        def close(self, document: Any) -> Any:
+            return self._put("frames.txt", " ".join(map(str, sorted(self.seen))).encode())
+
+    class Formats:
+        @segmentkit.hookimpl
+        def segmentkit_formats(self) -> list[Any]:
+            return [OutputFormat("frame-count", CountWriter, "frame indices", "video")]
+
+    folder = video[0]
+    granted = tmp_path / "granted"
+    granted.mkdir()
+    app = App(id="app", roots=(folder.resolve(), granted.resolve()))
+    service = make_service([app])
+    service.registry.register(Formats(), name="frame-count-format")
+    session = _start_and_prompt(service, folder, video[1], app=app)
+
+    def rpc(method: str, **params: Any) -> Any:
+        return run(call(service, method, params, app=app))
+
+    result(rpc("vision.segment_video_propagate", session=session, max_frames=3))
+    done = result(rpc("vision.segment_video_export", session=session, dir=str(granted), formats=["frame-count"]))
+    assert done["paths"] == [str(granted.resolve() / "frames.txt")]
+    assert (granted / "frames.txt").read_text() == "0 1 2"
+

@@ -95,7 +95,8 @@ def test_no_default_model_is_a_clear_error(registry):
 
 
 def test_unknown_and_invalid_options(registry):
-    registry.register(plugin(("segmentkit_segmenters", [ModelSpec(card=card(), role="segmenter", loader=LOADER, options=ToyOptions)])))
+    registry.register(plugin(("segmentkit_segmenters",
+                              [ModelSpec(card=card(), role="segmenter", loader=LOADER, options=ToyOptions)])))
     with pytest.raises(OptionsError, match="colour"):
         registry.load("toy-a", colour="red")
     with pytest.raises(OptionsError, match="threshold"):
@@ -106,12 +107,14 @@ def test_unknown_and_invalid_options(registry):
 
 def test_duplicate_id_quarantines_only_the_clashing_specs(registry):
     clash = card("toy-a", roles=("segmenter", "prompter"))
-    registry.register(plugin(("segmentkit_segmenters", [ModelSpec(card=clash, role="segmenter", loader=LOADER),
-                                                         ModelSpec(card=card("first-only"), role="segmenter", loader=LOADER)]),
+    registry.register(plugin(("segmentkit_segmenters",
+                              [ModelSpec(card=clash, role="segmenter", loader=LOADER),
+                               ModelSpec(card=card("first-only"), role="segmenter", loader=LOADER)]),
                              ("segmentkit_prompters", [ModelSpec(card=clash, role="prompter", loader=LOADER)]),
                              name="first"))
-    registry.register(plugin(("segmentkit_segmenters", [ModelSpec(card=card("toy-a"), role="segmenter", loader=LOADER),
-                                                         ModelSpec(card=card("second-only"), role="segmenter", loader=LOADER)]),
+    registry.register(plugin(("segmentkit_segmenters",
+                              [ModelSpec(card=card("toy-a"), role="segmenter", loader=LOADER),
+                               ModelSpec(card=card("second-only"), role="segmenter", loader=LOADER)]),
                              name="second"))
     assert [(i.card.id, i.plugin) for i in registry.models()] == [("first-only", "first"), ("second-only", "second")]
     assert registry.load("first-only").card.id == "first-only" and registry.load("second-only").card.id == "second-only"
@@ -145,8 +148,9 @@ def test_alias_collision_is_an_error(registry):
 
 def test_card_roles_must_match_the_hooks_that_return_them(registry):
     two_roles = card("liar", roles=("segmenter", "prompter"))  # but only the segmenter hook returns it
-    registry.register(plugin(("segmentkit_segmenters", [ModelSpec(card=two_roles, role="segmenter", loader=LOADER),
-                                                         ModelSpec(card=card("honest"), role="segmenter", loader=LOADER)])))
+    registry.register(plugin(("segmentkit_segmenters",
+                              [ModelSpec(card=two_roles, role="segmenter", loader=LOADER),
+                               ModelSpec(card=card("honest"), role="segmenter", loader=LOADER)])))
     assert [i.card.id for i in registry.models()] == ["honest"]
     with pytest.raises(SpecError, match="card lists roles prompter, segmenter but .* hooks return it as segmenter"):
         registry.load("liar")
@@ -176,7 +180,8 @@ def test_raising_hook_is_isolated(registry):
 
 def test_wrong_return_types_are_spec_errors(registry):
     registry.register(plugin(("segmentkit_segmenters", ["not a spec"]), name="junk"))
-    registry.register(plugin(("segmentkit_prompters", [ModelSpec(card=card("x", roles=("segmenter",)), role="segmenter", loader=LOADER)]), name="misrouted"))
+    misrouted = ModelSpec(card=card("x", roles=("segmenter",)), role="segmenter", loader=LOADER)
+    registry.register(plugin(("segmentkit_prompters", [misrouted]), name="misrouted"))
     assert registry.models() == []
     errors = {p.plugin: p.error for p in registry.problems}
     assert SpecError.__name__ in errors["junk"] and "came from the prompter hook" in errors["misrouted"]

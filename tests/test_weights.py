@@ -27,7 +27,8 @@ def test_offline_cache_miss_names_model_repo_pull_and_local_option(tmp_path, mon
     with pytest.raises(WeightsUnavailableError) as info:
         resolve_weights(make_card())
     message = str(info.value)
-    for needle in ("'toy-net'", "segmentkit-tests/does-not-exist", "segmentkit pull toy-net", "--weights DIR", "offline"):
+    for needle in ("'toy-net'", "segmentkit-tests/does-not-exist", "segmentkit pull toy-net", "--weights DIR",
+                   "offline"):
         assert needle in message
 
 

@@ -135,7 +135,7 @@ def overlay(
             raise ValueError(f"mask is {layer.mask.shape}, image is {size}")
     out = rgb.astype(np.float32)
     # Large masks first so small ones stay visible on top.
-    for layer in sorted(layers, key=lambda l: -int(l.mask.sum())):
+    for layer in sorted(layers, key=lambda item: -int(item.mask.sum())):
         tint = np.asarray(layer.color, np.float32)
         out[layer.mask] = out[layer.mask] * (1.0 - alpha) + tint * alpha
     if outlines:
@@ -144,7 +144,7 @@ def overlay(
             out[_boundary(layer.mask, width)] = layer.color
     picture = Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "RGB")
     show_legend = fixed_labels if legend is None else legend
-    entries = list(dict.fromkeys((l.name, l.color) for l in layers if l.name is not None))
+    entries = list(dict.fromkeys((layer.name, layer.color) for layer in layers if layer.name is not None))
     if show_legend and entries:
         _draw_legend(picture, entries)
     return picture

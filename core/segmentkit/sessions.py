@@ -29,7 +29,8 @@ from . import contract
 from .errors import PromptError, SessionError, UnknownSessionError
 
 __all__ = [
-    "DIRECTIONS", "Direction", "ObjectIndex", "Propagation", "SessionTable", "TrackingSession", "check_frame", "check_object_id",
+    "DIRECTIONS", "Direction", "ObjectIndex", "Propagation", "SessionTable", "TrackingSession", "check_frame",
+    "check_object_id",
 ]
 
 _FORGET_AFTER = 1024  # how many closed ids the table remembers, for clearer errors

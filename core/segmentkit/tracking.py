@@ -5,7 +5,8 @@
 ...     run_tracking(session, prompts, TrackExport("out", ("davis", "mots"), video))
 
 Prompts are keyed by (frame, object id). Every object is tracked forwards from the
-earliest prompted frame to the end, then backwards from there to frame 0; each frame is handed to the export (and ``on_frame``) as soon as it is computed.
+earliest prompted frame to the end, then backwards from there to frame 0; each frame is
+handed to the export (and ``on_frame``) as soon as it is computed.
 Ctrl-C stops the run between frames; the export then writes what was tracked.
 """
 

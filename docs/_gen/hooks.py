@@ -107,7 +107,8 @@ def ipc_reference(schema_path: Path = DOCS / "ipc.schema.json") -> str:
              "## Methods", "",
              "| method | params | result | what it does |", "|---|---|---|---|"]
     for name, method in sorted(doc["methods"].items()):
-        lines.append(f"| `{name}` | {_type(method['params'])} | {_type(method['result'])} | {_cell(method['description'])} |")
+        lines.append(f"| `{name}` | {_type(method['params'])} | {_type(method['result'])} "
+                     f"| {_cell(method['description'])} |")
     lines += ["", "## Notifications", "", "| method | params | what it carries |", "|---|---|---|"]
     for name, note in sorted(doc["notifications"].items()):
         lines.append(f"| `{name}` | {_type(note['params'])} | {_cell(note['description'])} |")

@@ -1,8 +1,8 @@
 """A tiny deterministic plugin for CLI tests, installed through a dist-info on PYTHONPATH.
 
 Prompter ``fake-prompter``: a box prompt gives exactly the box's pixels; clicks give disks
-of radius 20 (positive add, negative remove). ``fake-buggy`` raises ZeroDivisionError. Segmenter ``fake-semantic``: class 0/1/2 by
-grey level (< 85, < 170, else), labelled dark/mid/bright. No torch.
+of radius 20 (positive add, negative remove). ``fake-buggy`` raises ZeroDivisionError.
+Segmenter ``fake-semantic``: class 0/1/2 by grey level (< 85, < 170, else), labelled dark/mid/bright. No torch.
 """
 
 from __future__ import annotations

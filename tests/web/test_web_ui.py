@@ -438,8 +438,10 @@ def test_video_prompt_propagate_and_correct(tiny_server: Server, ui: UI, clip: t
     assert ui.page.is_visible("#text-form")
     ui.page.click("#new-object")
     ui.page.fill("#text", "a ball")
-    on_frame_5 = (lambda r: r.url.endswith("/rpc") and json.loads(r.post_data)["method"] == prompt
-                  and json.loads(r.post_data)["params"]["frame"] == 5)
+    def on_frame_5(r) -> bool:
+        return (r.url.endswith("/rpc") and json.loads(r.post_data)["method"] == prompt
+                and json.loads(r.post_data)["params"]["frame"] == 5)
+
     with ui.page.expect_request(on_frame_5) as request:
         ui.page.click("#text-form button")
     ui.settle()
@@ -492,7 +494,9 @@ def test_client_streams_propagation_over_websocket(tiny_server: Server, ui: UI,
             onFrame: (frame, p) => seen.push([frame.frame_index, p.done, p.total, frame.masks.map((m) => m.object_id)]),
         });
         const back = [];
-        await session.propagate({ start: session.numFrames - 1, direction: 'backward', onFrame: (f) => back.push(f.frame_index) });
+        await session.propagate({
+            start: session.numFrames - 1, direction: 'backward', onFrame: (f) => back.push(f.frame_index),
+        });
         await session.close();
         let error = null;
         try { await session.addPrompt(0, 1, { point: { x, y } }); }

@@ -113,7 +113,8 @@ def test_keyboard_only(classic_server: Server, ui: UI, scene: tuple[Scene, Path]
     assert cursor == {"x": SIZE[1] / 2, "y": SIZE[0] / 2}
     step = round(max(SIZE) / 100)
     keys = ui.page.keyboard
-    moves = {"ArrowRight": round((s.inside[0] - cursor["x"]) / step), "ArrowDown": round((s.inside[1] - cursor["y"]) / step)}
+    moves = {"ArrowRight": round((s.inside[0] - cursor["x"]) / step),
+             "ArrowDown": round((s.inside[1] - cursor["y"]) / step)}
     for key, n in moves.items():
         key = key if n >= 0 else {"ArrowRight": "ArrowLeft", "ArrowDown": "ArrowUp"}[key]
         for _ in range(abs(n)):
@@ -223,9 +224,11 @@ def test_drop_and_paste_open_images(classic_server: Server, ui: UI, scene: tuple
         const transfer = new DataTransfer();
         transfer.items.add(file);
         if (how === 'drop') {
-            document.querySelector('.stage').dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+            document.querySelector('.stage').dispatchEvent(
+                new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
         } else {
-            document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: transfer, bubbles: true, cancelable: true }));
+            document.dispatchEvent(
+                new ClipboardEvent('paste', { clipboardData: transfer, bubbles: true, cancelable: true }));
         }
     }"""
     ui.page.evaluate(send, ["scene.png", base64.b64encode(path.read_bytes()).decode(), "drop"])

@@ -418,7 +418,9 @@ class UI:
         w, h, data = self.page.evaluate("""() => {
             const d = window.segmentkit.overlay.imageData();
             let s = '';
-            for (let i = 0; i < d.data.length; i += 0x8000) s += String.fromCharCode.apply(null, d.data.subarray(i, i + 0x8000));
+            for (let i = 0; i < d.data.length; i += 0x8000) {
+                s += String.fromCharCode.apply(null, d.data.subarray(i, i + 0x8000));
+            }
             return [d.width, d.height, btoa(s)];
         }""")
         return np.frombuffer(base64.b64decode(data), np.uint8).reshape(h, w, 4)
@@ -503,7 +505,8 @@ def check_markers(ui: UI, points: list[tuple[float, float]], boxes: list[tuple[f
         assert alpha[d2 <= (4 * dpr) ** 2].min() > 0, f"no marker at {(x, y)}"
     for x0, y0, x1, y1 in boxes:
         pad = 3 * dpr
-        outer = (xx >= x0 * scale - pad) & (xx <= x1 * scale + pad) & (yy >= y0 * scale - pad) & (yy <= y1 * scale + pad)
+        outer = ((xx >= x0 * scale - pad) & (xx <= x1 * scale + pad)
+                 & (yy >= y0 * scale - pad) & (yy <= y1 * scale + pad))
         inner = (xx > x0 * scale + pad) & (xx < x1 * scale - pad) & (yy > y0 * scale + pad) & (yy < y1 * scale - pad)
         allowed |= outer & ~inner
         assert alpha[outer & ~inner].mean() > 0.3, "no box marker"

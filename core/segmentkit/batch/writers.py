@@ -33,7 +33,7 @@ class JsonlWriter:
     def __init__(self, path: Path):
         self.path = path
         _drop_torn_tail(path)
-        self._handle: IO[bytes] = open(path, "ab")
+        self._handle: IO[bytes] = open(path, "ab")  # noqa: SIM115 - kept open for appends until close()
 
     def append(self, record: Mapping[str, Any]) -> int:
         """Write one record as one line; return the byte offset it starts at."""
@@ -80,7 +80,7 @@ class OutputDir:
             raise SegmentkitError(f"--out {root} exists and is not a folder")
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
-        self._lock = open(root / LOCK, "w")
+        self._lock = open(root / LOCK, "w")  # noqa: SIM115 - holds the folder lock until close()
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

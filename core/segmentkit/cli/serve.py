@@ -69,7 +69,9 @@ def _serve_label_studio(service: Any, model: str | None, host: str, port: int,
 @app.command("serve")
 @guarded
 def serve_command(
-    stdio: Annotated[bool, typer.Option("--stdio", help="Speak JSON-RPC on stdin / stdout (one message a line).")] = False,
+    stdio: Annotated[
+        bool, typer.Option("--stdio", help="Speak JSON-RPC on stdin / stdout (one message a line).")
+    ] = False,
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="HTTP port (0: any free port).")] = 8765,
     host: Annotated[str, typer.Option("--host", help="Interface to bind; keep the loopback default.")] = "127.0.0.1",
     manifest: Annotated[

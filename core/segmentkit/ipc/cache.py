@@ -1,8 +1,8 @@
 """Loaded models shared by every client of the service.
 
 Options come from the server's command line: some for every model (device, precision),
-some for one model id (a local checkpoint). Each (model id, role, options) is loaded once, on first use, and kept. Loading happens
-under a per-entry lock, so two clients asking for the same model at once load it once,
+some for one model id (a local checkpoint). Each (model id, role, options) is loaded once, on first use,
+and kept. Loading happens under a per-entry lock, so two clients asking for the same model at once load it once,
 while different models load in parallel. A model is called under its own lock unless
 it declares ``thread_safe = True``.
 """

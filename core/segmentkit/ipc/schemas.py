@@ -208,7 +208,9 @@ class VideoSaveParams(_In):
     path: str = Field(min_length=1, description="File to write (its folder must be granted); a .npz file.")
 
 
-VideoFormat = Literal["davis", "youtube-vis", "mots", "overlay", "json"]
+# A video format's name: the built-in ones (davis, youtube-vis, mots, overlay, json) or one a plugin
+# adds; the export checks it against the service registry's format table.
+VideoFormat = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 
 
 class VideoExportParams(_In):
@@ -217,7 +219,9 @@ class VideoExportParams(_In):
     session: str = Field(min_length=1)
     dir: str = Field(min_length=1, description="An existing folder inside the app's file grants.")
     formats: list[VideoFormat] | None = Field(
-        default=None, min_length=1, description="Default: davis, json and, where PyAV is installed, overlay."
+        default=None, min_length=1, max_length=16,
+        description="Built-in davis, youtube-vis, mots, overlay, json, or a plugin's video format. "
+                    "Default: davis, json and, where PyAV is installed, overlay."
     )
 
 

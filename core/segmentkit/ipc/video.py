@@ -201,7 +201,8 @@ class VideoMethods:
             loaded = self.service.cache.get(model_id, "tracker")
             with loaded.use() as tracker:
                 session = make(tracker)
-            live = LiveSession(self.id_prefix + secrets.token_urlsafe(16), app.id, model_id, loaded, session, session.is_stream)
+            live = LiveSession(self.id_prefix + secrets.token_urlsafe(16), app.id, model_id, loaded, session,
+                               session.is_stream)
             try:
                 table.add(live, owner=app.id)
             except BaseException:
@@ -332,8 +333,11 @@ class VideoMethods:
         return SaveResult(session=live.id, path=str(path))
 
     async def export(self, params: VideoExportParams, call: Call) -> ExportResult:
+        from ..formats import choose
         from ..video_export import export_session
 
+        if params.formats:  # names against this service's format table (built-in and plugins')
+            choose(params.formats, "video", self.service.registry)
         live = self._get(call.app, params.session)
         folder = call.app.check_path(params.dir)
         paths = await self.service.run(live.step, lambda s: export_session(s, folder, params.formats,

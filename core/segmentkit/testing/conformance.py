@@ -420,7 +420,8 @@ class PrompterContract(ModelContract):
         ys, xs = np.nonzero(scene.decoy)
         both = Box(min(xs.min(), scene.box[0]), min(ys.min(), scene.box[1]), scene.box[2], scene.box[3])
         before = self.predict_mask(model, scene, [both])
-        assert _share(before, scene.decoy) >= 0.5, "a box over the object and the distractor does not cover the distractor"
+        assert _share(before, scene.decoy) >= 0.5, (
+            "a box over the object and the distractor does not cover the distractor")
         row, col = _pixel((float(np.median(xs)) + 0.5, float(np.median(ys)) + 0.5))
         after = self.predict_mask(model, scene, [both, Point(col + 0.5, row + 0.5, positive=False)])
         assert _share(after, scene.decoy) <= 0.2, "a negative point on the distractor did not remove it"
@@ -650,4 +651,5 @@ class GrounderContract(ModelContract):
         assert len(found), f"nothing found for {self.text!r}"
         best = int(np.argmax(found.scores))
         overlap = box_iou(found.boxes[best], scene.box)
-        assert overlap >= self.min_iou, f"best box {found.boxes[best]} has IoU {overlap:.2f} with the object's {scene.box}"
+        assert overlap >= self.min_iou, (
+            f"best box {found.boxes[best]} has IoU {overlap:.2f} with the object's {scene.box}")

@@ -13,8 +13,10 @@ _DINO_LICENSE = "Apache-2.0"
 
 _DETECTORS = {
     # id: (hub repo, pinned revision, parameters)
-    "grounding-dino-tiny": ("IDEA-Research/grounding-dino-tiny", "a2bb814dd30d776dcf7e30523b00659f4f141c71", 172_000_000),
-    "grounding-dino-base": ("IDEA-Research/grounding-dino-base", "12bdfa3120f3e7ec7b434d90674b3396eccf88eb", 233_000_000),
+    "grounding-dino-tiny": (
+        "IDEA-Research/grounding-dino-tiny", "a2bb814dd30d776dcf7e30523b00659f4f141c71", 172_000_000),
+    "grounding-dino-base": (
+        "IDEA-Research/grounding-dino-base", "12bdfa3120f3e7ec7b434d90674b3396eccf88eb", 233_000_000),
 }
 
 

@@ -62,7 +62,8 @@ class Preprocessing:
             dims: dict[str, int] = {"height": int(size["height"]), "width": int(size["width"])}
         elif "shortest_edge" in size:
             longest = size.get("longest_edge") or max_size
-            dims = {"shortest_edge": int(size["shortest_edge"]), "longest_edge": None if longest is None else int(longest)}
+            dims = {"shortest_edge": int(size["shortest_edge"]),
+                    "longest_edge": None if longest is None else int(longest)}
         else:
             raise WeightsUnavailableError(f"{path}: size={size!r} is not supported")
         return cls(
@@ -88,7 +89,10 @@ class Preprocessing:
 
 
 def aspect_size(height: int, width: int, size: int, max_size: int | None) -> tuple[int, int]:
-    """``transformers.image_transforms.get_size_with_aspect_ratio``: short side ``size``, long side at most ``max_size``."""
+    """``transformers.image_transforms.get_size_with_aspect_ratio``.
+
+    Short side ``size``, long side at most ``max_size``.
+    """
     raw_size = None
     if max_size is not None:
         short, long = float(min(height, width)), float(max(height, width))

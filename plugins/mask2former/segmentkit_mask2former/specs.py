@@ -103,7 +103,8 @@ class Mask2FormerOptions(ModelOptions):
 class Mask2FormerCall(CallOptions):
     """Per-call overrides of the thresholds (``segment(image, threshold=0.3)``); unset ones keep the load options."""
 
-    threshold: float = Field(default=0.5, ge=0.0, le=1.0, description=Mask2FormerOptions.model_fields["threshold"].description)
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0,
+                             description=Mask2FormerOptions.model_fields["threshold"].description)
     mask_threshold: float = Field(default=0.5, gt=0.0, lt=1.0,
                                   description=Mask2FormerOptions.model_fields["mask_threshold"].description)
     overlap_mask_area_threshold: float = Field(

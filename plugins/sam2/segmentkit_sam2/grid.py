@@ -17,7 +17,8 @@ def point_grid(n_per_side: int) -> torch.Tensor:
     return torch.stack([xs, ys], dim=-1).reshape(-1, 2)
 
 
-def crop_boxes(image_hw: tuple[int, int], n_layers: int, overlap_ratio: float) -> list[tuple[tuple[int, int, int, int], int]]:
+def crop_boxes(image_hw: tuple[int, int], n_layers: int,
+               overlap_ratio: float) -> list[tuple[tuple[int, int, int, int], int]]:
     """[(XYXY crop box, layer)]: the whole image (layer 0), then (2**i)**2 overlapping crops per layer i."""
     h, w = image_hw
     short = min(h, w)

@@ -83,7 +83,8 @@ class LeanMaskDecoder:
         """One GEMM for the image-side projections of shared image tokens x: x @ [Wk | Wv | Wq]
         + [pos Wk + bk | bv | pos Wq + bq] (token-to-image keys and values, image-to-token queries)."""
         t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
-        weight = torch.cat([t2i.k_proj.weight, t2i.v_proj.weight, i2t.q_proj.weight]).t().to(self.gemm_dtype).contiguous()
+        weight = (torch.cat([t2i.k_proj.weight, t2i.v_proj.weight, i2t.q_proj.weight]).t()
+                  .to(self.gemm_dtype).contiguous())
         pos = self.pos
         bias = torch.cat([pos @ t2i.k_proj.weight.t() + t2i.k_proj.bias, t2i.v_proj.bias.expand(pos.shape[0], -1),
                           pos @ i2t.q_proj.weight.t() + i2t.q_proj.bias], dim=1).contiguous()
@@ -217,7 +218,8 @@ class LeanMaskDecoder:
         values from the image, never projected at image size."""
         n, t, _ = query.shape
         h = self.heads
-        wq, bq, wk, wv, bv = attn.q_proj.weight, attn.q_proj.bias, attn.k_proj.weight, attn.v_proj.weight, attn.v_proj.bias
+        wq, bq = attn.q_proj.weight, attn.q_proj.bias
+        wk, wv, bv = attn.k_proj.weight, attn.v_proj.weight, attn.v_proj.bias
         d = wq.shape[0] // h
         q = F.linear(query, wq, bq).view(n, t, h, d).transpose(1, 2)  # (N, H, T, d)
         # q . (x Wk^T + bk) = (q Wk) . x + q . bk; the last term is constant along the softmax axis

@@ -102,6 +102,7 @@ def load_ort_engine(model_id: str, weights: Path, model: Any, *, family: SamFami
     opset = opset or onnx_export.DEFAULT_OPSET
     input_size = int(model.config.prompt_encoder_config.image_size)
     folder = onnx.export_dir(model_id, [onnx_export.FORMAT, weights_identity(weights), input_size, opset])
-    graphs = onnx.ensure_exported(folder, onnx_export.GRAPHS, lambda staging: onnx_export.export_all(model, staging, opset))
+    graphs = onnx.ensure_exported(folder, onnx_export.GRAPHS,
+                                  lambda staging: onnx_export.export_all(model, staging, opset))
     return OrtSam2Engine(graphs, input_size=input_size, mask_input_size=tuple(model.prompt_encoder.mask_input_size),
                          device=device, intra_op_threads=intra_op_threads)

@@ -36,7 +36,8 @@ def _float32(values: torch.Tensor | np.ndarray | Sequence) -> torch.Tensor:
     return tensor.to(torch.float32)
 
 
-def map_points(coords_xy: torch.Tensor | np.ndarray | Sequence, original_hw: tuple[int, int], size: int) -> torch.Tensor:
+def map_points(coords_xy: torch.Tensor | np.ndarray | Sequence, original_hw: tuple[int, int],
+               size: int) -> torch.Tensor:
     """Pixel (x, y) coordinates (..., 2) of the original image -> model input coordinates (float32)."""
     coords = _float32(coords_xy).clone()
     h, w = original_hw
@@ -45,7 +46,8 @@ def map_points(coords_xy: torch.Tensor | np.ndarray | Sequence, original_hw: tup
     return coords
 
 
-def map_boxes(boxes_xyxy: torch.Tensor | np.ndarray | Sequence, original_hw: tuple[int, int], size: int) -> torch.Tensor:
+def map_boxes(boxes_xyxy: torch.Tensor | np.ndarray | Sequence, original_hw: tuple[int, int],
+              size: int) -> torch.Tensor:
     """XYXY pixel boxes (..., 4) -> model input coordinates (float32)."""
     boxes = _float32(boxes_xyxy)
     shape = boxes.shape

@@ -73,7 +73,8 @@ def timm_free_vision_config(vision_config: dict[str, Any]) -> dict[str, Any]:
     """``vision_config`` (a dict) with its ``timm_wrapper`` backbone config replaced by a :class:`RepVitConfig`."""
     backbone = dict(vision_config.get("backbone_config") or {})
     if backbone.get("model_type", "timm_wrapper") not in ("timm_wrapper", MODEL_TYPE):
-        raise ValueError(f"EdgeTAM backbone config has model_type {backbone.get('model_type')!r}, expected timm_wrapper")
+        raise ValueError(f"EdgeTAM backbone config has model_type {backbone.get('model_type')!r}, "
+                         "expected timm_wrapper")
     register()
     config = RepVitConfig(architecture=backbone.get("architecture", "repvit_m1"),
                           model_args=backbone.get("model_args"))

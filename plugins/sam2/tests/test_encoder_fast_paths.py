@@ -98,7 +98,8 @@ def test_bf16_prompter_masks_match_fp32(prompter, sam2_weights, photo, native_bf
     import segmentkit
 
     bf16 = segmentkit.Registry().load(MODEL_ID, role="prompter", weights=sam2_weights, precision="bf16")
-    sets = [[Point(200, 150)], [Point(60, 40)], [Box(100, 80, 300, 220)], [Point(330, 260), Point(20, 20, positive=False)]]
+    sets = [[Point(200, 150)], [Point(60, 40)], [Box(100, 80, 300, 220)],
+            [Point(330, 260), Point(20, 20, positive=False)]]
     ours = bf16.predict_batch(bf16.embed(photo), sets, multimask=True)
     ref = prompter.predict_batch(prompter.embed(photo), sets, multimask=True)
     for o, r in zip(ours, ref):

@@ -176,8 +176,8 @@ def test_corrupt_export_is_rebuilt(ort_prompter, onnx_cache, sam2_weights_small:
     assert onnx.verify(folder, onnx_export.GRAPHS)
     assert engine.sessions["decoder_single"].get_session_options().intra_op_num_threads == 1
     emb = ort_prompter.embed(photo)
-    ref = ort_prompter.engine.decode(emb.data, torch.tensor([[[[100.0, 80.0]]]]), torch.ones(1, 1, 1, dtype=torch.int64),
-                                     None, None, multimask=False)
+    ref = ort_prompter.engine.decode(emb.data, torch.tensor([[[[100.0, 80.0]]]]),
+                                     torch.ones(1, 1, 1, dtype=torch.int64), None, None, multimask=False)
     out = engine.decode(emb.data, torch.tensor([[[[100.0, 80.0]]]]), torch.ones(1, 1, 1, dtype=torch.int64),
                         None, None, multimask=False)
     torch.testing.assert_close(out.low_res_logits, ref.low_res_logits)

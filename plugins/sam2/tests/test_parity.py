@@ -107,7 +107,8 @@ def test_mask_prompt_matches_transformers(prompter, reference_model, ref_embeddi
 @pytest.mark.parametrize("multimask", [False, True], ids=["single", "multimask"])
 def test_batched_prompts_match_transformers(prompter, reference_model, ref_embeddings, photo, multimask) -> None:
     emb = prompter.embed(photo)
-    sets = [[Point(x, y), Point(399 - x, 299 - y, positive=False)] for x, y in [(50, 60), (200, 150), (350, 90), (120, 250)]]
+    sets = [[Point(x, y), Point(399 - x, 299 - y, positive=False)]
+            for x, y in [(50, 60), (200, 150), (350, 90), (120, 250)]]
     ours = prompter.predict_batch(emb, sets, multimask=multimask)
     ref_masks, ref_iou = reference(reference_model, ref_embeddings, emb.image_size, sets, multimask)
     assert len(ours) == len(sets)

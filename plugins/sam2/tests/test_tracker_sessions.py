@@ -334,7 +334,8 @@ def _held_bytes(root) -> int:
     seen, total, todo = set(), 0, [root]
     while todo:
         item = todo.pop()
-        if id(item) in seen or isinstance(item, (torch.nn.Module, type)) or callable(item) and not hasattr(item, "__dict__"):
+        if (id(item) in seen or isinstance(item, (torch.nn.Module, type))
+                or callable(item) and not hasattr(item, "__dict__")):
             continue
         seen.add(id(item))
         if isinstance(item, torch.Tensor):

@@ -152,7 +152,8 @@ class Sam3Session(TrackingSession):
         models = self._models
         h, w = self.frame_size
         state = Sam3VideoInferenceSession(video_height=h, video_width=w, inference_device=models.device,
-                                          inference_state_device=models.device, video_storage_device=models.device, dtype=torch.float32)
+                                          inference_state_device=models.device, video_storage_device=models.device,
+                                          dtype=torch.float32)
         state.processed_frames = self._pixels
         phrases = list(dict.fromkeys(text for _, text in self._texts))
         ids, attention = preprocess.tokens(models.tokenizer, phrases)
@@ -254,7 +255,8 @@ class Sam3Session(TrackingSession):
 
     def _set_mode(self, mode: str) -> None:
         if self._mode not in (None, mode):
-            raise SessionError(f"this session follows {'a text concept' if self._mode == 'concept' else 'prompted objects'}"
+            follows = "a text concept" if self._mode == "concept" else "prompted objects"
+            raise SessionError(f"this session follows {follows}"
                                f"; start another session (or reset() this one) for {mode} prompts")
         self._mode = mode
 

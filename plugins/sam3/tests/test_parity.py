@@ -18,7 +18,7 @@ IMAGE, FRAMES = inputs()
 def expected(name):
     shape = tuple(REFERENCE[f"{name}_shape"])
     masks = np.unpackbits(REFERENCE[f"{name}_masks"])[: int(np.prod(shape))].reshape(shape).astype(bool)
-    ids = REFERENCE[f"{name}_ids"] if f"{name}_ids" in REFERENCE else None
+    ids = REFERENCE.get(f"{name}_ids")
     return masks, REFERENCE[f"{name}_scores"], ids
 
 
