@@ -189,7 +189,7 @@ def test_wrong_return_types_are_spec_errors(registry):
 
 def test_unknown_hook_name_is_refused(registry):
     ns = types.SimpleNamespace(__name__="typo")
-    ns.segmentkit_segmentrs = hookimpl(list)
+    ns.segmentkit_segmentrs = hookimpl(lambda: [])  # noqa: PIE807 - pluggy marks the function; a builtin type refuses it
     with pytest.raises(PluginLoadError, match="segmentkit_segmentrs"):
         registry.register(ns)
     assert registry.problems[0].stage == "register"
