@@ -68,8 +68,8 @@ def predict_all(prompter, image) -> list[sk.Masks]:
 
 def test_reference_engine_agrees_with_the_lean_engine(small_prompter, sam2_weights_small, photo):
     reference = Registry().load(MODEL_ID, role="prompter", weights=sam2_weights_small, engine="reference")
-    assert isinstance(reference.engine, ReferenceEngine)
-    assert not isinstance(small_prompter.engine, ReferenceEngine)
+    assert isinstance(reference.raw.engine, ReferenceEngine)
+    assert not isinstance(small_prompter.raw.engine, ReferenceEngine)
     for ours, ref in zip(predict_all(small_prompter, photo), predict_all(reference, photo), strict=True):
         assert ours.masks.any()
         assert_same_masks(ours, ref)
@@ -81,7 +81,7 @@ def test_reference_engine_serves_every_family(edgetam_weights):
     image = frames[0]
     lean = Registry().load("edgetam", weights=edgetam_weights)
     ref = Registry().load("edgetam", weights=edgetam_weights, engine="reference")
-    assert isinstance(ref.engine, ReferenceEngine)
+    assert isinstance(ref.raw.engine, ReferenceEngine)
     prompts = [[Point(30, 25)], [Box(50, 35, 90, 66)], [Point(30, 25), Point(80, 60, positive=False)]]
     for p in prompts:
         a, b = (m.predict(m.embed(image), p, multimask=True) for m in (lean, ref))

@@ -82,7 +82,7 @@ def predict_all(prompter, photo, sets, multimask):
 @pytest.mark.parametrize("multimask", [False, True], ids=["single", "multimask"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_onnxruntime_matches_torch(ort_prompter, small_prompter, photo, case, multimask) -> None:
-    assert isinstance(ort_prompter.engine, OrtSam2Engine)
+    assert isinstance(ort_prompter.raw.engine, OrtSam2Engine)
     ours = predict_all(ort_prompter, photo, CASES[case], multimask)
     ref = predict_all(small_prompter, photo, CASES[case], multimask)
     assert_same(ours, ref, score_atol=1e-4)
@@ -158,7 +158,7 @@ def test_export_cache_is_reused(ort_prompter, onnx_cache, sam2_weights_small: Pa
     again = load_ort_engine(MODEL_ID, sam2_weights_small, _image_model(sam2_weights_small), family=SAM2)
     assert calls == []
     assert {p.name: p.stat().st_mtime_ns for p in folders[0].iterdir()} == stamps
-    assert again.token != ort_prompter.engine.token
+    assert again.token != ort_prompter.raw.engine.token
     assert again.sessions["encoder"].get_session_options().intra_op_num_threads >= 1
 
 
@@ -176,7 +176,7 @@ def test_corrupt_export_is_rebuilt(ort_prompter, onnx_cache, sam2_weights_small:
     assert onnx.verify(folder, onnx_export.GRAPHS)
     assert engine.sessions["decoder_single"].get_session_options().intra_op_num_threads == 1
     emb = ort_prompter.embed(photo)
-    ref = ort_prompter.engine.decode(emb.data, torch.tensor([[[[100.0, 80.0]]]]),
+    ref = ort_prompter.raw.engine.decode(emb.data, torch.tensor([[[[100.0, 80.0]]]]),
                                      torch.ones(1, 1, 1, dtype=torch.int64), None, None, multimask=False)
     out = engine.decode(emb.data, torch.tensor([[[[100.0, 80.0]]]]), torch.ones(1, 1, 1, dtype=torch.int64),
                         None, None, multimask=False)
