@@ -69,4 +69,4 @@ def test_placeholder_label_names_fall_back_to_the_card(checkpoint, tmp_path):
     config["label2id"] = {f"LABEL_{i}": i for i in range(150)}
     (folder / "config.json").write_text(json.dumps(config))
     model = sk.load("segformer-b0-ade", weights=folder)
-    assert model.id2label[2] == "sky" and model.id2label[149] == "flag"
+    assert model.raw.id2label[2] == "sky" and model.raw.id2label[149] == "flag"

@@ -75,4 +75,4 @@ def test_runtime_per_call(checkpoint, segmenter, make_image, tmp_path, count_exp
 
 
 def test_ort_threads_option(checkpoint, tmp_path):
-    assert _load(checkpoint, tmp_path, ort_threads=1)._session.get_session_options().intra_op_num_threads == 1
+    assert _load(checkpoint, tmp_path, ort_threads=1).raw._session.get_session_options().intra_op_num_threads == 1
