@@ -166,6 +166,20 @@ def cors_origins(values: Iterable[str]) -> list[str]:
     return out
 
 
+def service_lifespan(service: Any) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+    """A Starlette lifespan that starts ``service`` with the server and closes it on shutdown."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.aclose()
+
+    return lifespan
+
+
 def create_app(service: Service, tokens: Mapping[str, App], *, allowed_hosts: frozenset[str] = LOOPBACK_HOSTS,
                web_dir: Path | None = WEB_DIR, allow_origins: Iterable[str] = ()) -> Any:
     """The ASGI application serving ``service`` to the apps of ``tokens`` (token -> app).
@@ -213,15 +227,7 @@ def create_app(service: Service, tokens: Mapping[str, App], *, allowed_hosts: fr
     else:
         routes.append(Route("/", index))
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Any) -> AsyncIterator[None]:
-        await service.start()
-        try:
-            yield
-        finally:
-            await service.aclose()
-
-    asgi: Any = Starlette(routes=routes, lifespan=lifespan)
+    asgi: Any = Starlette(routes=routes, lifespan=service_lifespan(service))
     origins = cors_origins(allow_origins)
     if origins:
         asgi = CORSMiddleware(asgi, allow_origins=origins, allow_methods=["POST"],

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -27,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import SegmentkitError
-from ..ipc.http import LOOPBACK_HOSTS, HostGuard, bind
+from ..ipc.http import LOOPBACK_HOSTS, HostGuard, bind, service_lifespan
 from .config import parse_label_config
 from .engine import Engine
 from .predict import predict_task
@@ -151,14 +150,6 @@ def create_app(
             "detail": NOT_TRAINED,
         }
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Any) -> AsyncIterator[None]:
-        await service.start()
-        try:
-            yield
-        finally:
-            await service.aclose()
-
     routes = [
         Route("/health", guarded(health), methods=["GET"]),
         Route("/", guarded(health), methods=["GET"]),
@@ -166,7 +157,7 @@ def create_app(
         Route("/predict", guarded(predict), methods=["POST"]),
         Route("/webhook", guarded(webhook), methods=["POST"]),
     ]
-    return HostGuard(Starlette(routes=routes, lifespan=lifespan), allowed_hosts)
+    return HostGuard(Starlette(routes=routes, lifespan=service_lifespan(service)), allowed_hosts)
 
 
 def serve(
