@@ -194,7 +194,12 @@ def test_abort_cancels_a_running_propagation(cors_server: Server, host_site: str
         return { error, seen, again };
     }""", {"url": cors_server.page_url, "dir": str(folder), "x": x, "y": y})
     assert out["error"] == "aborted"
-    # The client told the service, which stopped a propagation that was running.
+    # The client told the service, which stopped a propagation that was running. Playwright hands
+    # the cancel's response event to the handler while it waits: wait (bounded) until it has.
+    for _ in range(50):
+        if cancels:
+            break
+        ui.page.wait_for_timeout(100)
     assert [c["result"]["cancelled"] for c in cancels] == [True]
     assert out["again"]["frames_done"] == 2
     assert out["seen"] < FRAMES
