@@ -122,15 +122,15 @@ def test_models_table_and_json(cli) -> None:
     assert table.returncode == 0, table.stderr
     for text in ("classic", "fake-prompter", "fake-semantic", "skfake 0.1", "nobody/fake-semantic"):
         assert text in table.stdout
-    records = {r["id"]: r for r in json.loads(cli("models", "--json").stdout)}
+    records = {r["card"]["id"]: r for r in json.loads(cli("models", "--json").stdout)}
     assert records["fake-prompter"]["roles"] == ["prompter"]
-    assert records["fake-prompter"]["prompt_kinds"] == ["point", "box"]
-    assert records["fake-semantic"]["weights"]["repo_id"] == "nobody/fake-semantic"
+    assert records["fake-prompter"]["card"]["prompt_kinds"] == ["point", "box"]
+    assert records["fake-semantic"]["card"]["weights"]["repo_id"] == "nobody/fake-semantic"
     assert (records["fake-semantic"]["distribution"], records["fake-semantic"]["version"]) == ("skfake", "0.1")
     assert records["classic"]["distribution"] == "segmentkit-classic"
-    prompters = {r["id"] for r in json.loads(cli("models", "--role", "prompter", "--json").stdout)}
+    prompters = {r["card"]["id"] for r in json.loads(cli("models", "--role", "prompter", "--json").stdout)}
     assert {"classic", "fake-prompter", "fake-buggy"} <= prompters and "fake-semantic" not in prompters
-    semantic = [r["id"] for r in json.loads(cli("models", "--task", "semantic", "--json").stdout)]
+    semantic = [r["card"]["id"] for r in json.loads(cli("models", "--task", "semantic", "--json").stdout)]
     assert "fake-semantic" in semantic and "classic" not in semantic
     assert "role" in one_error_line(cli("models", "--role", "painter"))
 
@@ -188,7 +188,7 @@ def test_plugin_faults_exit_1_user_errors_exit_2(cli, tmp_path) -> None:
     assert "fake-semantic" in error_line("fake-semantc", 2)  # a user's typo
     fine = cli(*segment, "fine-segmenter", site="faults")  # the plugin's sound model is unaffected
     assert fine.returncode == 0 and json.loads(fine.stdout), fine.stderr
-    assert "fake-semantic" in {r["id"] for r in json.loads(cli("models", "--json", site="faults").stdout)}
+    assert "fake-semantic" in {r["card"]["id"] for r in json.loads(cli("models", "--json", site="faults").stdout)}
 
 
 def test_pull(cli) -> None:

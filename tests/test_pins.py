@@ -37,7 +37,8 @@ UNPINNED = {
 
 def test_models_json_shows_commit_revisions(capsys):
     assert run_app(load_commands(), ["models", "--json"]) == 0
-    weights = {r["id"]: r["weights"] for r in json.loads(capsys.readouterr().out) if r["weights"]}
+    cards = [r["card"] for r in json.loads(capsys.readouterr().out)]
+    weights = {c["id"]: c["weights"] for c in cards if c["weights"]}
     assert {"sam2.1-hiera-tiny", "segformer-b0-ade", "grounding-dino-tiny"} <= set(weights)
     for model_id, source in weights.items():
         if source["repo_id"] in UNPINNED:

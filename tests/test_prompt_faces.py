@@ -258,6 +258,30 @@ def test_saved_session(image_file: Path, tmp_path: Path) -> None:
     assert np.array_equal(frame.masks.masks, expected(objects)[0])
 
 
+def test_models_json_is_what_vision_models_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    from segmentkit.cli.app import load_commands
+    from segmentkit.cli.common import run_app
+    from segmentkit.ipc.manifest import App
+    from segmentkit.ipc.service import Service
+    from segmentkit.registry import default_registry
+
+    registry = default_registry()
+    registry.register(echo_plugin, name="prompt_echo")
+    service = Service(registry, [App.local()])
+    message = {"jsonrpc": "2.0", "id": 1, "method": "vision.models", "params": {"role": "prompter"}}
+    try:
+        code = run_app(load_commands(), ["models", "--role", "prompter", "--json"])
+        answer = asyncio.run(service.handle(json.dumps(message), App.local()))["result"]["models"]
+    finally:
+        asyncio.run(service.aclose())
+        registry.unregister("prompt_echo")
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    listed = json.loads(out.out)
+    assert {e["card"]["id"] for e in listed} >= {"echo", "classic"}
+    assert listed == answer  # one shape: {card: {...}, roles, plugin, distribution, version}
+
+
 def test_python_dash_m_runs_the_cli() -> None:
     import subprocess
     import sys
@@ -265,4 +289,4 @@ def test_python_dash_m_runs_the_cli() -> None:
     proc = subprocess.run([sys.executable, "-m", "segmentkit", "models", "--json"], capture_output=True, text=True,
                           timeout=120, env=support.server_env())
     assert proc.returncode == 0, proc.stderr
-    assert "classic" in {m["id"] for m in json.loads(proc.stdout)}
+    assert "classic" in {m["card"]["id"] for m in json.loads(proc.stdout)}

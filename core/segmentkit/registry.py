@@ -23,10 +23,11 @@ from importlib import metadata
 from typing import Any
 
 import pluggy
+from pydantic import BaseModel, ConfigDict
 
 from . import hookspecs
 from .capabilities import resolve_precision
-from .cards import ROLES, ModelCard, ModelSpec
+from .cards import ROLES, ModelCard, ModelSpec, Role
 from .catalog import Catalog, PluginProblem, RegisteredSpec, build_catalog
 from .devices import resolve_device
 from .errors import PluginLoadError, SpecError, UnknownModelError
@@ -41,6 +42,19 @@ DEFAULT_MODEL = "classic"
 IN_PROCESS = "<in-process>"
 PLUGIN_STAGES = ("import", "register")  # problems found before any hook runs
 
+
+class ModelEntry(BaseModel):
+    """An installed model: what ``segmentkit models --json`` prints and ``vision.models`` answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    card: ModelCard
+    roles: list[Role]
+    plugin: str
+    distribution: str
+    version: str
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """A model id with every role installed for it; what `segmentkit models` lists."""
@@ -50,6 +64,11 @@ class ModelInfo:
     plugin: str
     distribution: str
     version: str
+
+    def entry(self) -> ModelEntry:
+        """This model as the one JSON shape every face gives (card nested, not flattened)."""
+        return ModelEntry(card=self.card, roles=list(self.roles), plugin=self.plugin,  # type: ignore[arg-type]
+                          distribution=self.distribution, version=self.version)
 
 
 class Registry:

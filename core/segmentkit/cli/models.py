@@ -20,13 +20,6 @@ def _registry() -> Any:
     return default_registry()
 
 
-def model_record(info: Any) -> dict[str, Any]:
-    """One installed model as JSON: its card plus the roles and distribution serving it."""
-    card = info.card.model_dump(mode="json")
-    return {**card, "roles": list(info.roles), "plugin": info.plugin,
-            "distribution": info.distribution, "version": info.version}
-
-
 @app.command("models")
 @guarded
 def models_command(
@@ -42,7 +35,7 @@ def models_command(
                                  param_hint="'--role'")
     infos = _registry().models(role=role, task=task)
     if json_out:
-        emit_json([model_record(info) for info in infos])
+        emit_json([info.entry().model_dump(mode="json") for info in infos])
         return
     from rich.table import Table
 

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag, model_validator
 
-from ..cards import ModelCard, Role, Task
+from ..cards import Role, Task
+from ..registry import ModelEntry
 from ..results import ResultDocument
 
 SegmentTask = Literal["semantic", "instance", "panoptic", "automatic"]
@@ -243,16 +244,6 @@ class StatsParams(_In):
 
 
 # --------------------------------------------------------------------------- outputs
-
-
-class ModelEntry(_Out):
-    """An installed model the app may use."""
-
-    card: ModelCard
-    roles: list[Role]
-    plugin: str
-    distribution: str
-    version: str
 
 
 class ModelsResult(_Out):

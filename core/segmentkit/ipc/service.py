@@ -34,7 +34,6 @@ from .schemas import (
     METHODS,
     LoadedModel,
     MaskFromPromptParams,
-    ModelEntry,
     ModelsParams,
     ModelsResult,
     SegmentParams,
@@ -161,11 +160,7 @@ class Service:
 
     async def models(self, params: ModelsParams, call: Call) -> ModelsResult:
         infos = self.registry.models(role=params.role, task=params.task)
-        return ModelsResult(models=[
-            ModelEntry(card=i.card, roles=list(i.roles), plugin=i.plugin, distribution=i.distribution,
-                       version=i.version)
-            for i in infos if call.app.allows_model([i.card.id, *i.card.aliases])
-        ])
+        return ModelsResult(models=[i.entry() for i in infos if call.app.allows_model([i.card.id, *i.card.aliases])])
 
     async def segment(self, params: SegmentParams, call: Call) -> ResultDocument:
         plan = make_plan(self.pick_model(call.app, params.model, "segmenter"), task=params.task)

@@ -96,7 +96,7 @@ def test_tracking_matches_transformers(tracker, ref, stream) -> None:
 
 def test_models_lists_edgetam(capsys) -> None:
     assert run_app(load_commands(), ["models", "--json"]) == 0
-    card = next(r for r in json.loads(capsys.readouterr().out) if r["id"] == MODEL)
+    card = next(r["card"] for r in json.loads(capsys.readouterr().out) if r["card"]["id"] == MODEL)
     assert card["license"] == "Apache-2.0"
     assert set(card["tasks"]) == {"prompt", "automatic", "track"}
     assert set(card["prompt_kinds"]) >= {"point", "box"}

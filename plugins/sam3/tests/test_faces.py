@@ -34,8 +34,9 @@ def scene(tmp_path_factory):
 def test_models_lists_sam3_with_its_tasks_and_prompt_kinds():
     result = run("models", "--json")
     assert result.returncode == 0, result.stderr
-    (card,) = [c for c in json.loads(result.stdout) if c["id"] == "sam3"]
-    assert card["roles"] == ["prompter", "tracker"] and card["distribution"] == "segmentkit-sam3"
+    (entry,) = [e for e in json.loads(result.stdout) if e["card"]["id"] == "sam3"]
+    card = entry["card"]
+    assert entry["roles"] == ["prompter", "tracker"] and entry["distribution"] == "segmentkit-sam3"
     assert card["prompt_kinds"] == ["point", "box", "text"] and card["tasks"] == ["prompt", "track"]
     assert card["license"] == "SAM License" and card["weights"]["repo_id"] == "facebook/sam3"
 
