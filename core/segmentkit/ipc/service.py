@@ -40,7 +40,7 @@ from .schemas import (
     StatsParams,
     StatsResult,
 )
-from .video import VideoMethods
+from .video import ServiceContext, VideoMethods
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -74,7 +74,8 @@ class Service:
         self.tracking = ThreadPoolExecutor(
             self.limits.max_sessions * len(self.apps), thread_name_prefix="segmentkit-track"
         )
-        self.video = VideoMethods(self)
+        self.video = VideoMethods(ServiceContext(registry, self.limits, self.cache, self.tracking, self.run,
+                                                 self.pick_model), self.apps)
         handlers: dict[str, Callable[..., Any]] = {
             "vision.models": self.models,
             "vision.segment": self.segment,

@@ -19,19 +19,22 @@ import asyncio
 import contextlib
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..catalog import RegisteredSpec
 from ..errors import SessionError, UnknownSessionError
 from ..io.video import open_video
 from ..results import ResultDocument, build, model_info
 from ..session_files import read_session
 from ..sessions import SessionTable
-from .cache import Loaded
+from .cache import Loaded, ModelCache
 from .errors import ErrorCode, RpcError, rpc_error
 from .inputs import load_ref, one_object
+from .limits import Limits
 from .manifest import App
 from .protocol import Call
 from .schemas import (
@@ -55,11 +58,20 @@ from .schemas import (
     VideoStartResult,
 )
 
-if TYPE_CHECKING:
-    from .service import Service
-
 _IN_FLIGHT = 4  # frames computed ahead of the reader
 _END = object()
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """What the session handlers use of their service (which builds it): no import of ``.service``."""
+
+    registry: Any
+    limits: Limits
+    cache: ModelCache
+    tracking: Executor  # one thread per running propagation
+    run: Callable[..., Awaitable[Any]]  # a blocking call in the shared pool, charged to the app
+    pick_model: Callable[[App, str | None, str], RegisteredSpec]
 
 
 @dataclass(eq=False)
@@ -114,15 +126,14 @@ def lost_session(session_id: str) -> RpcError:
 
 
 class VideoMethods:
-    """Session handlers of one :class:`~.service.Service`."""
+    """Session handlers of one :class:`~.service.Service`, for the apps ``app_ids``."""
 
-    def __init__(self, service: Service):
-        self.service = service
+    def __init__(self, context: ServiceContext, app_ids: Iterable[str]):
+        self.service = context
         self.id_prefix = ""  # put before every session id (a Ray replica puts its name: see .affinity)
-        self.tables = {
-            app_id: SessionTable(max_sessions=service.limits.max_sessions, idle_timeout_s=service.limits.idle_timeout_s)
-            for app_id in service.apps
-        }
+        limits = context.limits
+        self.tables = {app_id: SessionTable(max_sessions=limits.max_sessions, idle_timeout_s=limits.idle_timeout_s)
+                       for app_id in app_ids}
 
     def handlers(self) -> dict[str, Callable[..., Any]]:
         return {
