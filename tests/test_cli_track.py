@@ -89,14 +89,54 @@ def test_json_is_quiet_and_formats_are_checked(clip, scenes, tmp_path):
     done = segmentkit("track", clip, "--point", point(scenes), "--json", "--out", tmp_path / "out",
                       "--format", "mots,youtube-vis")
     assert done.returncode == 0 and done.stderr == ""
-    doc = json.loads(done.stdout)
-    assert doc["schema"] == "segmentkit.track/1" and len(doc["frames"]) == FRAMES
+    docs = [json.loads(line) for line in done.stdout.splitlines()]  # JSON Lines: one result per frame
+    assert {d["schema"] for d in docs} == {"segmentkit.result/1"} and len(docs) == FRAMES
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mots.txt", "youtube-vis.json"]
     assert len((tmp_path / "out" / "mots.txt").read_text().splitlines()) == FRAMES
     done = segmentkit("track", clip, "--point", point(scenes), "--format", "gif", "--out", tmp_path / "x")
     assert done.returncode == 2 and "unknown format gif" in done.stderr
     done = segmentkit("track", clip, "--point", point(scenes), "--format", "mots")
     assert done.returncode == 2 and "--format" in done.stderr and "needs --out DIR" in done.stderr
+
+
+def test_json_lines_are_what_ipc_streams(clip, scenes):
+    """``track --json`` prints, frame by frame, the documents ``vision.segment_video_propagate`` gives."""
+    import asyncio
+
+    from segmentkit.ipc.manifest import App
+    from segmentkit.ipc.service import Service
+
+    x, y = scenes[2].inside
+    x0, y0, x1, y1 = (int(v) for v in scenes[2].box)
+    done = segmentkit("track", clip, "--point", f"2:{x},{y}", "--box", f"2:{x0},{y0},{x1},{y1}@2", "--json")
+    assert done.returncode == 0, done.stderr
+    cli = [json.loads(line) for line in done.stdout.splitlines()]
+
+    async def ipc():
+        service, app = Service(None, [App.local()]), App.local()
+
+        async def call(method, **params):
+            message = {"jsonrpc": "2.0", "id": 1, "method": f"vision.segment_video_{method}", "params": params}
+            answer = await service.handle(json.dumps(message), app)
+            assert "result" in answer, answer
+            return answer["result"]
+
+        try:
+            session = (await call("start", source={"path": str(clip)}, model="classic"))["session"]
+            await call("add_prompt", session=session, frame=2, object_id=1, point={"x": x, "y": y})
+            await call("add_prompt", session=session, frame=2, object_id=2,
+                       box={"x0": x0, "y0": y0, "x1": x1, "y1": y1})
+            return (await call("propagate", session=session, start=2, direction="both"))["frames"]
+        finally:
+            await service.aclose()
+
+    streamed = asyncio.run(ipc())
+    assert [d["frame_index"] for d in cli] == [d["frame_index"] for d in streamed]  # the order tracked
+    assert sorted(d["frame_index"] for d in cli) == list(range(FRAMES))
+    for ours, theirs in zip(cli, streamed):
+        assert [m["object_id"] for m in ours["masks"]] == [m["object_id"] for m in theirs["masks"]] == [1, 2]
+        assert [m["rle"] for m in ours["masks"]] == [m["rle"] for m in theirs["masks"]]
+        assert ours == theirs  # every other field, too (model, image, kind, scores, boxes)
 
 
 @pytest.fixture

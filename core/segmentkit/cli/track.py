@@ -8,7 +8,9 @@ frame to the end, then backwards to frame 0 if prompts start later.
 ``--out DIR`` receives the ``--format`` outputs (default ``davis,json,overlay``; see
 :mod:`segmentkit.video_export`): DAVIS palette PNGs, ``track.json``, ``youtube-vis.json``,
 ``mots.txt``, ``overlay.mp4``. Without PyAV, frame folders still work and the default
-skips the overlay. Ctrl-C stops between frames and writes what was tracked (exit 130).
+skips the overlay. ``--json`` prints each frame's result document (``segmentkit.result/1``,
+as IPC's ``vision.segment_video_progress`` carries it) as JSON Lines, in the order tracked.
+Ctrl-C stops between frames and writes what was tracked (exit 130).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import typer
 from .app import app
 from .common import (
     DeviceOpt,
-    JsonOpt,
     ModelOpt,
     OptionOpt,
     PrecisionOpt,
@@ -71,7 +72,8 @@ def track_command(
     formats: Annotated[str | None, typer.Option(
         "--format", "-f", metavar="LIST",
         help="Comma-separated: davis, youtube-vis, mots, overlay, json (default: davis,json,overlay).")] = None,
-    json_out: JsonOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print each frame's result document as JSON Lines, "
+                                           "in the order tracked (what IPC streams).")] = False,
     weights: WeightsOpt = None,
     device: DeviceOpt = None,
     runtime: RuntimeOpt = None,
@@ -82,6 +84,7 @@ def track_command(
     from ..errors import PromptError
     from ..io.video import open_video
     from ..registry import default_registry
+    from ..results import build, model_info
     from ..sessions import check_frame
     from ..tracking import run_tracking
     from ..video_export import TrackExport, VideoInfo, default_formats, prompts_meta
@@ -109,11 +112,12 @@ def track_command(
     export.meta = {"model": tracker.card.id, **meta}
     with tracker.start(frames) as session, progress(session.num_frames, f"tracking {video.name}",
                                                     enabled=not json_out, unit="frames") as advance:
-        interrupted = run_tracking(session, prompts, export, on_frame=lambda _: advance())
+        def on_frame(fm: Any) -> None:  # --json: the frame's result document, as IPC streams it
+            emit_json(build(fm, model=model_info(tracker)).dump()) if json_out else advance()
+
+        interrupted = run_tracking(session, prompts, export, on_frame=on_frame)
     document = export.document
-    if json_out:
-        emit_json(document)
-    else:
+    if not json_out:
         height, width = frames.frame_size
         console = stderr_console()
         console.print(f"{video} ({width}x{height}): tracked {len(document['objects'])} object(s) "
