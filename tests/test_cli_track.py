@@ -15,6 +15,7 @@ from rich.console import Console
 from segmentkit.cli import common, track
 from segmentkit.cli.app import load_commands
 from segmentkit.testing.scenes import synthetic_scene
+from segmentkit.types import Text
 
 FRAMES = 6
 NO_AV = "import sys; sys.modules['av'] = None; from segmentkit.cli import main; main()"  # as if PyAV were missing
@@ -137,6 +138,21 @@ def test_json_lines_are_what_ipc_streams(clip, scenes):
         assert [m["object_id"] for m in ours["masks"]] == [m["object_id"] for m in theirs["masks"]] == [1, 2]
         assert [m["rle"] for m in ours["masks"]] == [m["rle"] for m in theirs["masks"]]
         assert ours == theirs  # every other field, too (model, image, kind, scores, boxes)
+
+
+def test_text_is_planned_before_loading(clip, monkeypatch, capsys):
+    """``classic`` takes no text: the plan refuses ``--text`` before a loader is imported."""
+    import segmentkit.registry
+
+    def no_loading(entry):
+        raise AssertionError(f"{entry.spec.card.id} was loaded")
+
+    monkeypatch.setattr(segmentkit.registry, "import_loader", no_loading)
+    assert track.parse_track_prompt("a cat", "text")[:2] == (0, 1)  # frame 0, object 1 unless given
+    assert track.parse_track_prompt("3: a red square @2", "text") == (3, 2, Text("a red square"))
+    code = common.run_app(load_commands(), ["track", str(clip), "--text", "2:a cat"])
+    assert code == 2
+    assert "model 'classic' does not accept text prompts (it accepts: point, box, mask)" in capsys.readouterr().err
 
 
 @pytest.fixture

@@ -2,8 +2,9 @@
 
 Prompts name their frame (``F:``) and, with an ``@ID`` suffix, their object (default 1):
 ``--box 0:40,60,200,220 --point 12:300,80@2`` tracks object 1 from a box on frame 0 and
-object 2 from a click on frame 12. Tracking runs forwards from the earliest prompted
-frame to the end, then backwards to frame 0 if prompts start later.
+object 2 from a click on frame 12. ``--text "[F:]a cat[@ID]"`` (frame 0 unless given) asks a
+model whose card takes text for every instance of the phrase. Tracking runs forwards from the
+earliest prompted frame to the end, then backwards to frame 0 if prompts start later.
 
 ``--out DIR`` receives the ``--format`` outputs (default ``davis,json,overlay``; see
 :mod:`segmentkit.video_export`): DAVIS palette PNGs, ``track.json``, ``youtube-vis.json``,
@@ -48,10 +49,14 @@ _OBJECT = re.compile(r"^(.*?)@\s*(\d+)\s*$")
 
 
 def parse_track_prompt(text: str, kind: str) -> tuple[int, int, Any]:
-    """``"F:X,Y[@ID]"`` (``kind`` point / neg) or ``"F:X0,Y0,X1,Y1[@ID]"`` (box) -> (frame, id, prompt)."""
-    frame, rest = split_frame(text)
+    """``"F:X,Y[@ID]"`` (point / neg), ``"F:X0,Y0,X1,Y1[@ID]"`` (box) or ``"[F:]TEXT[@ID]"`` -> (frame, id, prompt)."""
+    frame, rest = split_frame(text, 0 if kind == "text" else None)
     match = _OBJECT.match(rest)
     object_id, rest = (int(match.group(2)), match.group(1)) if match else (1, rest)
+    if kind == "text":
+        from ..types import Text
+
+        return frame, object_id, Text(rest.strip())
     prompt = parse_box(rest) if kind == "box" else parse_point(rest, positive=kind == "point")
     return frame, object_id, prompt
 
@@ -66,6 +71,8 @@ def track_command(
                                           help="Background click on frame F (repeatable).")] = None,
     box: Annotated[Repeated, typer.Option("--box", "-b", metavar="F:X0,Y0,X1,Y1[@ID]",
                                           help="Box on frame F (one per object and frame).")] = None,
+    text: Annotated[Repeated, typer.Option("--text", "-t", metavar="[F:]TEXT[@ID]",
+                                           help="Text query on frame F (default 0), text-capable models.")] = None,
     model: ModelOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", file_okay=False,
                                              help="Write the --format outputs into DIR.")] = None,
@@ -90,12 +97,12 @@ def track_command(
     from ..video_export import TrackExport, VideoInfo, default_formats, prompts_meta
 
     prompts: dict[tuple[int, int], list[Any]] = defaultdict(list)
-    for kind, texts in (("point", point), ("neg", neg), ("box", box)):
+    for kind, texts in (("point", point), ("neg", neg), ("box", box), ("text", text)):
         for text in texts or ():
             frame, object_id, prompt = parse_track_prompt(text, kind)
             prompts[(frame, object_id)].append(prompt)
     if not prompts:
-        raise PromptError("no prompt given: pass --point F:X,Y, --neg F:X,Y or --box F:X0,Y0,X1,Y1")
+        raise PromptError("no prompt given: pass --point F:X,Y, --neg F:X,Y, --box F:X0,Y0,X1,Y1 or --text TEXT")
     if formats and out is None:
         raise typer.BadParameter("needs --out DIR to write into", param_hint="'--format'")
     chosen = tuple(f.name for f in choose_formats(formats, "video")) if formats else default_formats()
@@ -107,8 +114,9 @@ def track_command(
                          objects=meta["objects"], registry=default_registry())
     if out is not None and formats is None and "overlay" not in chosen:
         stderr_console().print("note: no overlay.mp4 without PyAV: pip install 'segmentkit[video]'", markup=False)
-    tracker = load_model(model, "tracker", **load_options(weights=weights, device=device, runtime=runtime,
-                                                          precision=precision, option=option))
+    tracker = load_model(model, "tracker", objects=list(prompts.values()),
+                         **load_options(weights=weights, device=device, runtime=runtime, precision=precision,
+                                        option=option))
     export.meta = {"model": tracker.card.id, **meta}
     with tracker.start(frames) as session, progress(session.num_frames, f"tracking {video.name}",
                                                     enabled=not json_out, unit="frames") as advance:

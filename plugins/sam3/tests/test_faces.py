@@ -49,6 +49,33 @@ def test_prompt_text_from_the_command_line(sam3_dir, scene):
     assert {m["label"] for m in document["masks"]} == {"a red square"}
 
 
+def test_track_text_from_the_command_line(sam3_dir, tracker, tmp_path, capsys):
+    """`segmentkit track --text` gives, frame by frame, what the Python API's text session gives."""
+    import segmentkit as sk
+    from segmentkit.cli.app import load_commands
+    from segmentkit.cli.common import run_app
+    from segmentkit.rle import decode
+
+    for i in range(3):
+        rgb = np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        Image.fromarray(rgb).save(tmp_path / f"{i:05d}.png")
+    args = ["track", str(tmp_path), "--text", "1:a red square", "--model", "sam3", "--weights", str(sam3_dir), "--json"]
+    code = run_app(load_commands(), args)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    documents = [json.loads(line) for line in out.out.splitlines()]
+    with tracker.start(str(tmp_path)) as session:
+        session.add_prompts(1, 1, [sk.Text("a red square")])
+        api = list(session.propagate(1, direction="both"))
+    assert [d["frame_index"] for d in documents] == [fm.frame_index for fm in api] == [1, 2, 0]
+    assert any(len(fm.object_ids) for fm in api), "the tiny model finds instances: masks to compare"
+    for document, fm in zip(documents, api):
+        assert [m["object_id"] for m in document["masks"]] == list(fm.object_ids)
+        assert [m["label"] for m in document["masks"]] == fm.masks.labels
+        for record, mask in zip(document["masks"], fm.masks.masks):
+            assert np.array_equal(decode(record["rle"]), mask)
+
+
 def test_mask_from_prompt_with_text_over_ipc(sam3_dir, scene):
     import segmentkit_sam3
 
