@@ -181,7 +181,7 @@ class _Interrupting:
     """Wraps a tracker: Ctrl-C arrives while frame ``at`` is being computed."""
 
     def __init__(self, tracker, at):
-        self.tracker, self.at, self.card = tracker, at, tracker.card
+        self.tracker, self.at, self.card, self.options = tracker, at, tracker.card, tracker.options
 
     def start(self, frames):
         session = self.tracker.start(frames)

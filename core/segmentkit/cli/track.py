@@ -2,16 +2,14 @@
 
 Prompts name their frame (``F:``) and, with an ``@ID`` suffix, their object (default 1):
 ``--box 0:40,60,200,220 --point 12:300,80@2`` tracks object 1 from a box on frame 0 and
-object 2 from a click on frame 12. ``--text "[F:]a cat[@ID]"`` (frame 0 unless given) asks a
-model whose card takes text for every instance of the phrase. Tracking runs forwards from the
-earliest prompted frame to the end, then backwards to frame 0 if prompts start later.
+object 2 from a click on frame 12; ``--text "[F:]a cat"`` (frame 0 unless given) asks a
+text-capable model for every cat. Tracking runs forwards from the earliest prompted frame
+to the end, then backwards to frame 0.
 
 ``--out DIR`` receives the ``--format`` outputs (default ``davis,json,overlay``; see
 :mod:`segmentkit.video_export`): DAVIS palette PNGs, ``track.json``, ``youtube-vis.json``,
 ``mots.txt``, ``overlay.mp4``. Without PyAV, frame folders still work and the default
-skips the overlay. ``--json`` prints each frame's result document (``segmentkit.result/1``,
-as IPC's ``vision.segment_video_progress`` carries it) as JSON Lines, in the order tracked.
-Ctrl-C stops between frames and writes what was tracked (exit 130).
+skips the overlay. Ctrl-C stops between frames and writes what was tracked (exit 130).
 """
 
 from __future__ import annotations
@@ -79,8 +77,7 @@ def track_command(
     formats: Annotated[str | None, typer.Option(
         "--format", "-f", metavar="LIST",
         help="Comma-separated: davis, youtube-vis, mots, overlay, json (default: davis,json,overlay).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print each frame's result document as JSON Lines, "
-                                           "in the order tracked (what IPC streams).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print each frame's result document (JSON Lines).")] = False,
     weights: WeightsOpt = None,
     device: DeviceOpt = None,
     runtime: RuntimeOpt = None,
@@ -114,15 +111,12 @@ def track_command(
                          objects=meta["objects"], registry=default_registry())
     if out is not None and formats is None and "overlay" not in chosen:
         stderr_console().print("note: no overlay.mp4 without PyAV: pip install 'segmentkit[video]'", markup=False)
-    tracker = load_model(model, "tracker", objects=list(prompts.values()),
-                         **load_options(weights=weights, device=device, runtime=runtime, precision=precision,
-                                        option=option))
-    export.meta = {"model": tracker.card.id, **meta}
+    options = load_options(weights=weights, device=device, runtime=runtime, precision=precision, option=option)
+    tracker = load_model(model, "tracker", objects=list(prompts.values()), **options)
+    export.meta, info = {"model": tracker.card.id, **meta}, model_info(tracker)
     with tracker.start(frames) as session, progress(session.num_frames, f"tracking {video.name}",
                                                     enabled=not json_out, unit="frames") as advance:
-        def on_frame(fm: Any) -> None:  # --json: the frame's result document, as IPC streams it
-            emit_json(build(fm, model=model_info(tracker)).dump()) if json_out else advance()
-
+        on_frame = (lambda fm: emit_json(build(fm, model=info).dump())) if json_out else lambda _: advance()
         interrupted = run_tracking(session, prompts, export, on_frame=on_frame)
     document = export.document
     if not json_out:
