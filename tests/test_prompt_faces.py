@@ -208,7 +208,7 @@ def _manifest_row(prompts: list[Any]) -> dict[str, Any]:
 
 
 def test_batch(image_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from segmentkit.batch.runner import run_batch
+    from segmentkit.batch import run_batch
 
     monkeypatch.syspath_prepend(str(support.TESTS))
     manifest = image_file.parent / "m.jsonl"

@@ -2,7 +2,7 @@
 
 A :class:`LiveSession` wraps a tracker's session with what the service needs: an
 unguessable id, the app that owns it, a lock serialising calls into it, and the state
-of a running propagation. Sessions live in one :class:`~segmentkit.sessions.SessionTable`
+of a running propagation. Sessions live in one :class:`~.session_table.SessionTable`
 per app (limits, idle eviction, ownership).
 
 Propagation runs frame by frame in a thread of its own (the service's ``tracking``
@@ -26,10 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SessionError, UnknownSessionError
 from ..io.video import open_video
+from ..model_cache import Loaded
 from ..results import ResultDocument, build, model_info
 from ..session_files import read_session
-from ..sessions import SessionTable
-from .cache import Loaded
 from .errors import ErrorCode, RpcError, rpc_error
 from .inputs import load_ref, one_object
 from .manifest import App
@@ -54,6 +53,7 @@ from .schemas import (
     VideoStartParams,
     VideoStartResult,
 )
+from .session_table import SessionTable
 
 if TYPE_CHECKING:
     from .service import Service
