@@ -258,11 +258,12 @@ def test_saved_session(image_file: Path, tmp_path: Path) -> None:
     assert np.array_equal(frame.masks.masks, expected(objects)[0])
 
 
-def test_python_dash_m_runs_the_cli() -> None:
+@pytest.mark.parametrize("module", ["segmentkit", "segmentkit.cli"])
+def test_python_dash_m_runs_the_cli(module: str) -> None:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "segmentkit", "models", "--json"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", module, "models", "--json"], capture_output=True, text=True,
                           timeout=120, env=support.server_env())
     assert proc.returncode == 0, proc.stderr
     assert "classic" in {m["id"] for m in json.loads(proc.stdout)}
