@@ -30,8 +30,8 @@ from pathlib import Path
 
 from PIL import Image
 from segmentkit.batch import run_batch
-from segmentkit.batch.ray_engine import RayOptions
 from segmentkit.io.image import load_image
+from segmentkit.jobs.ray_engine import RayOptions
 from segmentkit.registry import default_registry
 from segmentkit.testing.scenes import synthetic_scene
 

@@ -113,7 +113,7 @@ def serve_runs(args: argparse.Namespace, weights: Path) -> list[dict[str, Any]]:
     from ray import serve
     from segmentkit.ipc.limits import Limits
     from segmentkit.ipc.manifest import App
-    from segmentkit.ipc.ray_serve import ServiceSpec, application, free_port
+    from segmentkit.rayserve.deployment import ServiceSpec, application, free_port
 
     app, token = App.local(), "bench-token"
     # cache_bytes 0: the SAM 2 plugin's own embedding cache is off, so a miss of the service's cache encodes

@@ -404,7 +404,7 @@ def test_same_content_under_another_path_is_not_recomputed(tmp_path, image_set, 
 
 
 def test_one_run_per_output_folder(tmp_path, image_set):
-    from segmentkit.batch.writers import OutputDir
+    from segmentkit.jobs.writers import OutputDir
 
     with OutputDir(tmp_path / "out"), pytest.raises(SegmentkitError, match="another batch run"):
         toy_run([image_set[0]], tmp_path / "out")
@@ -581,7 +581,7 @@ def test_cli_bad_input_is_one_line(tmp_path):
 
 def test_batch_command_imports_no_ray_or_torch():
     code = ("import importlib, sys; importlib.import_module('segmentkit.cli.app').load_commands(); "
-            "import segmentkit.batch.runner, segmentkit.batch.local; "
+            "import segmentkit.jobs.runner, segmentkit.jobs.local; "
             "print([m for m in ('ray', 'torch', 'pyarrow') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 from pycocotools import mask as coco_mask
 from segmentkit.batch import run_batch
-from segmentkit.batch.ray_engine import RayOptions
 from segmentkit.errors import SegmentkitError
+from segmentkit.jobs.ray_engine import RayOptions
 from segmentkit.testing.scenes import synthetic_scene
 
 ray = pytest.importorskip("ray")

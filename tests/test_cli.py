@@ -401,12 +401,11 @@ def test_prompt_parsers() -> None:
     assert common.parse_point(" 3, 4.5") == Point(3, 4.5)
     assert common.parse_point("3,4", positive=False).positive is False
     assert common.parse_box("1,2,3,4") == Box(1, 2, 3, 4)
-    assert common.parse_frame_point("7:3,4") == (7, Point(3, 4))
-    assert common.parse_frame_box("0:1,2,3,4") == (0, Box(1, 2, 3, 4))
-    assert common.parse_frame_point("3,4", default_frame=2) == (2, Point(3, 4))
+    assert common.split_frame("7:3,4") == (7, "3,4")
+    assert common.split_frame("3,4", default=2) == (2, "3,4")
     for bad in ("3,4", "-1:3,4", "x:3,4"):
         with pytest.raises(PromptError):
-            common.parse_frame_point(bad)
+            common.split_frame(bad)
     with pytest.raises(PromptError, match="x0 < x1"):
         common.parse_box("3,2,1,4")
 

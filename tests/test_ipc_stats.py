@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 import test_ipc_support as support  # registered by tests/conftest.py
 from PIL import Image
+from segmentkit.embedding_cache import EmbeddingCache
 from segmentkit.ipc.errors import ErrorCode
 from segmentkit.ipc.limits import Limits
 from segmentkit.ipc.manifest import App
-from segmentkit.ipc.metrics import EmbeddingCache, Latencies
+from segmentkit.ipc.metrics import Latencies
 from segmentkit.ipc.service import Service
 from segmentkit.registry import Registry
 from segmentkit.testing.scenes import synthetic_scene

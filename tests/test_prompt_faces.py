@@ -208,7 +208,7 @@ def _manifest_row(prompts: list[Any]) -> dict[str, Any]:
 
 
 def test_batch(image_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from segmentkit.batch.runner import run_batch
+    from segmentkit.batch import run_batch
 
     monkeypatch.syspath_prepend(str(support.TESTS))
     manifest = image_file.parent / "m.jsonl"
@@ -282,11 +282,12 @@ def test_models_json_is_what_vision_models_answers(capsys: pytest.CaptureFixture
     assert listed == answer  # one shape: {card: {...}, roles, plugin, distribution, version}
 
 
-def test_python_dash_m_runs_the_cli() -> None:
+@pytest.mark.parametrize("module", ["segmentkit", "segmentkit.cli"])
+def test_python_dash_m_runs_the_cli(module: str) -> None:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "segmentkit", "models", "--json"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", module, "models", "--json"], capture_output=True, text=True,
                           timeout=120, env=support.server_env())
     assert proc.returncode == 0, proc.stderr
     assert "classic" in {m["card"]["id"] for m in json.loads(proc.stdout)}

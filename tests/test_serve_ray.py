@@ -33,7 +33,7 @@ if os.environ.get("SEGMENTKIT_REQUIRE_RAY_SERVE") != "1":
 torch = pytest.importorskip("torch")
 import ray  # noqa: E402
 from ray import serve  # noqa: E402
-from segmentkit.ipc.ray_serve import ServiceSpec, application, free_port  # noqa: E402
+from segmentkit.rayserve.deployment import ServiceSpec, application, free_port  # noqa: E402
 
 SAM2 = "sam2.1-hiera-tiny"
 pytestmark = pytest.mark.slow  # one local Ray: about 1 min to start on 2 cores, 1.5 min of tests

@@ -16,7 +16,7 @@ if os.environ.get("SEGMENTKIT_REQUIRE_RAY_SERVE") != "1":
     pytest.importorskip("ray.serve", reason='needs Ray Serve: pip install "segmentkit[ray]"')
 yaml = pytest.importorskip("yaml")
 from ray.serve.schema import ServeDeploySchema  # noqa: E402
-from segmentkit.ipc.ray_serve import build  # noqa: E402
+from segmentkit.rayserve.deployment import build  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "docs" / "ray-serve.yaml"
 
@@ -24,7 +24,7 @@ CONFIG = Path(__file__).resolve().parents[1] / "docs" / "ray-serve.yaml"
 def test_the_documented_config_validates_and_builds(monkeypatch: pytest.MonkeyPatch) -> None:
     config = ServeDeploySchema.model_validate(yaml.safe_load(CONFIG.read_text()))
     (app,) = config.applications
-    assert app.import_path == "segmentkit.ipc.ray_serve:build"
+    assert app.import_path == "segmentkit.rayserve.deployment:build"
     (replica,) = app.deployments
     assert replica.name == "VisionReplica" and replica.autoscaling_config["max_replicas"] >= 2
     monkeypatch.setenv("SEGMENTKIT_TOKENS", app.runtime_env["env_vars"]["SEGMENTKIT_TOKENS"])

@@ -12,8 +12,9 @@ from PIL import Image
 from segmentkit.cards import ModelCard
 from segmentkit.errors import PromptError, SessionError
 from segmentkit.io.video import FrameStream, open_video
+from segmentkit.ipc.session_table import SessionTable
 from segmentkit.session_files import read_session, restore_session
-from segmentkit.sessions import ObjectIndex, SessionTable, TrackingSession, check_frame, check_object_id
+from segmentkit.sessions import ObjectIndex, TrackingSession, check_frame, check_object_id
 from segmentkit.types import Box, FrameMasks, MaskPrompt, Masks, Point
 
 

@@ -1,19 +1,27 @@
-"""Batch segmentation of image collections: resumable local runs, Ray Data for clusters.
+"""Batch segmentation of image collections: folders, list files and manifests with prompts.
 
 >>> from segmentkit.batch import run_batch
 >>> summary = run_batch(["photos/"], "results/", model="classic")     # doctest: +SKIP
 >>> summary.done, summary.skipped, summary.failed                     # doctest: +SKIP
 
-The output folder holds ``results.jsonl`` (one record per image: the ``segmentkit.export``
-JSON document plus the job key, model, options, prompts and timing), ``errors.jsonl``,
-``summary.json`` and, on request, ``coco.json``, ``masks/`` and ``cutouts/``. Rerunning the
-same command skips images already done. Ray is imported only by ``engine="ray"``.
+This face reads the sources (:mod:`.inputs`); :mod:`segmentkit.jobs` runs them (output
+folder, resume, engines).
 """
 
 from __future__ import annotations
 
-from .inputs import InputError, Item, collect
-from .records import JobSpec, Outcome, Task
-from .runner import Reporter, Summary, run_batch
+from pathlib import Path
+from typing import Any
 
-__all__ = ["InputError", "Item", "JobSpec", "Outcome", "Reporter", "Summary", "Task", "collect", "run_batch"]
+from ..jobs import Summary, run_jobs
+from .inputs import InputError, collect
+
+__all__ = ["InputError", "collect", "run_batch"]
+
+
+def run_batch(sources: list[str | Path], out: str | Path, *, glob: str | None = None, **options: Any) -> Summary:
+    """Segment every image of ``sources`` into ``out`` (options: :func:`segmentkit.jobs.run_jobs`)."""
+    items = collect(sources, glob=glob, exclude=[out])
+    if not items:
+        raise InputError(f"no images found in {', '.join(map(str, sources))}" + (f" matching {glob!r}" if glob else ""))
+    return run_jobs(items, out, **options)

@@ -22,33 +22,23 @@ import csv
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import PromptError, SegmentkitError
+from ..jobs.records import Item, PromptSets
 from ..prompts import decode_objects, encode_objects, flat, group
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
 MANIFEST_KEYS = ("image", "boxes", "points", "labels", "text", "prompts")
-PromptSets = tuple[tuple[dict[str, Any], ...], ...]
 
 
 class InputError(SegmentkitError, ValueError):
     """A source of images (folder, list file, manifest) is missing or malformed."""
 
     code = "bad_input"
-
-
-@dataclass(frozen=True)
-class Item:
-    """One image to segment: its path, its name in outputs, and its prompt sets (or None)."""
-
-    path: str  # absolute
-    file_name: str  # as the user named it: relative to the folder, or as written in the manifest
-    prompts: PromptSets | None = None
 
 
 def collect(sources: Sequence[str | Path], *, glob: str | None = None,

@@ -97,7 +97,7 @@ def batch_command(
 ) -> None:
     """`segmentkit batch`: :func:`segmentkit.batch.run_batch` with a progress bar and a summary."""
     from ..batch import run_batch
-    from ..batch.ray_engine import RayOptions
+    from ..jobs.ray_engine import RayOptions
 
     quiet = engine == "ray" and not debug()  # Ray's INFO lines would bury the progress bar
     options = load_options(weights=weights, device=device, runtime=runtime, precision=precision,

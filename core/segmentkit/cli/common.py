@@ -295,18 +295,6 @@ def split_frame(text: str, default: int | None = None) -> tuple[int, str]:
     return default, str(text)
 
 
-def parse_frame_point(text: str, positive: bool = True, default_frame: int | None = None) -> tuple[int, Any]:
-    """``"F:X,Y"`` -> ``(F, Point)`` for tracking commands."""
-    frame, rest = split_frame(text, default_frame)
-    return frame, parse_point(rest, positive)
-
-
-def parse_frame_box(text: str, default_frame: int | None = None) -> tuple[int, Any]:
-    """``"F:X0,Y0,X1,Y1"`` -> ``(F, Box)`` for tracking commands."""
-    frame, rest = split_frame(text, default_frame)
-    return frame, parse_box(rest)
-
-
 # --------------------------------------------------------------------------- outputs
 
 

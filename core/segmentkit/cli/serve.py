@@ -196,7 +196,7 @@ def serve_command(
 def _serve_ray(apps: list[Any], tokens: dict[str, Any], limits: Any, options: dict[str, Any],
                per_model: dict[str, dict[str, Any]], plugins: list[str], *, autoscale: str | None, **kw: Any) -> None:
     try:
-        from ..ipc.ray_serve import ServiceSpec, serve_ray
+        from ..rayserve.deployment import ServiceSpec, serve_ray
     except ImportError as exc:
         from ..errors import MissingDependencyError
 

@@ -3,7 +3,7 @@
 Transport-independent; :mod:`.stdio` and :mod:`.http` feed it raw messages. Decoding,
 inference and encoding run in a thread pool shared fairly by the apps
 (:class:`~segmentkit.workpool.FairPool`), never on the event loop. Models are loaded
-once and shared by every client (:class:`~.cache.ModelCache`); each app gets its own
+once and shared by every client (:class:`~segmentkit.model_cache.ModelCache`); each app gets its own
 session table, so apps never see each other's sessions.
 """
 
@@ -18,17 +18,18 @@ from typing import Any, TypeVar
 
 from .. import pipeline
 from ..catalog import RegisteredSpec
+from ..embedding_cache import EmbeddingCache
 from ..errors import UnknownModelError
 from ..io.image import image_key
+from ..model_cache import ModelCache
 from ..plan import make_plan
 from ..results import ResultDocument
 from ..workpool import FairPool
-from .cache import ModelCache
 from .errors import ErrorCode, rpc_error
 from .inputs import load_ref, objects, ref_path
 from .limits import Limits
 from .manifest import App
-from .metrics import EmbeddingCache, Latencies
+from .metrics import Latencies
 from .protocol import Call, Dispatcher, Notify
 from .schemas import (
     METHODS,

@@ -2,7 +2,7 @@
 
 A :class:`LiveSession` wraps a tracker's session with what the service needs: an
 unguessable id, the app that owns it, a lock serialising calls into it, and the state
-of a running propagation. Sessions live in one :class:`~segmentkit.sessions.SessionTable`
+of a running propagation. Sessions live in one :class:`~.session_table.SessionTable`
 per app (limits, idle eviction, ownership).
 
 Propagation runs frame by frame in a thread of its own (the service's ``tracking``
@@ -28,10 +28,9 @@ from typing import Any
 from ..catalog import RegisteredSpec
 from ..errors import SessionError, UnknownSessionError
 from ..io.video import open_video
+from ..model_cache import Loaded, ModelCache
 from ..results import ResultDocument, build, model_info
 from ..session_files import read_session
-from ..sessions import SessionTable
-from .cache import Loaded, ModelCache
 from .errors import ErrorCode, RpcError, rpc_error
 from .inputs import load_ref, one_object
 from .limits import Limits
@@ -57,6 +56,7 @@ from .schemas import (
     VideoStartParams,
     VideoStartResult,
 )
+from .session_table import SessionTable
 
 _IN_FLIGHT = 4  # frames computed ahead of the reader
 _END = object()

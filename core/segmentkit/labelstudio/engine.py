@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from ..cards import ModelCard
+from ..embedding_cache import EmbeddingCache
 from ..errors import TaskError
 from ..io.image import image_key
 from ..ipc.manifest import App
-from ..ipc.metrics import EmbeddingCache
 from ..ipc.service import Service
 from ..types import FrameMasks, Masks
 

@@ -127,7 +127,7 @@ def test_gated_repository_error_says_accept_the_licence_and_log_in(monkeypatch, 
 
 
 def test_batch_manifest_with_text_prompts(sam3_dir, scene, tmp_path):
-    from segmentkit.batch.runner import run_batch
+    from segmentkit.batch import run_batch
 
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text(json.dumps({"image": str(scene), "text": "a red square"}) + "\n", encoding="utf-8")

@@ -1,4 +1,5 @@
-"""Loaded models shared by every client of the service.
+"""Loaded models shared by every client of a long-running host (the IPC service, and the
+Label Studio backend and Ray Serve replicas built on it).
 
 Options come from the server's command line: some for every model (device, precision),
 some for one model id (a local checkpoint). Each (model id, role, options) is loaded once, on first use,

@@ -2,13 +2,13 @@
 
 Two deployments, both built on the single-process pieces:
 
-- ``VisionReplica`` runs a whole :class:`~.service.Service` (methods, grants, limits,
+- ``VisionReplica`` runs a whole :class:`~segmentkit.ipc.service.Service` (methods, grants, limits,
   embedding cache, sessions). Ray Serve's model multiplexing is its routing table: each
   image key (:mod:`.affinity`) it answered is "loaded" there, so Ray Serve sends later
   requests with that key to it (a new key goes to the replica holding the fewest). Its
   session ids start with its name, and it claims the key of that name when it starts, so
   a session's requests reach it from the first one on.
-- ``VisionIngress`` is the HTTP / WebSocket face: the ASGI app of :mod:`.http` (tokens,
+- ``VisionIngress`` is the HTTP / WebSocket face: the ASGI app of :mod:`segmentkit.ipc.http` (tokens,
   Host guard, size limits) with a :class:`Router` in place of the service. It forwards each
   raw message with its key, retries an image request whose replica died (the next one
   re-embeds), and answers a session request whose replica died with the documented
@@ -37,15 +37,15 @@ from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
+from ..ipc.errors import ErrorCode, rpc_error
+from ..ipc.limits import Limits
+from ..ipc.manifest import App, apps_from_manifests
+from ..ipc.metrics import Latencies
+from ..ipc.protocol import error_response
+from ..ipc.schemas import StatsResult
+from ..ipc.service import Service
+from ..ipc.video import lost_session
 from .affinity import REPLICA_PREFIX, Route, replica_key, route
-from .errors import ErrorCode, rpc_error
-from .limits import Limits
-from .manifest import App, apps_from_manifests
-from .metrics import Latencies
-from .protocol import error_response
-from .schemas import StatsResult
-from .service import Service
-from .video import lost_session
 
 MAX_KEYS = 4096  # affinity keys a replica claims (LRU); its embedding cache is bounded on its own
 RETRIES = 3  # an image request whose replica died is sent again this many times
@@ -53,7 +53,7 @@ RETRIES = 3  # an image request whose replica died is sent again this many times
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """What every replica builds its :class:`~.service.Service` from."""
+    """What every replica builds its :class:`~segmentkit.ipc.service.Service` from."""
 
     apps: tuple[App, ...]
     limits: Limits = field(default_factory=Limits)
@@ -102,7 +102,7 @@ def _export_metrics(service: Service, replica: str) -> None:
 
 @serve.deployment(name="VisionReplica", max_ongoing_requests=32)
 class VisionReplica:
-    """One :class:`~.service.Service`; the keys it answered route back to it."""
+    """One :class:`~segmentkit.ipc.service.Service`; the keys it answered route back to it."""
 
     async def __init__(self, spec: ServiceSpec):
         self.service = spec.build()
@@ -236,7 +236,7 @@ class VisionIngress:
         self.router = Router(replicas, limits, affinity=affinity)
 
     def __serve_build_asgi_app__(self) -> Any:
-        from .http import LOOPBACK_HOSTS, create_app
+        from ..ipc.http import LOOPBACK_HOSTS, create_app
 
         hosts = LOOPBACK_HOSTS | frozenset(self.allowed_hosts)
         return create_app(self.router, self.tokens, allowed_hosts=hosts)
@@ -281,7 +281,7 @@ class DeployArgs(BaseModel):
 
 
 def build(args: dict[str, Any]) -> Any:
-    """Application builder for ``serve deploy`` / ``serve run segmentkit.ipc.ray_serve:build``."""
+    """Application builder for ``serve deploy`` / ``serve run segmentkit.rayserve.deployment:build``."""
     parsed = DeployArgs.model_validate(args)
     apps = tuple(apps_from_manifests(parsed.manifests))
     given = parsed.tokens or json.loads(os.environ.get("SEGMENTKIT_TOKENS", "{}"))

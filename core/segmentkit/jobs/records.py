@@ -15,13 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .inputs import Item, PromptSets
-
 log = logging.getLogger(__name__)
+
+PromptSets = tuple[tuple[dict[str, Any], ...], ...]
 
 SCHEMA = "segmentkit.batch/1"
 # Options that change where a model runs but not what it computes stay out of the key.
 UNKEYED_OPTIONS = frozenset({"device"})
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image to segment: its path, its name in outputs, and its prompt sets (or None)."""
+
+    path: str  # absolute
+    file_name: str  # as the user named it: relative to the folder, or as written in the manifest
+    prompts: PromptSets | None = None
 
 
 @dataclass(frozen=True)

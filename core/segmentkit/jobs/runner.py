@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from ..errors import OptionsError, SegmentkitError
 from ..registry import IN_PROCESS
 from ..weights import file_sha256
-from . import inputs, writers
-from .inputs import InputError, Item
+from . import writers
 from .records import (
     SCHEMA,
+    Item,
     JobSpec,
     Outcome,
     ResumeIndex,
@@ -157,26 +157,24 @@ class _Run:
             self.reporter.advance(status)
 
 
-def run_batch(
-    sources: Sequence[str | Path], out: str | Path, *, model: str | None = None,
+def run_jobs(
+    items: Sequence[Item], out: str | Path, *, model: str | None = None,
     load_options: Mapping[str, Any] | None = None, task: str | None = None, multimask: bool = False,
     max_pixels: int | None = None, masks: bool = False, cutouts: bool = False, coco: bool = False,
-    glob: str | None = None, engine: Engine = "local", workers: int | None = None,
+    engine: Engine = "local", workers: int | None = None,
     ray: RayOptions | None = None, plugins: Sequence[str] = (), reporter: Reporter | None = None,
 ) -> Summary:
-    """Segment every image of ``sources`` into ``out``; resume a run interrupted before.
+    """Segment every item into ``out``; resume a run interrupted before.
 
-    ``ray`` is a :class:`~segmentkit.batch.ray_engine.RayOptions` for ``engine="ray"``
+    ``ray`` is a :class:`~segmentkit.jobs.ray_engine.RayOptions` for ``engine="ray"``
     (its ``workers`` is overridden by ``workers`` when that is given).
     """
     from .local import default_workers, run_local
 
     started = time.perf_counter()
     out = Path(out)
-    items = inputs.collect(sources, glob=glob, exclude=[out])
     if not items:
-        raise InputError(f"no images found in {', '.join(map(str, sources))}"
-                         + (f" matching {glob!r}" if glob else ""))
+        raise OptionsError("no images to segment")
     spec = JobSpec(model=model or "", load_options=dict(load_options or {}), task=task, multimask=multimask,
                    max_pixels=max_pixels, write_masks=masks, write_cutouts=cutouts, plugins=tuple(plugins))
     spec, roles = _check_model(spec, model, items)
