@@ -11,7 +11,8 @@ fixture (a loaded model; class scope keeps the suite fast)::
         level = "quality"
 
         @pytest.fixture(scope="class")
-        def model(self):
+        @classmethod
+        def model(cls):
             return segmentkit.load("my-model", role="prompter")
 
 Every contract states its ``level``: ``"geometry"`` runs the checks any model must pass,
