@@ -618,6 +618,8 @@ class TrackerContract(ModelContract):
         self.require_quality()
         frames = self.moving_frames()
         n, half = len(frames), len(frames) // 2
+        if half < 1:
+            pytest.skip(f"saving halfway needs at least 2 frames (frame_count = {n})")
         prompts, path = [Box(*frames[0].box)], tmp_path / "session.npz"
         with self.start(model, frames) as session:  # the reference: the same calls, never saved
             session.add_prompts(0, 1, prompts)
