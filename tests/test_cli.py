@@ -64,12 +64,14 @@ def _env(site: Path | None, tmp: Path, **extra: str) -> dict[str, str]:
 def sites(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("sites")
     return {"fake": _site(base / "fake", ["skfake"]), "broken": _site(base / "broken", ["skfake", "skbroken"]),
-            "faults": _site(base / "faults", ["skfake", "skbadloader"])}
+            "faults": _site(base / "faults", ["skfake", "skbadloader"]),
+            "badcard": _site(base / "badcard", ["skfake", "skbadcard"])}
 
 
 # Only these plugins load in the tests below, so a plugin elsewhere in the tree that is
 # broken (and logs a warning line) cannot change what these tests see.
-ALLOW = {"fake": "classic,skfake", "broken": "classic,skfake,skbroken", "faults": "classic,skfake,skbadloader"}
+ALLOW = {"fake": "classic,skfake", "broken": "classic,skfake,skbroken", "faults": "classic,skfake,skbadloader",
+         "badcard": "classic,skfake,skbadcard"}
 
 
 @pytest.fixture
@@ -165,6 +167,28 @@ def test_plugins_check_reports_plugin_faults_and_exits_1(cli) -> None:
     assert "skbadloader (plugin 'skbadloader')" in problems[("skbadloader", "loader", "bad-module")]
     table = cli("plugins", "--check", site="faults")
     assert table.returncode == 1 and "NoSuchClass" in table.stdout and "duplicate-id" in table.stdout
+
+
+def test_plugins_check_says_what_it_verified(cli) -> None:
+    sound = cli("plugins", "--check")
+    assert sound.returncode == 0, sound.stderr
+    summary = [line for line in sound.stdout.splitlines() if line.startswith("checked ")]
+    assert re.fullmatch(r"checked 2 plugin\(s\), \d+ model\(s\): all \d+ loaders import and have their role's "
+                        r"methods; options classes are strict and their defaults valid; cards valid; every card's "
+                        r"roles match the hooks that return it", *summary), sound.stdout
+    assert "checked " not in cli("plugins").stdout  # only --check verifies anything
+
+
+def test_a_card_missing_a_role_its_hook_returns_is_one_line(cli) -> None:
+    proc = cli("plugins", "--check", "--json", site="badcard")
+    assert proc.returncode == 1, proc.stderr
+    [problem] = json.loads(proc.stdout)["problems"]
+    assert (problem["plugin"], problem["stage"]) == ("skbadcard", "segmentkit_trackers")
+    assert problem["error"] == ("invalid ModelSpec: spec role 'tracker' is not in card.roles ('prompter',) of model "
+                                "'badcard-colour': a card must list every role a hook returns it for")
+    table = cli("plugins", "--check", site="badcard")
+    assert table.returncode == 1 and "checked " not in table.stdout
+    assert "pydantic" not in table.stdout + table.stderr and "input_value" not in table.stdout + table.stderr
 
 
 def test_plugin_faults_exit_1_user_errors_exit_2(cli, tmp_path) -> None:

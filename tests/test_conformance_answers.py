@@ -88,7 +88,8 @@ REGISTRY.register(bugs, name="bugs")
 def contract(base, model_id, level):
     class Contract(base):
         @pytest.fixture(scope="class")
-        def model(self):
+        @classmethod
+        def model(cls):
             return REGISTRY.load(model_id)
 
     Contract.level = level

@@ -67,3 +67,21 @@ def test_ipc_reference_lists_every_method_and_type():
         assert f"| `{name}` |" in page
     for name in schema["$defs"]:
         assert f"### {name}\n" in page
+
+
+def test_the_plugin_guide_lists_every_contract_check_with_its_level():
+    import inspect
+
+    from segmentkit.testing import conformance
+
+    rows = set(re.findall(r"^\| (\w+) \| `(test_\w+)` \| (geometry|quality) \|", (DOCS / PLUGIN_GUIDE).read_text(),
+                          flags=re.MULTILINE))
+    expected = set()
+    for contract in (conformance.ModelContract, conformance.SegmenterContract, conformance.PrompterContract,
+                     conformance.TrackerContract, conformance.GrounderContract):
+        label = contract.__name__.removesuffix("Contract").replace("Model", "every")
+        for name, check in vars(contract).items():
+            if name.startswith("test_"):
+                level = "quality" if "self.require_quality()" in inspect.getsource(check) else "geometry"
+                expected.add((label, name, level))
+    assert rows == expected, f"missing or wrong: {sorted(expected - rows)}; not a check: {sorted(rows - expected)}"

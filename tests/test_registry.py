@@ -247,6 +247,30 @@ def test_check_imports_every_loader_and_validates_options(registry):
     assert "BadDefault is invalid" in found[("bad-default",)].error and "threshold" in found[("bad-default",)].error
 
 
+def test_verify_says_what_it_checked(registry):
+    sound = f"{__name__}:Segments"
+    registry.register(plugin(("segmentkit_segmenters", [ModelSpec(card=card("ok-a"), role="segmenter", loader=sound),
+                                                        ModelSpec(card=card("ok-b"), role="segmenter", loader=sound)])))
+    report = registry.verify()
+    assert (report.plugins, report.models, report.loaders, report.problems) == (1, 2, 2, [])
+    assert report.summary.startswith("checked 1 plugin(s), 2 model(s): all 2 loaders import")
+    registry.register(plugin(("segmentkit_segmenters", [ModelSpec(card=card("gone"), role="segmenter",
+                                                                  loader=f"{__name__}:Nope")]), name="other"))
+    report = registry.verify()
+    assert [p.models for p in report.problems] == [("gone",)] and report.summary == "1 plugin problem(s) found"
+
+
+def test_a_hook_building_a_spec_its_card_refuses_is_one_line(registry):
+    with pytest.raises(ValueError) as refused:  # what a hook raises when its card lacks the role (pydantic's error)
+        ModelSpec(card=card("half"), role="tracker", loader=LOADER)
+    assert "For further information" in str(refused.value)  # pydantic's multi-line report
+    registry.register(plugin(("segmentkit_trackers", refused.value)))
+    [problem] = registry.problems
+    assert problem.stage == "segmentkit_trackers"
+    assert problem.error == ("invalid ModelSpec: spec role 'tracker' is not in card.roles ('segmenter',) of model "
+                             "'half': a card must list every role a hook returns it for")
+
+
 def test_card_and_spec_validation():
     with pytest.raises(ValueError, match="lower-kebab"):
         card("Bad_ID")

@@ -127,7 +127,8 @@ class ModelSpec(BaseModel):
     @model_validator(mode="after")
     def _role_on_card(self) -> ModelSpec:
         if self.role not in self.card.roles:
-            raise ValueError(f"spec role {self.role!r} is not in card.roles {self.card.roles}")
+            raise ValueError(f"spec role {self.role!r} is not in card.roles {self.card.roles} of model "
+                             f"{self.card.id!r}: a card must list every role a hook returns it for")
         if not (isinstance(self.options, type) and issubclass(self.options, ModelOptions)):
             raise ValueError("options must be a subclass of segmentkit.ModelOptions")
         if not (isinstance(self.call_options, type) and issubclass(self.call_options, CallOptions)):

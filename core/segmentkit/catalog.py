@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .cards import ROLES, ModelSpec
 from .errors import DuplicateModelError, PluginError, SpecError
@@ -25,6 +26,41 @@ class PluginProblem:
     stage: str  # "import", "register", a hook name, "duplicate-id", "alias", "card-roles" or "loader"
     error: str
     models: tuple[str, ...] = ()  # the model ids set aside, where the problem is about models
+
+
+def problem_text(exc: BaseException) -> str:
+    """``exc`` as one line for a :class:`PluginProblem`: a pydantic error lists each field's message,
+    not pydantic's multi-line report."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors) and hasattr(exc, "title"):  # a pydantic ValidationError
+        details = "; ".join(_field_error(e) for e in errors())
+        return f"invalid {exc.title}: {details}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _field_error(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()))
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+@dataclass(frozen=True)
+class PluginCheck:
+    """What ``segmentkit plugins --check`` verified (:meth:`Registry.verify`), and the problems found."""
+
+    plugins: int
+    models: int  # model ids served: valid cards whose roles are the hooks that return them
+    loaders: int  # (model, role) loaders imported and checked
+    problems: list[PluginProblem]
+
+    @property
+    def summary(self) -> str:
+        """One line: what was verified, or how many problems were found."""
+        if self.problems:
+            return f"{len(self.problems)} plugin problem(s) found"
+        return (f"checked {self.plugins} plugin(s), {self.models} model(s): all {self.loaders} loaders import and "
+                "have their role's methods; options classes are strict and their defaults valid; cards valid; "
+                "every card's roles match the hooks that return it")
 
 
 @dataclass(frozen=True)

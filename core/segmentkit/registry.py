@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from . import hookspecs
 from .capabilities import resolve_precision
 from .cards import ROLES, ModelCard, ModelSpec, Role
-from .catalog import Catalog, PluginProblem, RegisteredSpec, build_catalog
+from .catalog import Catalog, PluginCheck, PluginProblem, RegisteredSpec, build_catalog, problem_text
 from .devices import resolve_device
 from .errors import PluginLoadError, SpecError, UnknownModelError
 from .handles import Handle, wrap
@@ -135,7 +135,7 @@ class Registry:
         self._catalog = None
 
     def _record(self, plugin: str, dist: str, stage: str, exc: BaseException) -> None:
-        text = f"{type(exc).__name__}: {exc}"
+        text = problem_text(exc)
         log.warning("segmentkit plugin %r (%s) failed at %s: %s", plugin, dist, stage, text)
         self._problems.append(PluginProblem(plugin, dist, stage, text))
 
@@ -148,15 +148,20 @@ class Registry:
     def check(self) -> list[PluginProblem]:
         """:attr:`problems`, plus every served model whose loader or option classes are broken.
 
-        Imports each loader (model code, so torch and friends may load): what
-        ``segmentkit plugins --check`` reports.
+        Imports each loader (model code, so torch and friends may load).
         """
+        return self.verify().problems
+
+    def verify(self) -> PluginCheck:
+        """:meth:`check`'s problems with what was checked: what ``segmentkit plugins --check`` reports."""
         found = self.problems
-        for (model_id, role), entry in sorted(self._collected().items()):
+        specs = sorted(self._collected().items())
+        for (model_id, role), entry in specs:
             error = check_loader(entry)
             if error:
                 found.append(PluginProblem(entry.plugin, entry.distribution, "loader", f"{role}: {error}", (model_id,)))
-        return found
+        return PluginCheck(plugins=len(self._dists), models=len({model_id for (model_id, _), _ in specs}),
+                           loaders=len(specs), problems=found)
 
     def plugins(self) -> list[tuple[str, str, str]]:
         """(name, distribution, version) of every plugin registered."""

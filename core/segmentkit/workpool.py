@@ -1,4 +1,5 @@
-"""A thread pool shared fairly by several owners (the apps of one service).
+"""Thread pools for asyncio hosts: one shared fairly by several owners (the apps of one
+service), and a blocking producer streamed to an async reader.
 
 Each owner has at most ``per_owner`` jobs in the pool at once; its further jobs wait in
 its own queue, so another owner's job is never stuck behind one owner's backlog, only
@@ -12,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -53,3 +55,63 @@ class FairPool:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+_END = object()
+
+
+async def stream_in_thread(step: Callable[[], Any], executor: Executor, cancel: threading.Event, *,
+                           ahead: int = 4, finish: Callable[[], None] | None = None,
+                           stopped: type[BaseException] | tuple[type[BaseException], ...] = ()) -> AsyncIterator[Any]:
+    """Items of a blocking producer, computed on a thread of ``executor`` while the caller reads.
+
+    ``step()`` returns the next item, or ``None`` at the end. At most ``ahead`` items wait
+    unread, so a slow reader slows the producer instead of filling memory. Setting ``cancel``
+    stops the producer between items; a ``stopped`` exception raised once ``cancel`` is set
+    ends the stream quietly (what it read was closed under it). ``finish()`` runs on the
+    producer's thread at the end. Closing the stream early (use :func:`contextlib.aclosing`)
+    cancels the producer and waits for it.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    room = threading.Semaphore(ahead)
+
+    def put(item: Any) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    def produce() -> None:
+        try:
+            while not cancel.is_set():
+                try:
+                    item = step()
+                except stopped:
+                    if cancel.is_set():
+                        break
+                    raise
+                if item is None:
+                    break
+                while not room.acquire(timeout=0.1):
+                    if cancel.is_set():
+                        return
+                put(item)
+        finally:
+            if finish is not None:
+                finish()
+
+    def done(future: asyncio.Future[None]) -> None:
+        error = None if future.cancelled() else future.exception()
+        put(_END if error is None else error)
+
+    work = loop.run_in_executor(executor, produce)
+    work.add_done_callback(done)
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            room.release()
+            yield item
+    finally:
+        if not work.done():  # the reader left early or failed
+            cancel.set()
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(work)

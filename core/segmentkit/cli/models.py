@@ -66,7 +66,8 @@ def plugins_command(
 ) -> None:
     """List registered plugins with distribution and version, and plugins or models that failed to load."""
     registry = _registry()
-    problems = registry.check() if check else registry.problems  # collects specs: hook failures count
+    report = registry.verify() if check else None
+    problems = report.problems if report else registry.problems  # collects specs: hook failures count
     plugins = registry.plugins()
     if json_out:
         emit_json({"plugins": [{"name": n, "distribution": d, "version": v} for n, d, v in plugins],
@@ -84,6 +85,8 @@ def plugins_command(
                 table.add_row(*row)
             if rows or title == "plugins":
                 console.print(table if rows else "no plugins registered")
+        if report and not problems:
+            console.print(report.summary, soft_wrap=True)
     if check and problems:
         raise fail(f"{len(problems)} plugin problem(s) found; see the report above", BUG_EXIT)
 

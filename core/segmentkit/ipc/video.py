@@ -6,11 +6,11 @@ of a running propagation. Sessions live in one :class:`~.session_table.SessionTa
 per app (limits, idle eviction, ownership).
 
 Propagation runs frame by frame in a thread of its own (the service's ``tracking``
-pool, one thread per running propagation); each frame is handed to the event loop,
-which streams it as a ``vision.segment_video_progress`` notification (or collects it
-for a plain HTTP answer). At most a few frames wait unsent, so a slow reader slows the
-tracker instead of filling memory. Cancelling sets an event the worker checks
-between frames; the generator is then closed, and the answer says ``cancelled``.
+pool, one thread per running propagation) through
+:func:`segmentkit.workpool.stream_in_thread` (a few frames ahead of the reader at most;
+cancelling stops it between frames); each frame goes out as a
+``vision.segment_video_progress`` notification (or is collected for a plain HTTP answer),
+and the answer says whether it was ``cancelled``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ..io.video import open_video
 from ..model_cache import Loaded, ModelCache
 from ..results import ResultDocument, build, model_info
 from ..session_files import read_session
+from ..workpool import stream_in_thread
 from .errors import ErrorCode, RpcError, rpc_error
 from .inputs import load_ref, one_object
 from .limits import Limits
@@ -59,7 +60,6 @@ from .schemas import (
 from .session_table import SessionTable
 
 _IN_FLIGHT = 4  # frames computed ahead of the reader
-_END = object()
 
 
 @dataclass(frozen=True)
@@ -254,75 +254,43 @@ class VideoMethods:
     async def propagate(self, params: VideoPropagateParams, call: Call) -> PropagateResult:
         live = self._get(call.app, params.session)
         run = live.run = _Run()
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        room = threading.Semaphore(_IN_FLIGHT)
         try:
             frames = await self.service.run(live.step, lambda s: s.propagate(
                 params.start, direction=params.walk, max_frames=params.max_frames))
         except BaseException:
             live.run = None
             raise
-        total = frames.total
 
-        def put(item: Any) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+        def step() -> ResultDocument | None:
+            frame = live.step(lambda _: next(frames, None))
+            return None if frame is None else build(frame, model=model_info(live.session.tracker))
 
-        def worker() -> None:
-            try:
-                while not run.cancel.is_set():
-                    try:
-                        frame = live.step(lambda _: next(frames, _END))
-                    except SessionError:
-                        if run.cancel.is_set():  # closed while we ran
-                            break
-                        raise
-                    if frame is _END:
-                        break
-                    while not room.acquire(timeout=0.1):
-                        if run.cancel.is_set():
-                            return
-                    put(build(frame, model=model_info(live.session.tracker)))
-            finally:
-                with live.lock, contextlib.suppress(Exception):
-                    frames.close()
+        def finish() -> None:
+            with live.lock, contextlib.suppress(Exception):
+                frames.close()
 
-        def finished(future: asyncio.Future[None]) -> None:
-            error = None if future.cancelled() else future.exception()
-            put(error if error is not None else _END)
-
-        notify = call.notify
         table = self.tables[call.app.id]
-        collected: list[ResultDocument] = []
+        collected: list[ResultDocument] = []  # for a plain HTTP answer; else each frame is a notification
         done = 0
-        work = loop.run_in_executor(self.service.tracking, worker)
-        work.add_done_callback(finished)
+        stream = stream_in_thread(step, self.service.tracking, run.cancel, ahead=_IN_FLIGHT, finish=finish,
+                                  stopped=SessionError)  # closed while it ran
         try:
-            while True:
-                item = await queue.get()
-                if item is _END:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                done += 1
-                room.release()
-                with contextlib.suppress(SessionError):
-                    table.get(live.id, owner=call.app.id)  # in use: not idle
-                if notify is None:
-                    collected.append(item)
-                    continue
-                progress = VideoProgress(session=live.id, request_id=call.request_id, done=done,
-                                         total=total, frame=item)
-                await notify(PROGRESS, progress.model_dump(mode="json"))
+            async with contextlib.aclosing(stream):
+                async for document in stream:
+                    done += 1
+                    with contextlib.suppress(SessionError):
+                        table.get(live.id, owner=call.app.id)  # in use: not idle
+                    if call.notify is None:
+                        collected.append(document)
+                        continue
+                    progress = VideoProgress(session=live.id, request_id=call.request_id, done=done,
+                                             total=frames.total, frame=document)
+                    await call.notify(PROGRESS, progress.model_dump(mode="json"))
         finally:
-            if not work.done():  # the reader went away (connection closed) or failed
-                run.cancel.set()
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(work)
             live.run = None
             run.finished.set()
         return PropagateResult(session=live.id, frames_done=done, cancelled=run.cancel.is_set(),
-                               frames=collected if notify is None else None)
+                               frames=collected if call.notify is None else None)
 
     async def remove_object(self, params: VideoObjectParams, call: Call) -> ObjectsResult:
         live = self._get(call.app, params.session)

@@ -11,7 +11,8 @@ fixture (a loaded model; class scope keeps the suite fast)::
         level = "quality"
 
         @pytest.fixture(scope="class")
-        def model(self):
+        @classmethod
+        def model(cls):
             return segmentkit.load("my-model", role="prompter")
 
 Every contract states its ``level``: ``"geometry"`` runs the checks any model must pass,
@@ -43,7 +44,7 @@ from ..errors import ImageError, PromptError, SegmentkitError, SessionError, Tas
 from ..roles import ROLE_PROTOCOLS, Detections, Embedding, TrackingSession
 from ..types import Box, FrameMasks, MaskPrompt, Masks, Point, Segmentation, Text
 from .compare import best_iou, iou
-from .scenes import Scene, synthetic_frames, synthetic_scene
+from .scenes import Scene, synthetic_frames, synthetic_pair_frames, synthetic_scene
 
 __all__ = [
     "INPUT_KINDS", "LEVELS", "GrounderContract", "PrompterContract", "ROLE_TASKS", "SegmenterContract",
@@ -154,6 +155,12 @@ def _box_mask(box: tuple[float, float, float, float], size: tuple[int, int], gro
 def _share(mask: np.ndarray, region: np.ndarray) -> float:
     """The fraction of ``region`` that ``mask`` covers."""
     return float((mask & region).sum() / max(1, region.sum()))
+
+
+def _mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """The tight XYXY box of a non-empty ``mask`` (x1, y1 exclusive)."""
+    ys, xs = np.nonzero(mask)
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
 
 
 def _far_pixel(mask: np.ndarray, origin: tuple[int, int]) -> tuple[int, int]:
@@ -500,6 +507,8 @@ class TrackerContract(ModelContract):
     frame_count: int = 4
     #: Whether ``start(stream=True)`` + ``push_frame`` is supported.
     supports_stream: bool = True
+    #: Lowest IoU between a restored session's masks and an unsaved session's (1.0: identical).
+    restore_iou: float = 1.0
 
     @pytest.fixture
     def frames(self) -> list[Scene]:
@@ -507,6 +516,30 @@ class TrackerContract(ModelContract):
 
     def start(self, model: Any, frames: list[Scene]) -> Any:
         return model.start([f.image for f in frames])
+
+    def moving_frames(self) -> list[Scene]:
+        """The quality checks' video: an object moving right a tenth of the width per frame."""
+        w = self.image_size[1]
+        return synthetic_frames(self.frame_count, self.image_size, step=0.1 * w, x0=0.3 * w, seed=5)
+
+    def assert_tracked(self, seen: list[FrameMasks], truth: dict[int, list[np.ndarray]], how: str) -> None:
+        """Every frame of ``seen`` has one mask per object of ``truth`` (object id -> its true mask on
+        each frame), in that order, each with IoU >= ``min_iou`` with its own object and more than
+        with any other object."""
+        poor: dict[tuple[int, int], str] = {}
+        for fm in seen:
+            assert fm.object_ids == list(truth), (
+                f"{how}: frame {fm.frame_index} has masks for objects {fm.object_ids}, expected {list(truth)} "
+                "(one per object, in object_ids order)")
+            for object_id, mask in zip(fm.object_ids, fm.masks.masks):
+                found = {o: iou(mask, masks[fm.frame_index]) for o, masks in truth.items()}
+                best = max(found, key=found.__getitem__)
+                if found[best] > found[object_id]:
+                    poor[(fm.frame_index, object_id)] = (
+                        f"IoU {found[object_id]:.2f}, but {found[best]:.2f} with object {best}")
+                elif found[object_id] < self.min_iou:
+                    poor[(fm.frame_index, object_id)] = f"IoU {found[object_id]:.2f}"
+        assert not poor, f"{how}: masks that miss their object (IoU < {self.min_iou}), by (frame, object id): {poor}"
 
     def test_session_over_frames(self, model: Any, frames: list[Scene]) -> None:
         size, n = frames[0].size, len(frames)
@@ -531,17 +564,91 @@ class TrackerContract(ModelContract):
         lost = [fm.frame_index for fm in seen if fm.frame_index > 0 and not fm.masks.masks.any()]
         assert not lost, f"the prompted object has an empty mask on frames {lost}"
 
+    # -- quality: masks against the moving objects' true masks
+
     def test_moving_object_is_tracked(self, model: Any) -> None:
-        """quality: the mask follows an object that moves a tenth of the width per frame."""
+        """quality: prompted on frame 0, the mask follows an object moving a tenth of the width per frame."""
         self.require_quality()
-        h, w = self.image_size
-        frames = synthetic_frames(self.frame_count, self.image_size, step=0.1 * w, x0=0.3 * w, seed=5)
+        frames = self.moving_frames()
         with self.start(model, frames) as session:
             session.add_prompts(0, 1, [Box(*frames[0].box)])
-            found = {fm.frame_index: iou(fm.masks.masks[0], frames[fm.frame_index].mask)
-                     for fm in session.propagate() if len(fm.masks)}
-        poor = {i: round(v, 2) for i, v in found.items() if v < self.min_iou}
-        assert len(found) == len(frames) and not poor, f"IoU with the moving object below {self.min_iou}: {poor}"
+            seen = list(session.propagate())
+        assert [fm.frame_index for fm in seen] == list(range(len(frames)))
+        self.assert_tracked(seen, {1: [f.mask for f in frames]}, "forwards")
+
+    def test_backward_propagation_tracks_the_object(self, model: Any) -> None:
+        """quality: prompted on the last frame, ``direction="backward"`` follows the object to frame 0."""
+        self.require_quality()
+        frames = self.moving_frames()
+        last = len(frames) - 1
+        with self.start(model, frames) as session:
+            session.add_prompts(last, 1, [Box(*frames[last].box)])
+            seen = list(session.propagate(last, direction="backward"))
+        assert [fm.frame_index for fm in seen] == list(range(last, -1, -1))
+        self.assert_tracked(seen, {1: [f.mask for f in frames]}, "backwards")
+
+    def test_both_directions_track_the_object(self, model: Any) -> None:
+        """quality: prompted on a middle frame, ``direction="both"`` follows the object to both ends."""
+        self.require_quality()
+        frames = self.moving_frames()
+        n, mid = len(frames), len(frames) // 2
+        with self.start(model, frames) as session:
+            session.add_prompts(mid, 1, [Box(*frames[mid].box)])
+            seen = list(session.propagate(mid, direction="both"))
+        assert [fm.frame_index for fm in seen] == [*range(mid, n), *range(mid - 1, -1, -1)]
+        self.assert_tracked(seen, {1: [f.mask for f in frames]}, 'direction="both"')
+
+    def test_two_objects_are_tracked_apart(self, model: Any) -> None:
+        """quality: two objects prompted on frame 0 (ids 7 then 2) each keep their own mask while they
+        move past each other (the red one right, the yellow one left)."""
+        self.require_quality()
+        w = self.image_size[1]
+        frames = synthetic_pair_frames(self.frame_count, self.image_size, step=0.1 * w, seed=6)
+        truth = {7: [f.mask for f in frames], 2: [f.second for f in frames]}
+        with self.start(model, frames) as session:
+            session.add_prompts(0, 7, [Box(*frames[0].box)])
+            session.add_prompts(0, 2, [Box(*_mask_box(truth[2][0]))])
+            seen = list(session.propagate())
+        assert [fm.frame_index for fm in seen] == list(range(len(frames)))
+        self.assert_tracked(seen, truth, "two objects")
+
+    def test_restore_continues_the_session(self, model: Any, tmp_path: Path) -> None:
+        """quality: a session saved halfway and restored with ``restore(path, source=frames)`` keeps
+        its objects and masks and continues with the masks of a session never saved."""
+        self.require_quality()
+        frames = self.moving_frames()
+        n, half = len(frames), len(frames) // 2
+        if half < 1:
+            pytest.skip(f"saving halfway needs at least 2 frames (frame_count = {n})")
+        prompts, path = [Box(*frames[0].box)], tmp_path / "session.npz"
+        with self.start(model, frames) as session:  # the reference: the same calls, never saved
+            session.add_prompts(0, 1, prompts)
+            before = list(session.propagate(max_frames=half))
+            unsaved = list(session.propagate(half))
+        with self.start(model, frames) as session:
+            session.add_prompts(0, 1, prompts)
+            list(session.propagate(max_frames=half))
+            try:
+                session.save(path)
+            except SessionError as exc:
+                pytest.skip(f"this tracker's sessions cannot be saved ({exc})")
+        restore = getattr(model, "restore", None)
+        assert callable(restore), "sessions can be saved, but the tracker has no restore(path, source=None)"
+        with restore(path, source=[f.image for f in frames]) as restored:
+            assert restored.object_ids == [1], f"restored objects {restored.object_ids}, saved [1]"
+            for fm in before:
+                kept = restored.frame_masks(fm.frame_index)
+                assert kept is not None and np.array_equal(kept.masks.masks, fm.masks.masks), (
+                    f"the restored session lost the masks of frame {fm.frame_index}")
+            continued = list(restored.propagate(half))
+        assert [fm.frame_index for fm in continued] == list(range(half, n))
+        for fm, ref in zip(continued, unsaved):
+            assert fm.object_ids == ref.object_ids == [1], f"frame {fm.frame_index}: objects {fm.object_ids}"
+            same = iou(fm.masks.masks[0], ref.masks.masks[0])
+            assert same >= self.restore_iou, (
+                f"after restore, frame {fm.frame_index}'s mask has IoU {same:.3f} < {self.restore_iou} with an "
+                "unsaved session's: the restored session does not continue where it was saved")
+        self.assert_tracked(continued, {1: [f.mask for f in frames]}, "after restore")
 
     def test_propagate_reverse_and_max_frames(self, model: Any, frames: list[Scene]) -> None:
         n = len(frames)

@@ -15,6 +15,7 @@ import numpy as np
 Shape = Literal["ellipse", "rectangle"]
 Background = Literal["textured", "plain"]
 PART_COLOR = (235, 110, 60)  # orange: nearer the object's red than the background's colours
+SECOND_COLOR = (230, 210, 50)  # yellow: far from the object's red and from the background's colours
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Scene:
     outside: tuple[float, float]  # (x, y) of a background pixel next to the object
     part: np.ndarray | None = None  # (H, W) bool, a part of the object in another colour, if drawn
     decoy: np.ndarray | None = None  # (H, W) bool, the distractor blob (not the object), if drawn
+    second: np.ndarray | None = None  # (H, W) bool, a second object in another colour, if drawn
 
     @property
     def size(self) -> tuple[int, int]:
@@ -44,6 +46,7 @@ def synthetic_scene(
     distractor: bool = False,
     part: bool = False,
     center: tuple[float, float] | None = None,
+    second: tuple[float, float] | None = None,
     seed: int = 0,
 ) -> Scene:
     """A ``size`` = (H, W) image with one ``shape`` object of ``color``.
@@ -53,6 +56,8 @@ def synthetic_scene(
     (``Scene.decoy``); ``part`` paints an orange ellipse around ``inside`` that belongs to
     the object (``Scene.part``), so a click there is ambiguous: the part or the whole.
     ``center`` is the object's (x, y); by default near the middle, jittered by ``seed``.
+    ``second`` is the (x, y) of a second, flatter object in yellow (``Scene.second``; the
+    first object is drawn over it where they meet).
     """
     h, w = size
     if h < 8 or w < 8:
@@ -68,7 +73,10 @@ def synthetic_scene(
     rx, ry = 0.22 * w, 0.24 * h
     mask = _shape(yy, xx, shape, cx, cy, rx, ry)
     image[mask] = color
-    decoy = inner = None
+    decoy = inner = other = None
+    if second is not None:
+        other = _shape(yy, xx, "ellipse", second[0], second[1], rx, 0.18 * h) & ~mask
+        image[other] = SECOND_COLOR
     if distractor:
         decoy = _shape(yy, xx, "ellipse", 0.1 * w + 1, 0.11 * h + 1, 0.09 * w, 0.1 * h) & ~mask
         image[decoy] = color
@@ -82,7 +90,8 @@ def synthetic_scene(
     inside = (float(np.floor(cx)) + 0.5, float(np.floor(cy)) + 0.5)
     out_x = min(w - 0.5, cx + rx + 0.08 * w)
     outside = (float(np.floor(out_x)) + 0.5, float(np.floor(cy)) + 0.5)
-    return Scene(image=image, mask=mask, box=box, inside=inside, outside=outside, part=inner, decoy=decoy)
+    return Scene(image=image, mask=mask, box=box, inside=inside, outside=outside, part=inner, decoy=decoy,
+                 second=other)
 
 
 def synthetic_frames(
@@ -93,6 +102,19 @@ def synthetic_frames(
     x0 = 0.4 * w if x0 is None else x0
     return [
         synthetic_scene(size, center=(x0 + i * step, h / 2), seed=seed + i) for i in range(count)
+    ]
+
+
+def synthetic_pair_frames(count: int = 4, size: tuple[int, int] = (48, 64), *, step: float = 2.0,
+                          seed: int = 0) -> list[Scene]:
+    """``count`` scenes of two objects moving apart: the red one (``mask``) in the upper part, right
+    by ``step`` pixels per frame from 0.3 W; the yellow one (``second``) in the lower part, left by
+    ``step`` from 0.7 W. They never touch."""
+    h, w = size
+    return [
+        synthetic_scene(size, center=(0.3 * w + i * step, 0.3 * h), second=(0.7 * w - i * step, 0.78 * h),
+                        seed=seed + i)
+        for i in range(count)
     ]
 
 

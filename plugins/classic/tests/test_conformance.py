@@ -9,7 +9,8 @@ class TestClassicPrompter(PrompterContract):
     level = "quality"
 
     @pytest.fixture(scope="class")
-    def model(self):
+    @classmethod
+    def model(cls):
         return segmentkit.load("classic", role="prompter")
 
 
@@ -18,5 +19,6 @@ class TestClassicSegmenter(SegmenterContract):
     task = "automatic"
 
     @pytest.fixture(scope="class")
-    def model(self):
+    @classmethod
+    def model(cls):
         return segmentkit.load("classic", role="segmenter")

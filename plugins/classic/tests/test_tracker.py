@@ -14,7 +14,8 @@ MIN_IOU = 0.8
 class TestClassicTracker(TrackerContract):
     level = "quality"
     @pytest.fixture(scope="class")
-    def model(self):
+    @classmethod
+    def model(cls):
         return segmentkit.load("classic", role="tracker")
 
 

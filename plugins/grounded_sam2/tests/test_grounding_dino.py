@@ -19,7 +19,8 @@ class TestGroundingDinoContract(GrounderContract):
     level = "geometry"  # random weights: boxes of the right form, not the right boxes
 
     @pytest.fixture(scope="class")
-    def model(self, detector):
+    @classmethod
+    def model(cls, detector):
         return detector
 
 

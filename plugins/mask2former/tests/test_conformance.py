@@ -20,7 +20,8 @@ class TestPanopticContract(SegmenterContract):
     task = None  # the card's first: panoptic
 
     @pytest.fixture(scope="class")
-    def model(self, loaded):
+    @classmethod
+    def model(cls, loaded):
         return loaded
 
 
@@ -30,5 +31,6 @@ class TestSemanticContract(SegmenterContract):
     extreme_sizes = ((2000, 10),)
 
     @pytest.fixture(scope="class")
-    def model(self, loaded):
+    @classmethod
+    def model(cls, loaded):
         return loaded

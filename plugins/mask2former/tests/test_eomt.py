@@ -40,7 +40,8 @@ class TestPanopticContract(SegmenterContract):
     task = None  # the card's first: panoptic
 
     @pytest.fixture(scope="class")
-    def model(self, loaded):
+    @classmethod
+    def model(cls, loaded):
         return loaded
 
 
@@ -50,7 +51,8 @@ class TestSemanticWindowsContract(SegmenterContract):
     extreme_sizes = ((10, 300),)  # 64 x 1920 after the resize: 30 windows
 
     @pytest.fixture(scope="class")
-    def model(self, eomt_semantic_checkpoint):
+    @classmethod
+    def model(cls, eomt_semantic_checkpoint):
         return sk.load("eomt-large-512-ade-semantic", weights=eomt_semantic_checkpoint)
 
 

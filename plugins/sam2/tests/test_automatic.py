@@ -189,7 +189,8 @@ class TestSam2Automatic(SegmenterContract):
     task = "automatic"
 
     @pytest.fixture(scope="class")
-    def model(self, sam2_weights_small):
+    @classmethod
+    def model(cls, sam2_weights_small):
         return segmentkit.Registry().load(MODEL_ID, role="segmenter", weights=sam2_weights_small,
                                           points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
 

@@ -120,7 +120,8 @@ class TestEdgeTamPrompter(PrompterContract):
     level = "geometry"  # random weights
 
     @pytest.fixture(scope="class")
-    def model(self, prompter):
+    @classmethod
+    def model(cls, prompter):
         return prompter
 
 
@@ -129,7 +130,8 @@ class TestEdgeTamAutomatic(SegmenterContract):
     task = "automatic"
 
     @pytest.fixture(scope="class")
-    def model(self, edgetam_weights):
+    @classmethod
+    def model(cls, edgetam_weights):
         return segmentkit.Registry().load(MODEL, role="segmenter", weights=edgetam_weights, points_per_side=4,
                                           pred_iou_thresh=0.0, stability_score_thresh=0.0)
 

@@ -27,7 +27,8 @@ class TestSam2Prompter(PrompterContract):
     level = "geometry"  # random weights: the answers depend on the prompts, but are not right
 
     @pytest.fixture(scope="class")
-    def model(self, prompter):
+    @classmethod
+    def model(cls, prompter):
         return prompter
 
 

@@ -7,7 +7,8 @@ from segmentkit.testing.conformance import PrompterContract, TrackerContract
 class TestSam3Prompter(PrompterContract):
     level = "geometry"
     @pytest.fixture(scope="class")
-    def model(self, prompter):
+    @classmethod
+    def model(cls, prompter):
         return prompter
 
 
@@ -16,5 +17,6 @@ class TestSam3Tracker(TrackerContract):
     frame_count = 3
 
     @pytest.fixture(scope="class")
-    def model(self, tracker):
+    @classmethod
+    def model(cls, tracker):
         return tracker

@@ -12,7 +12,8 @@ class TestSegformerContract(SegmenterContract):
     task = "semantic"
 
     @pytest.fixture(scope="class")
-    def model(self, checkpoint):
+    @classmethod
+    def model(cls, checkpoint):
         return sk.load("segformer-b0-ade", weights=checkpoint)
 
 
@@ -21,6 +22,7 @@ class TestSegformerSlidingOnnxContract(SegmenterContract):
     image_size = (300, 420)  # larger than the 256x256 input: sliding windows run
 
     @pytest.fixture(scope="class")
-    def model(self, checkpoint, onnx_dir):
+    @classmethod
+    def model(cls, checkpoint, onnx_dir):
         return sk.load("segformer-b0-ade", weights=checkpoint, runtime="onnxruntime", onnx_cache=str(onnx_dir),
                        sliding_window=True)
