@@ -202,6 +202,8 @@ def test_results_are_checked_and_name_the_session_class() -> None:
         good = s.frame_result(3, {2: square(3, 2)})
         assert good.object_ids == [1, 2] and not good.masks.masks[0].any()
         assert np.array_equal(good.masks.masks[1], square(3, 2))
+        with pytest.raises(Violation, match=r"Squares.frame_result got masks for objects \[9\]"):
+            s.frame_result(3, {1: square(3, 1), 9: square(3, 9)})
         plants = {
             "dropped": (lambda f, hook: FrameMasks(f, Masks(square(f, 1)[None], object_ids=[1])),
                         r"objects \[1\]; the session tracks \[1, 2\] .*none for 2"),

@@ -525,26 +525,28 @@ class TrackingSession:
         raise NotImplementedError
 
     def _prompt_text(self, frame: int, text: str) -> Any:
-        raise NotImplementedError  # not called unless a subclass implements it (takes_text)
+        """Answer a text query (implementing this makes the session take text: :attr:`takes_text`)."""
+        raise NotImplementedError
 
     def _track(self, frame: int, reverse: bool) -> Any:
         raise NotImplementedError
 
     def _push(self, image: Any) -> Any:
+        """Append ``image`` to the stream and track it (override to wrap another session)."""
         frame = self.frames.push(image)
         return self._track(frame, False) if len(self.objects) else self.empty_masks(frame)
 
     def _before_propagate(self, passes: list[tuple[range, bool]]) -> None:
-        pass
+        """See the planned ``(frames, reverse)`` passes before the first frame is tracked."""
 
     def _remove(self, object_id: int, index: int) -> None:
-        pass
+        """Forget the object that had ``index`` (indices after it have moved down one)."""
 
     def _clear(self) -> None:
-        pass
+        """Forget every object's model state (after ``reset``)."""
 
     def _release(self) -> None:
-        pass
+        """Drop the model state (on ``close``)."""
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise SessionError(f"{type(self).__name__} cannot save its state")
@@ -556,10 +558,15 @@ class TrackingSession:
 
     def frame_result(self, frame: int, masks: Mapping[int, np.ndarray | None]) -> Any:
         """A :class:`FrameMasks` of ``frame`` with one mask per object, in ``object_ids`` order:
-        ``masks[object_id]`` ((H, W) bool), or an empty mask for an object left out or mapped to ``None``."""
+        ``masks[object_id]`` ((H, W) bool), or an empty mask for an object left out or mapped to ``None``
+        (a mask for an object the session does not track is a plugin bug: :class:`~segmentkit.contract.Violation`)."""
         from .types import FrameMasks, Masks
 
         ids = self.objects.ids
+        unknown = sorted(set(masks) - set(ids))
+        if unknown:
+            raise contract.Violation(f"{type(self).__name__}.frame_result got masks for objects {unknown}, "
+                                     f"which the session does not track ({ids})")
         size = self.frame_size or (0, 0)
         rows = [np.zeros(size, dtype=bool) if (m := masks.get(i)) is None else np.asarray(m, dtype=bool) for i in ids]
         stack = np.stack(rows) if rows else np.zeros((0, *size), dtype=bool)
