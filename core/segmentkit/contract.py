@@ -12,13 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from .errors import PluginError
 from .types import Detections, Embedding, FrameMasks, Masks, Segmentation
 
 SEGMENTATION_KINDS = ("semantic", "instance", "panoptic", "automatic")
 
 
-class Violation(Exception):
-    """One way a plugin's answer breaks the contract (message: what is wrong)."""
+class Violation(PluginError):
+    """One way a plugin's answer breaks the contract (message: what is wrong); a handle turns it
+    into a :class:`~segmentkit.errors.PluginContractError` naming the plugin."""
 
 
 def check_masks(masks: Any, size: tuple[int, int], what: str = "masks") -> Masks:
@@ -96,10 +98,10 @@ def check_embedding(embedding: Any, size: tuple[int, int]) -> Embedding:
 
 
 def check_frame(result: Any, size: tuple[int, int] | None, num_frames: int, frame: int | None = None, *,
-                stream: bool = False, object_ids: list[int] | None = None) -> FrameMasks:
+                stream: bool = False, object_ids: list[int] | None = None, complete: bool = False) -> FrameMasks:
     """A :class:`FrameMasks` of a frame in ``[0, num_frames)`` (``frame`` if given) at ``size``,
     with at most one mask per object of ``object_ids`` (if given), in that order (a text-prompted
-    tracker may find an object on some frames only).
+    tracker may find an object on some frames only); with ``complete``, exactly one per object.
 
     A live stream may also answer for the next frame to come (a prompt given ahead of it),
     with no masks while it has no frame size yet.
@@ -124,9 +126,11 @@ def check_frame(result: Any, size: tuple[int, int] | None, num_frames: int, fram
     if ids is not None and len(set(ids.tolist())) != len(ids):
         raise Violation(f"frame {index} has one object id twice: {ids.tolist()}")
     got = [] if ids is None else [int(i) for i in ids]
-    if object_ids is not None and got != [i for i in object_ids if i in set(got)]:
+    if object_ids is not None and got != [i for i in object_ids if complete or i in set(got)]:
+        missing = [i for i in object_ids if i not in set(got)] if complete else []
+        lost = f": none for {', '.join(map(str, missing))}" if missing else ""
         raise Violation(f"frame {index} has masks for objects {got}; the session tracks {list(object_ids)} "
-                        "(one mask per object, in object_ids order)")
+                        f"(one mask per object, in object_ids order{lost})")
     return result
 
 

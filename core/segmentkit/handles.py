@@ -118,7 +118,8 @@ class Handle:
         return PluginContractError(problem, model=self.card.id, plugin=self.plugin, distribution=self.distribution)
 
     def checked(self, check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a :mod:`~segmentkit.contract` check; a violation becomes a PluginContractError."""
+        """Run a :mod:`~segmentkit.contract` check (or a plugin call the session base checks); a
+        violation becomes a PluginContractError."""
         try:
             return check(*args, **kwargs)
         except contract.Violation as exc:
@@ -297,7 +298,7 @@ class Session:
         """
         size = self.frame_size
         checked = validate_prompts(prompts, size) if size is not None else list(prompts)
-        return self._frame(self.raw.add_prompts(frame, object_id, checked), frame)
+        return self._frame(self.tracker.checked(self.raw.add_prompts, frame, object_id, checked), frame)
 
     def propagate(self, start: int | None = None, *, direction: str = "forward",
                   max_frames: int | None = None) -> Propagation:
@@ -308,7 +309,7 @@ class Session:
             try:
                 for result in frames:
                     yield self._frame(result)
-            except contract.Violation as exc:  # the session base found a wrong frame index
+            except contract.Violation as exc:  # the session base's own checks
                 raise self.tracker.fault(str(exc)) from None
             finally:
                 getattr(frames, "close", lambda: None)()
@@ -317,7 +318,7 @@ class Session:
 
     def push_frame(self, image: Any) -> FrameMasks:
         """Append a live frame (decoded and limited here) and return its masks."""
-        return self._frame(self.raw.push_frame(self.tracker.image(image)))
+        return self._frame(self.tracker.checked(self.raw.push_frame, self.tracker.image(image)))
 
     def remove_object(self, object_id: int) -> None:
         self.raw.remove_object(object_id)

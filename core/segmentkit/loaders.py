@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import typing
 from typing import Any
 
 from pydantic import BaseModel
@@ -62,6 +63,24 @@ def check_loader(entry: RegisteredSpec) -> str | None:
         error = _check_options(options)
         if error:
             return f"options class {options.__module__}.{options.__qualname__} {error}"
+    return _check_restore(factory) if spec.role == "tracker" else None
+
+
+def _check_restore(tracker: type) -> str | None:
+    """A tracker whose sessions save (their class implements ``_state``) needs ``restore``; the
+    session class is read from ``start``'s return annotation (none there: nothing to check)."""
+    from .sessions import TrackingSession
+
+    try:
+        session = typing.get_type_hints(tracker.start).get("return")
+    except Exception:  # an annotation that does not resolve here
+        return None
+    saves = (isinstance(session, type) and issubclass(session, TrackingSession)
+             and session._state is not TrackingSession._state)
+    if saves and not callable(getattr(tracker, "restore", None)):
+        return (f"tracker {tracker.__qualname__} has no restore(path, source=None), but its sessions "
+                f"({session.__qualname__}) save their state: add one that returns "
+                "segmentkit.session_files.restore_session(self, path, source)")
     return None
 
 

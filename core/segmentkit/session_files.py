@@ -21,6 +21,12 @@ A saved session is one ``.npz`` file (a zip of ``.npy`` arrays, read with
   tracker needs to continue (for SAM 2: its memory bank, see the plugin).
 - ``prompt/<i>``: mask prompts; ``state/<name>``: the tracker's arrays.
 
+A tracker whose state is nested dicts and lists of tensors can save it with
+:func:`pack_tree` (in ``_state``) and read it back with :func:`unpack_tree` (in
+``_load_state``): the tree becomes JSON whose leaves name arrays
+(``{"tensor": key, "dtype": ...}``, ``{"array": key}``) or hold plain values
+(``{"value": ...}``); tensors are stored exactly (bf16 as its 16-bit pattern).
+
 A reader refuses a file whose ``format`` differs or whose ``version`` is newer than it
 knows. ``tracker.restore(path)`` (:func:`restore_session`) reopens the video (or the
 ``source`` given instead), checks it has the saved frame count and size, and hands the
@@ -47,7 +53,8 @@ from .errors import SessionError
 FORMAT = "segmentkit.session"
 VERSION = 1
 
-__all__ = ["FORMAT", "VERSION", "SavedSession", "read_session", "restore_session", "write_session"]
+__all__ = ["FORMAT", "VERSION", "SavedSession", "pack_tree", "read_session", "restore_session", "unpack_tree",
+           "write_session"]
 
 
 @dataclass
@@ -158,6 +165,53 @@ def restore_session(tracker: Any, path: str | os.PathLike[str], source: Any = No
         session.close()
         raise
     return session
+
+
+def pack_tree(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """``value`` (nested dicts, lists and tuples of torch tensors, numpy arrays, ``None``, bools,
+    numbers and strings) as a JSON tree; its tensors and arrays go into ``arrays`` under fresh keys."""
+    torch = sys.modules.get("torch")  # a tensor exists only once torch is loaded: never import it here
+    if torch is not None and isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        key = _fresh_key(arrays)
+        arrays[key] = (tensor.view(torch.int16) if tensor.dtype == torch.bfloat16 else tensor).numpy()
+        return {"tensor": key, "dtype": str(tensor.dtype).removeprefix("torch.")}
+    if isinstance(value, np.ndarray):
+        key = _fresh_key(arrays)
+        arrays[key] = value
+        return {"array": key}
+    if isinstance(value, dict):
+        return {"dict": [[k, pack_tree(v, arrays)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return {"list": [pack_tree(v, arrays) for v in value]}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return {"value": value}
+    raise TypeError(f"cannot save a {type(value).__name__} in a session state")
+
+
+def unpack_tree(tree: Any, arrays: dict[str, np.ndarray], device: Any = None) -> Any:
+    """The value :func:`pack_tree` packed (tuples come back as lists); tensors on ``device`` if given."""
+    if "tensor" in tree:
+        import torch
+
+        tensor = torch.from_numpy(np.array(arrays[tree["tensor"]]))
+        if tree["dtype"] == "bfloat16":
+            tensor = tensor.view(torch.bfloat16)
+        return tensor if device is None else tensor.to(device)
+    if "array" in tree:
+        return np.array(arrays[tree["array"]])
+    if "dict" in tree:
+        return {k: unpack_tree(v, arrays, device) for k, v in tree["dict"]}
+    if "list" in tree:
+        return [unpack_tree(v, arrays, device) for v in tree["list"]]
+    return tree["value"]
+
+
+def _fresh_key(arrays: dict[str, np.ndarray]) -> str:
+    n = len(arrays)
+    while str(n) in arrays:
+        n += 1
+    return str(n)
 
 
 def _umask() -> int:

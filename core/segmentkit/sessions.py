@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -165,21 +165,49 @@ class TrackingSession:
       (forget every object and prompt), ``save(path)`` (see
       :mod:`segmentkit.session_files`), ``close()``; the session is a context manager.
     - ``frame_masks(frame)``: the latest masks computed for a frame (kept compressed;
-      a stream keeps those of the frames it holds).
+      a stream keeps those of the frames it holds); ``mask(frame, object_id)``: one of them.
 
-    Hooks a subclass implements (called with the lock held, on an open session, with
-    frame indices and object ids already checked):
+    A subclass uses only public names and the hooks and helpers listed here (a test holds
+    every shipped plugin to this list). Hooks it implements, called with the lock held, on
+    an open session, with frame indices and object ids already checked:
 
     - ``_encode(frame, prompts)``: validate and convert prompts, changing no state
       (default: :func:`segmentkit.types.validate_prompts` at the frame size);
     - ``_prompt(frame, index, encoded)`` -> :class:`FrameMasks`: apply them to the
       object at internal ``index`` (``self.objects`` maps ids to indices);
+    - ``_prompt_text(frame, text)`` -> :class:`FrameMasks` or ``None``: a text query (a
+      tracker that implements it takes text, :attr:`takes_text`). The base sends a prompt
+      list holding a :class:`~segmentkit.types.Text` here once it is one text prompt on its
+      own on a frame of the video, or on frame 0 of a live stream that has no frames yet
+      (return ``None`` until frames come: no masks yet); it logs the query and marks the
+      frame for the next propagation. A query is no object's prompt: it stays in the log
+      when objects are removed, and the objects it finds may be missing from frames where
+      they are not found;
     - ``_track(frame, reverse)`` -> :class:`FrameMasks`: every object's masks on one frame;
+    - ``_push(image)`` -> :class:`FrameMasks`: append a live frame (``self.frames.push``
+      returns its index) and track it (default: ``_track``, no masks before any object);
+    - ``_before_propagate(passes)``: see the passes a ``propagate`` call planned,
+      ``[(frames, reverse), ...]`` in the order they will run, before any frame is tracked
+      (e.g. to look ahead), or refuse with a :class:`SessionError`;
     - ``_remove(object_id, index)``, ``_clear()`` (after reset), ``_release()`` (on close;
       the base then closes the frames);
     - ``_state()`` / ``_load_state(meta, arrays)``: the model state ``save`` writes and a
-      restored session reads back (JSON-able dict, dict of numpy arrays); a tracker that
-      does not implement them cannot save.
+      restored session reads back (JSON-able dict, dict of numpy arrays;
+      :func:`segmentkit.session_files.pack_tree` flattens nested tensors); a tracker that
+      does not implement them cannot save, one that does needs ``restore(path,
+      source=None)`` on the tracker (:func:`segmentkit.session_files.restore_session`).
+      A session wrapping another may call the wrapped one's.
+
+    Helpers: ``self.objects``, ``self.frames`` and the public facts above;
+    ``frame_result(frame, masks)`` builds a :class:`FrameMasks` with one mask per object
+    in ``object_ids`` order; ``empty_masks(frame)`` one with no masks; ``log_prompts(frame,
+    object_id, prompts)`` logs prompts the session gave an object itself (a detector's
+    boxes), so ``prompts`` and ``save`` include them.
+
+    Every result a hook returns is checked (:func:`segmentkit.contract.check_frame`): a
+    :class:`FrameMasks` of the frame asked for, at the frame size, with one mask per
+    object in ``object_ids`` order (a text query's objects may be missing); anything else
+    raises :class:`segmentkit.contract.Violation` naming the class and the hook.
     """
 
     def __init__(self, frames: Any, *, model_id: str = "", max_objects: int | None = None):
@@ -189,7 +217,8 @@ class TrackingSession:
         self.objects = ObjectIndex(max_objects=max_objects)
         self._lock = threading.RLock()
         self._closed = False
-        self._prompts: dict[tuple[int, int], list[Any]] = {}  # (frame, object id) -> prompts, in order
+        # (frame, object id, is a text query) -> prompts, in order
+        self._prompts: dict[tuple[int, int, bool], list[Any]] = {}
         self._pending: set[int] = set()  # frames prompted since the last propagation
         self._results: dict[int, dict[int, dict[str, Any]]] = {}  # frame -> object id -> RLE
 
@@ -219,10 +248,15 @@ class TrackingSession:
         return self._closed
 
     @property
+    def takes_text(self) -> bool:
+        """Whether text prompts are text queries (the subclass implements ``_prompt_text``)."""
+        return type(self)._prompt_text is not TrackingSession._prompt_text
+
+    @property
     def prompts(self) -> list[tuple[int, int, list[Any]]]:
         """The prompt log: ``(frame, object_id, prompts)`` in the order they were given."""
         with self._lock:
-            return [(f, o, list(p)) for (f, o), p in self._prompts.items()]
+            return [(f, o, list(p)) for (f, o, _), p in self._prompts.items()]
 
     def frame_masks(self, frame: int) -> Any:
         """The latest :class:`~segmentkit.types.FrameMasks` computed for ``frame``, or ``None``."""
@@ -239,19 +273,38 @@ class TrackingSession:
         masks = np.stack(stack) if stack else np.zeros((0, *self.frame_size), dtype=bool)
         return FrameMasks(frame, Masks(masks, object_ids=np.asarray(ids, dtype=np.int64)))
 
+    def mask(self, frame: int, object_id: int) -> np.ndarray | None:
+        """The latest (H, W) bool mask computed for ``object_id`` on ``frame``, or ``None``
+        (none computed; any ``frame``, even one outside the video)."""
+        from . import rle
+
+        with self._lock:
+            self._check_open()
+            known = self._results.get(frame, {}).get(object_id)
+        return None if known is None else rle.decode(known)
+
     # ------------------------------------------------------------------ public calls
 
     def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> Any:
         """Prompt ``object_id`` on ``frame`` (see the class docstring); returns that frame's masks."""
+        from .types import Text
+
         with self._lock:
             self._check_open()
             object_id = check_object_id(object_id)
-            frame = self._check_frame(frame)
-            encoded = self._encode(frame, list(prompts))
-            index = self.objects.add(object_id)
-            result = self._prompt(frame, index, encoded)
-            self._note_prompt(frame, object_id, prompts)
-            return self._record(result)
+            query = self.takes_text and any(isinstance(p, Text) for p in prompts)
+            if query:
+                frame, text = self._text_query(frame, prompts)
+                result = self._prompt_text(frame, text)
+                result, hook = (self.empty_masks(frame) if result is None else result), "_prompt_text"
+            else:
+                frame = self._check_frame(frame)
+                encoded = self._encode(frame, list(prompts))
+                index = self.objects.add(object_id)
+                result, hook = self._prompt(frame, index, encoded), "_prompt"
+            self._log(frame, object_id, prompts, query)
+            self._pending.add(frame)
+            return self._accept(result, hook, frame)
 
     def propagate(self, start: int | None = None, *, direction: Direction = "forward",
                   max_frames: int | None = None) -> Propagation:
@@ -262,7 +315,7 @@ class TrackingSession:
             self._check_open()
             if self.is_stream:
                 raise SessionError("a live stream is tracked frame by frame with push_frame(), not propagate()")
-            if not self._has_work():
+            if not (len(self.objects) or self._prompts):  # objects, or a text query to find them
                 raise SessionError("no objects to track: add prompts first")
             if direction not in DIRECTIONS:
                 raise SessionError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
@@ -270,16 +323,18 @@ class TrackingSession:
                                            or max_frames < 1):
                 raise SessionError(f"max_frames must be an integer >= 1, got {max_frames!r}")
             passes = self._passes(start, direction, max_frames)
+            self._before_propagate(passes)
             self._pending.clear()
         return Propagation(self._run(passes), sum(len(frames) for frames, _ in passes))
 
     def push_frame(self, image: Any) -> Any:
-        """Append a live frame and return every object's masks on it (stream sessions)."""
+        """Append a live frame and return every object's masks on it (streams)."""
         with self._lock:
             self._check_open()
             if not self.is_stream:
                 raise SessionError("push_frame() needs a live session: start(stream=True)")
-            return self._record(self._push(image))
+            result = self._push(image)
+            return self._accept(result, "_push", self.num_frames - 1)
 
     def remove_object(self, object_id: int) -> None:
         """Stop tracking ``object_id`` and free its memory; the id is not reused until reset()."""
@@ -287,9 +342,9 @@ class TrackingSession:
             self._check_open()
             index = self.objects.remove(check_object_id(object_id))
             self._remove(object_id, index)
-            for key in [k for k in self._prompts if k[1] == object_id]:
+            for key in [k for k in self._prompts if k[1] == object_id and not k[2]]:
                 del self._prompts[key]
-            self._pending = {f for f, _ in self._prompts} & self._pending
+            self._pending = {f for f, _, _ in self._prompts} & self._pending
             for masks in self._results.values():
                 masks.pop(object_id, None)
 
@@ -345,21 +400,20 @@ class TrackingSession:
     def _prompt(self, frame: int, index: int, encoded: Any) -> Any:
         raise NotImplementedError
 
+    def _prompt_text(self, frame: int, text: str) -> Any:
+        """Answer a text query (implementing this makes the session take text: :attr:`takes_text`)."""
+        raise NotImplementedError
+
     def _track(self, frame: int, reverse: bool) -> Any:
         raise NotImplementedError
 
     def _push(self, image: Any) -> Any:
         """Append ``image`` to the stream and track it (override to wrap another session)."""
         frame = self.frames.push(image)
-        return self._track(frame, False) if len(self.objects) else self._empty(frame)
+        return self._track(frame, False) if len(self.objects) else self.empty_masks(frame)
 
-    def _has_work(self) -> bool:
-        """Whether propagation has anything to track (default: an object)."""
-        return len(self.objects) > 0
-
-    def _prompted_frames(self) -> set[int]:
-        """Frames with prompts (the default starts of propagation)."""
-        return {f for f, _ in self._prompts}
+    def _before_propagate(self, passes: list[tuple[range, bool]]) -> None:
+        """See the planned ``(frames, reverse)`` passes before the first frame is tracked."""
 
     def _remove(self, object_id: int, index: int) -> None:
         """Forget the object that had ``index`` (indices after it have moved down one)."""
@@ -378,11 +432,37 @@ class TrackingSession:
 
     # ------------------------------------------------------------------ helpers for subclasses
 
-    def _empty(self, frame: int) -> Any:
+    def frame_result(self, frame: int, masks: Mapping[int, np.ndarray | None]) -> Any:
+        """A :class:`FrameMasks` of ``frame`` with one mask per object, in ``object_ids`` order:
+        ``masks[object_id]`` ((H, W) bool), or an empty mask for an object left out or mapped to ``None``
+        (a mask for an object the session does not track is a plugin bug: :class:`~segmentkit.contract.Violation`)."""
+        from .types import FrameMasks, Masks
+
+        ids = self.objects.ids
+        unknown = sorted(set(masks) - set(ids))
+        if unknown:
+            raise contract.Violation(f"{type(self).__name__}.frame_result got masks for objects {unknown}, "
+                                     f"which the session does not track ({ids})")
+        size = self.frame_size or (0, 0)
+        rows = [np.zeros(size, dtype=bool) if (m := masks.get(i)) is None else np.asarray(m, dtype=bool) for i in ids]
+        stack = np.stack(rows) if rows else np.zeros((0, *size), dtype=bool)
+        return FrameMasks(frame, Masks(stack, object_ids=np.asarray(ids, dtype=np.int64)))
+
+    def empty_masks(self, frame: int) -> Any:
+        """A :class:`FrameMasks` of ``frame`` with no masks (nothing tracked or found there yet)."""
         from .types import FrameMasks, Masks
 
         size = self.frame_size or (0, 0)  # a stream before its first frame
         return FrameMasks(frame, Masks.empty(size, object_ids=np.zeros(0, dtype=np.int64)))
+
+    def log_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> None:
+        """Log prompts the session gave ``object_id`` itself on ``frame`` (e.g. a detector's boxes),
+        replacing its earlier ones there, so ``prompts`` and ``save`` include them; a call from
+        a hook during propagation does not change where the next propagation starts."""
+        with self._lock:
+            self._log(frame, check_object_id(object_id), prompts, False)
+
+    # ------------------------------------------------------------------ internals
 
     def _check_open(self) -> None:
         if self._closed:
@@ -393,27 +473,28 @@ class TrackingSession:
             return check_frame(frame, len(self.frames), first=self.frames.first_held, what="stream")
         return check_frame(frame, len(self.frames))
 
-    def _text_query(self, frame: Any, prompts: Sequence[Any]) -> tuple[int, str, bool]:
-        """For trackers that take a text query: check that ``prompts`` is one text prompt on its
-        own and ``frame`` a frame of the session, or any frame of a live session that has none
-        yet (a query may come before the first frame); returns (frame, text, waiting for frames)."""
+    def _text_query(self, frame: Any, prompts: Sequence[Any]) -> tuple[int, str]:
+        """``frame`` and the text of a text query: one text prompt on its own, on a frame of the
+        session, or on frame 0 of a live stream that has no frames yet (a query may come first)."""
         from .types import Text
 
-        texts = [p for p in prompts if isinstance(p, Text)]
-        if len(texts) != 1 or len(prompts) != 1:
+        if len(prompts) != 1 or not isinstance(prompts[0], Text):
             raise PromptError("give one text prompt on its own (a noun phrase), not mixed with points, boxes "
                               "or another text")
-        waiting = self.is_stream and self.num_frames == 0
-        return (frame if waiting else self._check_frame(frame)), texts[0].text, waiting
+        if self.num_frames == 0 and (isinstance(frame, bool) or not isinstance(frame, int) or frame != 0):
+            raise SessionError(f"a live stream with no frames yet takes a text query on frame 0 (the first "
+                               f"frame to come), not on frame {frame!r}")
+        return (frame if self.num_frames == 0 else self._check_frame(frame)), prompts[0].text
 
-    def _note_prompt(self, frame: int, object_id: int, prompts: Sequence[Any]) -> None:
-        """Log prompts given to ``object_id`` on ``frame`` (replacing earlier ones there)."""
-        self._prompts.pop((frame, object_id), None)
-        self._prompts[(frame, object_id)] = list(prompts)
-        self._pending.add(frame)
+    def _log(self, frame: int, object_id: int, prompts: Sequence[Any], query: bool) -> None:
+        key = (frame, object_id, query)
+        self._prompts.pop(key, None)  # a replacement goes to the end of the log
+        self._prompts[key] = list(prompts)
 
     def _restore(self, saved: Any) -> None:
         """Take the state of a :class:`~segmentkit.session_files.SavedSession` (a fresh session only)."""
+        from .types import Text
+
         manifest = saved.manifest
         size = None if self.frame_size is None else list(self.frame_size)
         if manifest["num_frames"] != self.num_frames or manifest["frame_size"] != size:
@@ -429,16 +510,15 @@ class TrackingSession:
                 self.objects.add(object_id)
             self.objects._removed.update(manifest["removed"])
             for frame, object_id, prompts in saved.prompts():
-                self._prompts[(frame, object_id)] = prompts
+                query = self.takes_text and len(prompts) == 1 and isinstance(prompts[0], Text)
+                self._log(frame, object_id, prompts, query)
             for entry in manifest["masks"]:
                 self._results.setdefault(entry["frame"], {})[entry["object_id"]] = entry["rle"]
             self._pending = set(manifest["pending"])
             self._load_state(manifest["state"], saved.state_arrays)
 
-    # ------------------------------------------------------------------ internals
-
     def _passes(self, start: int | None, direction: str, max_frames: int | None) -> list[tuple[range, bool]]:
-        prompted = self._pending or self._prompted_frames()
+        prompted = self._pending or {f for f, _, _ in self._prompts}
         if start is None and not prompted:
             raise SessionError("no prompted frame to start from: pass start")
         passes: list[tuple[range, bool]] = []
@@ -461,19 +541,29 @@ class TrackingSession:
             for frame in frames:
                 with self._lock:
                     self._check_open()
-                    # _track answers for the frame it was asked for (the handle cannot tell)
-                    result = self._record(contract.check_frame(self._track(frame, reverse), self.frame_size,
-                                                               self.num_frames, frame))
+                    result = self._accept(self._track(frame, reverse), "_track", frame)
                 yield result
 
-    def _record(self, result: Any) -> Any:
-        """Keep ``result``'s masks (compressed) as the latest of its frame; returns it."""
+    def _accept(self, result: Any, hook: str, frame: int) -> Any:
+        """Check what ``hook`` answered for ``frame`` (see the class docstring), then keep its masks
+        (compressed) as the latest of the frame; returns it."""
         from . import rle
+        from .types import FrameMasks
 
-        ids = result.object_ids
-        self._results[result.frame_index] = {i: rle.encode(m) for i, m in zip(ids, result.masks.masks)}
+        where = f"{type(self).__name__}.{hook}"
+        if not isinstance(result, FrameMasks):
+            raise contract.Violation(f"{where} must return segmentkit.FrameMasks, got {type(result).__name__}")
+        query = any(q for _, _, q in self._prompts)
+        try:
+            contract.check_frame(result, self.frame_size, self.num_frames, frame, stream=self.is_stream,
+                                 object_ids=self.objects.ids, complete=not query)
+        except contract.Violation as exc:
+            raise contract.Violation(f"{where}: {exc}") from None
+        if self.frame_size is None:  # a live stream before its first frame: nothing to keep
+            return result
+        self._results[frame] = {i: rle.encode(m) for i, m in zip(result.object_ids, result.masks.masks)}
         if self.is_stream:
             first = self.frames.first_held
-            for frame in [f for f in self._results if f < first]:
-                del self._results[frame]
+            for old in [f for f in self._results if f < first]:
+                del self._results[old]
         return result

@@ -14,13 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from segmentkit import rle
 from segmentkit.cards import ModelCard
 from segmentkit.errors import SessionError
 from segmentkit.io.video import FrameStream, open_video
 from segmentkit.session_files import restore_session
 from segmentkit.sessions import TrackingSession
-from segmentkit.types import FrameMasks, Masks
+from segmentkit.types import FrameMasks
 
 from .flow import follow
 from .model import Classic
@@ -60,7 +59,7 @@ class ClassicSession(TrackingSession):
 
     def _prompt(self, frame: int, index: int, mask: np.ndarray) -> FrameMasks:
         self._keys.setdefault(self.objects.id_of(index), {})[frame] = mask
-        return self._result(frame, {o: self._mask_on(o, frame) for o in self.objects.ids})
+        return self.frame_result(frame, {o: self._mask_on(o, frame) for o in self.objects.ids})
 
     def _track(self, frame: int, reverse: bool) -> FrameMasks:
         before = frame + 1 if reverse else frame - 1
@@ -74,7 +73,7 @@ class ClassicSession(TrackingSession):
                 mask = follow(self.frames[before], image, previous, max_side=options.max_side,
                               iterations=options.iterations, seed=options.seed)
             masks[object_id] = mask if mask is not None else self._mask_on(object_id, frame)
-        return self._result(frame, masks)
+        return self.frame_result(frame, masks)
 
     def _remove(self, object_id: int, index: int) -> None:
         self._keys.pop(object_id, None)
@@ -96,14 +95,4 @@ class ClassicSession(TrackingSession):
     def _mask_on(self, object_id: int, frame: int) -> np.ndarray | None:
         """The object's key-frame mask on ``frame``, else its latest result there (``None``: unknown)."""
         key = self._keys.get(object_id, {}).get(frame)
-        if key is not None:
-            return key
-        known = self._results.get(frame, {}).get(object_id)
-        return None if known is None else rle.decode(known)
-
-    def _result(self, frame: int, masks: dict[int, np.ndarray | None]) -> FrameMasks:
-        ids = self.objects.ids
-        empty = np.zeros(self.frame_size, dtype=bool)
-        found = [m if (m := masks.get(o)) is not None else empty for o in ids]
-        stack = np.stack(found) if found else np.zeros((0, *self.frame_size), dtype=bool)
-        return FrameMasks(frame, Masks(stack, object_ids=np.asarray(ids, dtype=np.int64)))
+        return key if key is not None else self.mask(frame, object_id)

@@ -8,7 +8,6 @@ the phrase they were first detected as.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ from segmentkit.io import load_image
 from segmentkit.io.video import open_video
 from segmentkit.session_files import restore_session
 from segmentkit.sessions import TrackingSession
-from segmentkit.types import Box, FrameMasks, Masks, Text
+from segmentkit.types import Box, FrameMasks, Masks
 
 from .matching import unmatched_detections
 from .options import GroundedOptions
@@ -65,24 +64,13 @@ class GroundedSession(TrackingSession):
         """Object id -> phrase it was detected as."""
         return dict(self._labels)
 
-    def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> FrameMasks:
-        """A text prompt sets the query (objects get fresh ids); other prompts refine ``object_id``."""
-        if not any(isinstance(p, Text) for p in prompts):
-            return super().add_prompts(frame, object_id, prompts)
-        with self._lock:
-            self._check_open()
-            self._first_frame, self._text, _ = self._text_query(frame, prompts)
-            self._pending.add(frame)
-            image = None if self.is_stream else self.frames[frame]
-            return self._record(self._detect_and_add(frame, image, None) or self._empty(frame))
-
     # ---------------------------------------------------------------- hooks
 
-    def _has_work(self) -> bool:
-        return super()._has_work() or self._text is not None
-
-    def _prompted_frames(self) -> set[int]:
-        return super()._prompted_frames() | ({self._first_frame} if self._text is not None else set())
+    def _prompt_text(self, frame: int, text: str) -> FrameMasks | None:
+        """A text prompt sets the query (objects get fresh ids); other prompts refine ``object_id``."""
+        self._first_frame, self._text = frame, text
+        image = None if self.is_stream else self.frames[frame]  # a stream detects on pushed frames
+        return self._detect_and_add(frame, image, None)
 
     def _prompt(self, frame: int, index: int, encoded: Any) -> FrameMasks:
         object_id = self.objects.id_of(index)
@@ -92,7 +80,7 @@ class GroundedSession(TrackingSession):
     def _track(self, frame: int, reverse: bool) -> FrameMasks:
         direction = "backward" if reverse else "forward"
         masks = (next(iter(self._inner.propagate(frame, direction=direction, max_frames=1)))
-                 if self._inner.object_ids else self._empty(frame))
+                 if self._inner.object_ids else self.empty_masks(frame))
         if (self._text is not None and frame != self._first_frame
                 and (frame - self._first_frame) % self._options.detect_every == 0):
             masks = self._detect_and_add(frame, self.frames[frame], masks) or masks
@@ -150,9 +138,10 @@ class GroundedSession(TrackingSession):
             self._set_label(object_id, found.labels[d])
             box = Box(*np.clip(found.boxes[d], 0, [w, h, w, h]))
             self.objects.add(object_id)
-            self._prompts[(frame, object_id)] = [box]
+            self.log_prompts(frame, object_id, [box])
             result = self._inner.add_prompts(frame, object_id, [box])
         return None if result is None else self._labelled(result)
+
     def _set_label(self, object_id: int, label: str) -> None:
         self._labels[object_id] = label
         if label not in self._classes:

@@ -239,10 +239,12 @@ def test_save_and_restore_keep_ids_labels_and_detection(grounded, tmp_path):
     with grounded.start(video) as session:
         session.add_prompts(0, 0, [sk.Text(TEXT)])
         list(session.propagate(max_frames=6))
+        logged = session.prompts
         saved = session.save(tmp_path / "grounded.npz")
         rest = list(session.propagate(5))
+    assert [(f, o, type(p[0]).__name__) for f, o, p in logged] == [(0, 1, "Box"), (0, 0, "Text")]  # query logged
     with grounded.restore(saved) as again:
-        assert again.raw.labels == {1: "a red square"}
+        assert again.raw.labels == {1: "a red square"} and again.prompts == logged
         resumed = list(again.propagate(5))
     check_track(resumed, range(5, N_FRAMES))
     assert [(r.object_ids, r.masks.labels) for r in resumed] == [(r.object_ids, r.masks.labels) for r in rest]

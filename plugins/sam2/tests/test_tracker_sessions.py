@@ -9,9 +9,9 @@ import pytest
 import segmentkit as sk
 import torch
 from segmentkit.errors import PromptError, SessionError, VideoError, WeightsUnavailableError
+from segmentkit.ipc.session_table import SessionTable
 from segmentkit.registry import Registry
 from segmentkit.roles import Tracker, TrackingSession
-from segmentkit.sessions import SessionTable
 from segmentkit.testing.conformance import TrackerContract
 from segmentkit_sam2.video_testing import build_tiny_video_checkpoint, moving_frames, write_video
 

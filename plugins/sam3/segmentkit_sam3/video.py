@@ -21,14 +21,13 @@ transformers' ``Sam3VideoProcessor.postprocess_outputs`` does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from segmentkit.errors import PromptError, SessionError
 from segmentkit.sessions import TrackingSession
-from segmentkit.types import Box, FrameMasks, Masks, Point, Text, validate_prompts
+from segmentkit.types import Box, FrameMasks, Masks, Point, validate_prompts
 
 from . import preprocess
 from .frames import LazyPixels
@@ -46,7 +45,7 @@ class Sam3Session(TrackingSession):
         self._models, self._options = models, options
         self._pixels = LazyPixels(frames, models.image_size)
         self._mode: str | None = None  # "concept" | "objects", set by the first prompt
-        self._state: Any = None  # the transformers inference session
+        self._inference: Any = None  # the transformers inference session
         self._texts: list[tuple[int, str]] = []  # (frame, phrase) in order of arrival
         self._outputs: dict[int, Any] = {}  # concept: the model's output per frame (run once, either direction)
         self._plan: list[tuple[range, bool]] = []
@@ -55,25 +54,19 @@ class Sam3Session(TrackingSession):
 
     # ------------------------------------------------------------------ prompts
 
-    def add_prompts(self, frame: int, object_id: int, prompts: Sequence[Any]) -> FrameMasks:
-        """A text prompt starts (or extends) a concept query; points and boxes prompt ``object_id``."""
-        if not any(isinstance(p, Text) for p in prompts):
-            return super().add_prompts(frame, object_id, prompts)
-        with self._lock:
-            self._check_open()
-            frame, text, waiting = self._text_query(frame, prompts)
-            self._set_mode("concept")
-            if self._propagated:
-                raise SessionError("add every phrase before propagating; reset() to start a new query")
-            if self._texts and frame != self._texts[0][0]:
-                raise SessionError(f"give every phrase on frame {self._texts[0][0]}, where the query started")
-            self._texts.append((frame, text))
-            self._pending.add(frame)
-            if waiting:
-                return self._empty(frame)
-            self._outputs.clear()
-            self._state = self._concept_state()
-            return self._record(self._concept_frame(frame, self._concept_step(frame, False)))
+    def _prompt_text(self, frame: int, text: str) -> FrameMasks | None:
+        """A text prompt starts (or extends) a concept query; points and boxes prompt objects."""
+        self._set_mode("concept")
+        if self._propagated:
+            raise SessionError("add every phrase before propagating; reset() to start a new query")
+        if self._texts and frame != self._texts[0][0]:
+            raise SessionError(f"give every phrase on frame {self._texts[0][0]}, where the query started")
+        self._texts.append((frame, text))
+        if self.num_frames == 0:  # a live stream before its first frame: the query waits for it
+            return None
+        self._outputs.clear()
+        self._inference = self._concept_state()
+        return self._concept_frame(frame, self._concept_step(frame, False))
 
     def _encode(self, frame: int, prompts: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
         prompts = validate_prompts(prompts, self.frame_size)
@@ -90,10 +83,10 @@ class Sam3Session(TrackingSession):
 
     def _prompt(self, frame: int, index: int, encoded: tuple[torch.Tensor, torch.Tensor]) -> FrameMasks:
         self._set_mode("objects")
-        if self._state is None:
-            self._state = self._objects_state()
+        if self._inference is None:
+            self._inference = self._objects_state()
         object_id = self.objects.id_of(index)
-        state = self._state
+        state = self._inference
         obj_idx = state.obj_id_to_idx(object_id)
         state.add_point_inputs(obj_idx, frame, {"point_coords": encoded[0], "point_labels": encoded[1]})
         state.remove_mask_inputs(obj_idx, frame)
@@ -102,10 +95,9 @@ class Sam3Session(TrackingSession):
 
     # ------------------------------------------------------------------ tracking hooks
 
-    def _passes(self, start: int | None, direction: str, max_frames: int | None) -> list[tuple[range, bool]]:
-        self._plan = super()._passes(start, direction, max_frames)
+    def _before_propagate(self, passes: list[tuple[range, bool]]) -> None:
+        self._plan = passes  # the hot-start look-ahead reads the frames to come
         self._propagated = True
-        return self._plan
 
     def _track(self, frame: int, reverse: bool) -> FrameMasks:
         if self._mode == "objects":
@@ -119,24 +111,18 @@ class Sam3Session(TrackingSession):
     def _push(self, image: Any) -> FrameMasks:
         frame = self.frames.push(image)
         if self._mode == "concept" and self._texts:
-            if self._state is None:  # the query came before the first frame
-                self._state = self._concept_state()
+            if self._inference is None:  # the query came before the first frame
+                self._inference = self._concept_state()
             return self._concept_frame(frame, self._concept_step(frame, False))
-        return self._objects_frame(frame, False) if len(self.objects) else self._empty(frame)
-
-    def _has_work(self) -> bool:
-        return super()._has_work() or bool(self._texts)
-
-    def _prompted_frames(self) -> set[int]:
-        return super()._prompted_frames() | {f for f, _ in self._texts}
+        return self._objects_frame(frame, False) if len(self.objects) else self.empty_masks(frame)
 
     def _remove(self, object_id: int, index: int) -> None:
-        if self._mode == "concept" and self._state is not None:
-            self._state.remove_object(object_id - 1)
+        if self._mode == "concept" and self._inference is not None:
+            self._inference.remove_object(object_id - 1)
         self._hidden.add(object_id)
 
     def _clear(self) -> None:
-        self._mode, self._state, self._plan, self._propagated = None, None, [], False
+        self._mode, self._inference, self._plan, self._propagated = None, None, [], False
         self._texts.clear()
         self._outputs.clear()
         self._hidden.clear()
@@ -177,7 +163,7 @@ class Sam3Session(TrackingSession):
     def _concept_step(self, frame: int, reverse: bool) -> Any:
         """The model's output on ``frame`` (run once: a frame the query or a pass has seen is not rerun)."""
         if frame not in self._outputs:
-            state = self._state
+            state = self._inference
             out = self._models.video(inference_session=state, frame_idx=frame, reverse=reverse)
             state.hotstart_removed_obj_ids.update(out.removed_obj_ids)
             self._outputs[frame] = out
@@ -186,7 +172,7 @@ class Sam3Session(TrackingSession):
         return self._outputs[frame]
 
     def _concept_frame(self, frame: int, out: Any) -> FrameMasks:
-        state = self._state
+        state = self._inference
         hidden = set(out.suppressed_obj_ids or ()) | set(state.hotstart_removed_obj_ids)
         ids = sorted(i for i in out.obj_id_to_mask if i not in hidden and i + 1 not in self._hidden)
         h, w = self.frame_size
@@ -243,7 +229,7 @@ class Sam3Session(TrackingSession):
 
     @torch.inference_mode()
     def _objects_frame(self, frame: int, reverse: bool) -> FrameMasks:
-        out = self._models.tracker_video(inference_session=self._state, frame_idx=frame, reverse=reverse)
+        out = self._models.tracker_video(inference_session=self._inference, frame_idx=frame, reverse=reverse)
         h, w = self.frame_size
         ids = [int(i) for i in out.object_ids]
         rows = [r for r, i in enumerate(ids) if i not in self._hidden]

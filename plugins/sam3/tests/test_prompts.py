@@ -82,3 +82,12 @@ def test_a_text_query_is_one_text_prompt_on_its_own(tracker):
         for prompts in ([sk.Text("a dog"), sk.Point(3, 3)], [sk.Text("a dog"), sk.Text("a cat")]):
             with pytest.raises(PromptError, match="one text prompt on its own"):
                 session.add_prompts(0, 0, prompts)
+
+
+def test_the_query_is_logged_and_a_session_refuses_to_save(tracker, tmp_path):
+    frames = [np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8) for i in range(2)]
+    with tracker.start(frames) as session:
+        session.add_prompts(0, 0, [sk.Text("a red square")])
+        assert session.prompts == [(0, 0, [sk.Text("a red square")])]
+        with pytest.raises(SessionError, match="cannot save"):  # not the inference state called by mistake
+            session.save(tmp_path / "s.npz")
