@@ -129,8 +129,8 @@ class VideoMethods:
     """Session handlers of one :class:`~.service.Service`, for the apps ``app_ids``."""
 
     def __init__(self, context: ServiceContext, app_ids: Iterable[str]):
-        self.service = context
-        self.id_prefix = ""  # put before every session id (a Ray replica puts its name: see .affinity)
+        self.context = context
+        self.id_prefix = ""  # put before every session id (a Ray replica puts its name: see segmentkit.rayserve.affinity)
         limits = context.limits
         self.tables = {app_id: SessionTable(max_sessions=limits.max_sessions, idle_timeout_s=limits.idle_timeout_s)
                        for app_id in app_ids}
@@ -159,7 +159,7 @@ class VideoMethods:
     async def close_all(self) -> None:
         """Close every session of every app (closing stops a running propagation first)."""
         for table in self.tables.values():
-            await self.service.run(table.close_all)
+            await self.context.run(table.close_all)
 
     def _get(self, app: App, session_id: str, *, idle: bool = True) -> LiveSession:
         try:
@@ -180,7 +180,7 @@ class VideoMethods:
         app = call.app
         if params.stream:
             app.check_camera("a live (stream) session")
-        model_id = self.service.pick_model(app, params.model, "tracker").spec.card.id
+        model_id = self.context.pick_model(app, params.model, "tracker").spec.card.id
         source = None if params.source is None else str(app.check_path(params.source.path))
         return await self._open(app, model_id, lambda tracker: tracker.start(self._frames(app, source),
                                                                             stream=params.stream))
@@ -188,8 +188,8 @@ class VideoMethods:
     async def restore(self, params: VideoRestoreParams, call: Call) -> VideoStartResult:
         app = call.app
         path = app.check_path(params.path)
-        saved = await self.service.run(read_session, path)
-        entry = self.service.pick_model(app, params.model or saved.manifest["model"] or None, "tracker")
+        saved = await self.context.run(read_session, path)
+        entry = self.context.pick_model(app, params.model or saved.manifest["model"] or None, "tracker")
         video = saved.manifest["source"]
         source = None if video is None else str(app.check_path(video))
         frames = lambda tracker: tracker.restore(path, self._frames(app, source))  # noqa: E731
@@ -197,7 +197,7 @@ class VideoMethods:
 
     def _frames(self, app: App, source: str | None) -> Any:
         """The frames of ``source``, read only from files inside ``app``'s grants (links resolved)."""
-        limit = self.service.limits.max_pixels
+        limit = self.context.limits.max_pixels
         return None if source is None else open_video(source, roots=app.roots, max_pixels=limit)
 
     async def _open(self, app: App, model_id: str, make: Callable[[Any], Any]) -> VideoStartResult:
@@ -209,7 +209,7 @@ class VideoMethods:
                 raise SessionError(
                     f"app {app.id!r} has {len(table)} open sessions, the limit; close one first"
                 )
-            loaded = self.service.cache.get(model_id, "tracker")
+            loaded = self.context.cache.get(model_id, "tracker")
             with loaded.use() as tracker:
                 session = make(tracker)
             live = LiveSession(self.id_prefix + secrets.token_urlsafe(16), app.id, model_id, loaded, session,
@@ -221,7 +221,7 @@ class VideoMethods:
                 raise
             return live
 
-        live = await self.service.run(job)
+        live = await self.context.run(job)
         return VideoStartResult(
             session=live.id, model=live.model_id, stream=live.stream,
             num_frames=int(live.session.num_frames), frame_size=live.session.frame_size,
@@ -232,12 +232,12 @@ class VideoMethods:
 
         def job() -> ResultDocument:
             def add(session: Any) -> Any:
-                prompts = one_object(params, _pixels(session.frame_size, self.service.limits.max_pixels))
+                prompts = one_object(params, _pixels(session.frame_size, self.context.limits.max_pixels))
                 return session.add_prompts(params.frame, params.object_id, prompts)
 
             return build(live.step(add), model=model_info(live.session.tracker))
 
-        return await self.service.run(job)
+        return await self.context.run(job)
 
     async def push_frame(self, params: VideoPushFrameParams, call: Call) -> ResultDocument:
         call.app.check_camera("segment_video_push_frame")
@@ -246,16 +246,16 @@ class VideoMethods:
             raise SessionError(f"session {params.session!r} reads a video; push_frame needs stream: true")
 
         def job() -> ResultDocument:
-            image = load_ref(params.image, call.app, self.service.limits.max_pixels)
+            image = load_ref(params.image, call.app, self.context.limits.max_pixels)
             return build(live.step(lambda s: s.push_frame(image)), model=model_info(live.session.tracker))
 
-        return await self.service.run(job)
+        return await self.context.run(job)
 
     async def propagate(self, params: VideoPropagateParams, call: Call) -> PropagateResult:
         live = self._get(call.app, params.session)
         run = live.run = _Run()
         try:
-            frames = await self.service.run(live.step, lambda s: s.propagate(
+            frames = await self.context.run(live.step, lambda s: s.propagate(
                 params.start, direction=params.walk, max_frames=params.max_frames))
         except BaseException:
             live.run = None
@@ -272,7 +272,7 @@ class VideoMethods:
         table = self.tables[call.app.id]
         collected: list[ResultDocument] = []  # for a plain HTTP answer; else each frame is a notification
         done = 0
-        stream = stream_in_thread(step, self.service.tracking, run.cancel, ahead=_IN_FLIGHT, finish=finish,
+        stream = stream_in_thread(step, self.context.tracking, run.cancel, ahead=_IN_FLIGHT, finish=finish,
                                   stopped=SessionError)  # closed while it ran
         try:
             async with contextlib.aclosing(stream):
@@ -294,12 +294,12 @@ class VideoMethods:
 
     async def remove_object(self, params: VideoObjectParams, call: Call) -> ObjectsResult:
         live = self._get(call.app, params.session)
-        ids = await self.service.run(live.step, lambda s: (s.remove_object(params.object_id), s.object_ids)[1])
+        ids = await self.context.run(live.step, lambda s: (s.remove_object(params.object_id), s.object_ids)[1])
         return ObjectsResult(session=live.id, object_ids=ids)
 
     async def reset(self, params: SessionParams, call: Call) -> ObjectsResult:
         live = self._get(call.app, params.session)
-        ids = await self.service.run(live.step, lambda s: (s.reset(), s.object_ids)[1])
+        ids = await self.context.run(live.step, lambda s: (s.reset(), s.object_ids)[1])
         return ObjectsResult(session=live.id, object_ids=ids)
 
     async def save(self, params: VideoSaveParams, call: Call) -> SaveResult:
@@ -308,7 +308,7 @@ class VideoMethods:
         if target.name in ("", ".", ".."):
             raise SessionError(f"{params.path!r} does not name a file to save to")
         folder = call.app.check_path(str(target.parent))  # the file may not exist yet; its folder must
-        path = await self.service.run(live.step, lambda s: s.save(folder / target.name))
+        path = await self.context.run(live.step, lambda s: s.save(folder / target.name))
         return SaveResult(session=live.id, path=str(path))
 
     async def export(self, params: VideoExportParams, call: Call) -> ExportResult:
@@ -316,11 +316,11 @@ class VideoMethods:
         from ..video_export import export_session
 
         if params.formats:  # names against this service's format table (built-in and plugins')
-            choose(params.formats, "video", self.service.registry)
+            choose(params.formats, "video", self.context.registry)
         live = self._get(call.app, params.session)
         folder = call.app.check_path(params.dir)
-        paths = await self.service.run(live.step, lambda s: export_session(s, folder, params.formats,
-                                                                                 self.service.registry))
+        paths = await self.context.run(live.step, lambda s: export_session(s, folder, params.formats,
+                                                                                 self.context.registry))
         return ExportResult(session=live.id, paths=[str(p) for p in paths])
 
     async def cancel(self, params: SessionParams, call: Call) -> CancelResult:
@@ -338,7 +338,7 @@ class VideoMethods:
         if run is not None:
             run.cancel.set()
             await run.finished.wait()
-        await self.service.run(self.tables[call.app.id].close, params.session, call.app.id)
+        await self.context.run(self.tables[call.app.id].close, params.session, call.app.id)
         return CloseResult(session=live.id, closed=True)
 
 
