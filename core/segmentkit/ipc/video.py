@@ -130,7 +130,7 @@ class VideoMethods:
 
     def __init__(self, context: ServiceContext, app_ids: Iterable[str]):
         self.context = context
-        self.id_prefix = ""  # put before every session id (a Ray replica puts its name: see segmentkit.rayserve.affinity)
+        self.id_prefix = ""  # before every session id (a Ray replica puts its name: segmentkit.rayserve.affinity)
         limits = context.limits
         self.tables = {app_id: SessionTable(max_sessions=limits.max_sessions, idle_timeout_s=limits.idle_timeout_s)
                        for app_id in app_ids}
