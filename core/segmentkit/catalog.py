@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from .cards import ROLES, ModelSpec
-from .errors import DuplicateModelError, PluginError, SpecError
+from .errors import DuplicateModelError, PluginError, SpecError, validation_details
 
 
 @dataclass(frozen=True)
@@ -33,15 +32,8 @@ def problem_text(exc: BaseException) -> str:
     not pydantic's multi-line report."""
     errors = getattr(exc, "errors", None)
     if callable(errors) and hasattr(exc, "title"):  # a pydantic ValidationError
-        details = "; ".join(_field_error(e) for e in errors())
-        return f"invalid {exc.title}: {details}"
+        return f"invalid {exc.title}: {validation_details(exc)}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _field_error(error: dict[str, Any]) -> str:
-    where = ".".join(str(p) for p in error.get("loc", ()))
-    message = str(error.get("msg", "")).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ IPC service's JSON-RPC error data) and a one-line message a person can act on.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 class SegmentkitError(Exception):
@@ -179,3 +180,13 @@ def classify(exc: SegmentkitError) -> tuple[str, int]:
     """The IPC error name and the CLI exit status of ``exc``, from :data:`FAILURES`."""
     default = ("plugin_error", BUG_EXIT) if isinstance(exc, PluginError) else ("segmentkit_error", USAGE_EXIT)
     return FAILURES.get(exc.code, default)
+
+
+def validation_details(exc: Any, where: str = "") -> str:
+    """A pydantic ``ValidationError`` on one line: ``loc: message; ...`` (``where`` leads each loc)."""
+    parts = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in (where, *error.get("loc", ())) if p != "" and not str(p).startswith("function-"))
+        msg = str(error.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)

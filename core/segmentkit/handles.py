@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from . import contract
 from .cards import CallOptions, ModelCard, ModelOptions
-from .errors import OptionsError, PluginContractError, PromptError, SessionError, TaskError
+from .errors import OptionsError, PluginContractError, PromptError, SessionError, TaskError, validation_details
 from .roles import Detections, Embedding
 from .sessions import Propagation
 from .types import FrameMasks, Masks, Segmentation, validate_prompts
@@ -48,8 +48,7 @@ def parse_options(cls: type[Any], card: ModelCard, given: Mapping[str, Any]) -> 
     try:
         return cls.model_validate(dict(given))
     except ValidationError as exc:
-        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise OptionsError(f"invalid options for {card.id!r}: {details}") from None
+        raise OptionsError(f"invalid options for {card.id!r}: {validation_details(exc)}") from None
 
 
 def check_load_options(card: ModelCard, options: ModelOptions) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from . import rle as _rle
-from .errors import PromptError
+from .errors import PromptError, validation_details
 from .types import Box, MaskPrompt, Point, Prompt, Text
 
 __all__ = ["decode_objects", "decode_prompts", "encode_objects", "encode_prompt", "flat", "group"]
@@ -70,13 +70,7 @@ def _decode(adapter: TypeAdapter[Any], value: Any, max_pixels: int | None, where
     try:
         return adapter.validate_python(_masks_in(value, max_pixels))
     except ValidationError as exc:
-        details = "; ".join(_error_text(where, e) for e in exc.errors())
-        raise PromptError(f"invalid prompts: {details}") from None
-
-
-def _error_text(where: str, error: Any) -> str:
-    loc = ".".join(str(p) for p in (where, *error.get("loc", ())) if not str(p).startswith("function-"))
-    return f"{loc}: {str(error.get('msg', '')).removeprefix('Value error, ')}"
+        raise PromptError(f"invalid prompts: {validation_details(exc, where)}") from None
 
 
 def _masks_in(value: Any, max_pixels: int | None) -> Any:

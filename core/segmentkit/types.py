@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import rle as _rle
-from .errors import PromptError
+from .errors import PromptError, validation_details
 
 # --------------------------------------------------------------------------- prompts
 
@@ -28,14 +28,7 @@ class _Prompt(BaseModel):
         try:
             super().__init__(**kw)
         except ValidationError as exc:
-            details = "; ".join(_error_text(e) for e in exc.errors())
-            raise PromptError(f"invalid {type(self).__name__.lower()}: {details}") from None
-
-
-def _error_text(error: Any) -> str:
-    where = ".".join(str(p) for p in error.get("loc", ()))
-    msg = str(error.get("msg", "")).removeprefix("Value error, ")
-    return f"{where}: {msg}" if where else msg
+            raise PromptError(f"invalid {type(self).__name__.lower()}: {validation_details(exc)}") from None
 
 
 def _finite(value: float) -> float:

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from pydantic import ValidationError
 
-from ..errors import BUG_EXIT, USAGE_EXIT, PromptError, SegmentkitError, classify
+from ..errors import BUG_EXIT, USAGE_EXIT, PromptError, SegmentkitError, classify, validation_details
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,10 +56,7 @@ def describe(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, SegmentkitError):  # a plugin's fault exits 1, the user's 2 (errors.FAILURES)
         return classify(exc)[1], str(exc) or type(exc).__name__
     if isinstance(exc, ValidationError):
-        details = "; ".join(
-            f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}".lstrip(": ") for e in exc.errors()
-        )
-        return USAGE_EXIT, f"invalid {exc.title}: {details}"
+        return USAGE_EXIT, f"invalid {exc.title}: {validation_details(exc)}"
     if _is_usage_error(exc):  # bad option, missing argument, no such command
         return USAGE_EXIT, str(exc.format_message() or "").replace("Value error, ", "")  # type: ignore[attr-defined]
     if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,

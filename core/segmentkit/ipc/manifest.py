@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import SegmentkitError
+from ..errors import SegmentkitError, validation_details
 from .errors import ErrorCode, rpc_error
 
 ALL_MODELS = "*"
@@ -154,10 +154,7 @@ def load_manifest(path: str | Path) -> App:
     try:
         manifest = Manifest.model_validate(document)
     except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}".lstrip(": ") for e in exc.errors()
-        )
-        raise ManifestError(f"{path}: invalid app manifest: {details}") from None
+        raise ManifestError(f"{path}: invalid app manifest: {validation_details(exc)}") from None
     return App.from_manifest(manifest, path.resolve().parent)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .. import workpool
+from ..errors import validation_details
 from .errors import ErrorCode, RpcError, from_exception, rpc_error
 from .manifest import App
 
@@ -172,8 +173,7 @@ def invalid_params(exc: ValidationError) -> RpcError:
         {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")).removeprefix("Value error, ")}
         for e in exc.errors(include_url=False, include_input=False)
     ]
-    text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"] for e in errors)
-    return rpc_error(ErrorCode.INVALID_PARAMS, f"invalid params: {text}", errors=errors)
+    return rpc_error(ErrorCode.INVALID_PARAMS, f"invalid params: {validation_details(exc)}", errors=errors)
 
 
 def deadline_exceeded(deadline_s: float) -> RpcError:
