@@ -72,6 +72,7 @@ def test_untrusted_rle_decodes_like_pycocotools() -> None:
     ("ooooooooooooo0", "too long"),  # a 65-bit run length
     ("7", "add up to"), ("@", "must be"), ("0\u00e9", "ASCII"), ("0~", "outside"), ("0o", "truncated"),
     ([3072, -1, 1], "must be"), ([0, 0, 3072], "must be"), ([2**62, 2**62, 3072], "must be"),
+    ([2**63], "must be"), ([0, -(2**64)], "must be"),  # beyond int64 (found by test_ipc_properties)
 ], ids=lambda value: value[:12] if isinstance(value, str) else None)
 def test_hostile_rle_is_refused_before_decoding(session: tuple[Any, str], counts: Any, why: str) -> None:
     service, sid = session

@@ -99,13 +99,19 @@ def decode_untrusted(size: tuple[int, int], counts: str | list[int], max_pixels:
     ``H x W`` counts can be is refused unread), every step is vectorised, and the
     run lengths must be >= 0 and add up to ``H x W`` exactly.
     """
-    h, w = (int(v) for v in size)
+    try:
+        h, w = (int(v) for v in size)
+    except OverflowError:  # an infinite size
+        raise ValueError(f"size {list(size)} must be two whole numbers") from None
     if h <= 0 or w <= 0 or h * w > max_pixels:
         raise ValueError(f"size {[h, w]} must be positive and at most {max_pixels:,} pixels")
     limit = h * w + 1  # runs after the first are >= 1 pixel, so there are at most H x W + 1
     if len(counts) > limit * (_MAX_CHARS_PER_COUNT if isinstance(counts, str) else 1):
         raise ValueError(f"counts of length {len(counts):,} cannot describe a {h}x{w} mask")
-    runs = _string_counts(counts) if isinstance(counts, str) else np.asarray(counts, dtype=np.int64)
+    try:
+        runs = _string_counts(counts) if isinstance(counts, str) else np.asarray(counts, dtype=np.int64)
+    except OverflowError:  # a count beyond int64 describes no mask
+        raise ValueError(f"run lengths must be 1..{h * w:,} (only the first may be 0)") from None
     if runs.size > limit or (runs.size and (runs.min() < 0 or runs[1:].min(initial=1) < 1 or runs.max() > h * w)):
         raise ValueError(f"run lengths must be 1..{h * w:,} (only the first may be 0)")
     if int(runs.sum()) != h * w:
