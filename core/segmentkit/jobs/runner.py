@@ -1,5 +1,5 @@
-"""A batch run from start to end: list the inputs, skip finished jobs, run an engine,
-write every outcome, and sum up.
+"""A batch run from start to end: take the collected items, skip finished jobs, run an
+engine, write every outcome, and sum up (the batch face lists the inputs).
 
 The driver alone writes the output folder. Inputs are hashed lazily as the engine asks
 for work, so a large collection starts at once; a job already in ``results.jsonl``
